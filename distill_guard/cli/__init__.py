@@ -1,0 +1,1 @@
+"""The `distill-guard` command."""

@@ -1,0 +1,20 @@
+"""Entry point: `distill-guard` with one sub-command group per concern."""
+
+from __future__ import annotations
+
+import typer
+
+from distill_guard.cli import policy
+
+app = typer.Typer(
+    name="distill-guard",
+    help="Keep hidden traits from leaking into models trained on model-generated data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(policy.app, name="policy")
+
+
+def main() -> None:
+    app()

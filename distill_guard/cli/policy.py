@@ -1,0 +1,79 @@
+"""`distill-guard policy ...`: validate, schema, explain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+
+from distill_guard.cli import exit_codes
+from distill_guard.errors import PolicyError
+from distill_guard.policy.explain import explain
+from distill_guard.policy.load import load_policy, validate_policy_file
+from distill_guard.policy.schema import GuardPolicy
+
+app = typer.Typer(help="Check and read policy files.", no_args_is_help=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+def policy_json_schema() -> dict:
+    schema = GuardPolicy.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "distill-guard GuardPolicy v1"
+    return schema
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="policy files to check")],
+    as_json: Annotated[bool, typer.Option("--json", help="print issues as JSON")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="treat warnings as errors")] = False,
+) -> None:
+    """Check policies: schema, cross-references, hostile YAML; prints every issue as FILE:LINE:COL."""
+    results = {str(f): validate_policy_file(f) for f in files}
+    failed = [f for f, issues in results.items() if any(i.severity == "error" or strict for i in issues)]
+    if as_json:
+        payload = {
+            "valid": not failed,
+            "files": [
+                {"file": f, "valid": f not in failed, "issues": [vars(i) for i in issues]} for f, issues in results.items()
+            ],
+        }
+        out.print_json(json.dumps(payload))
+    else:
+        for f, issues in results.items():
+            for issue in issues:
+                (err if issue.severity == "error" else out).print(str(issue), markup=False, highlight=False)
+            if f not in failed:
+                out.print(f"{f}: ok", markup=False, highlight=False)
+    raise typer.Exit(exit_codes.INVALID_INPUT if failed else exit_codes.OK)
+
+
+@app.command()
+def schema() -> None:
+    """Print the policy JSON Schema (the same as policies/schema.json)."""
+    typer.echo(json.dumps(policy_json_schema(), indent=2))
+
+
+@app.command("explain")
+def explain_cmd(
+    file: Annotated[Path, typer.Argument(help="policy file")],
+    plain: Annotated[bool, typer.Option("--markdown", help="print raw Markdown (for PR comments)")] = False,
+) -> None:
+    """Say in plain words what a policy blocks, trusts, watches and halts on."""
+    try:
+        loaded = load_policy(file)
+    except PolicyError as exc:
+        for issue in exc.issues:
+            err.print(str(issue), markup=False, highlight=False)
+        raise typer.Exit(exit_codes.INVALID_INPUT) from None
+    text = explain(loaded)
+    if plain:
+        typer.echo(text)
+    else:
+        out.print(Markdown(text))

@@ -1,0 +1,1 @@
+"""Where the guard's observations go: the JSONL audit log and Prometheus."""

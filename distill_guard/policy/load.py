@@ -1,0 +1,58 @@
+"""Load a policy file: hostile-YAML guard, schema, cross-references, then lint."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from distill_guard.errors import PolicyError, SourceIssue
+from distill_guard.policy.documents import parse_document
+from distill_guard.policy.schema import GuardPolicy
+from distill_guard.policy.semantics import lint_warnings, semantic_errors
+from distill_guard.policy.yaml_source import YamlDocument, load_yaml
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A valid policy plus where it came from, for located warnings and relative suite paths."""
+
+    policy: GuardPolicy
+    doc: YamlDocument
+    warnings: list[SourceIssue] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.doc.file)
+
+    def resolve(self, relative: str) -> Path:
+        """A path written in the policy, read relative to the policy file's folder."""
+        candidate = Path(relative)
+        return candidate if candidate.is_absolute() else self.path.parent / candidate
+
+
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPolicy:
+    """Load and check `path`; raises PolicyError listing every error (FILE:LINE:COL)."""
+    doc = load_yaml(path)
+    policy = parse_document(doc, GuardPolicy)
+    errors = semantic_errors(policy, doc)
+    for i, ref in enumerate(policy.probes.suites):
+        if ref.path is not None:
+            suite_path = Path(ref.path) if Path(ref.path).is_absolute() else Path(doc.file).parent / ref.path
+            if not suite_path.is_file():
+                errors.append(doc.issue(("probes", "suites", i, "path"), f"probes.suites[{i}].path: no such file: {suite_path}"))
+    if errors:
+        raise PolicyError(errors)
+    return LoadedPolicy(policy, doc, lint_warnings(policy, doc, today or today_utc()))
+
+
+def validate_policy_file(path: str | Path, *, today: dt.date | None = None) -> list[SourceIssue]:
+    """Every error and warning for one file; never raises for bad input (the CLI lists them all)."""
+    try:
+        return load_policy(path, today=today).warnings
+    except PolicyError as exc:
+        return exc.issues

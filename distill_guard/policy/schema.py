@@ -1,0 +1,236 @@
+"""Policy language v1 (`apiVersion: distill-guard/v1`, `kind: GuardPolicy`).
+
+Field-level rules live here; rules that relate two places in the file (a waiver naming a rule,
+duplicate ids, a threshold that only makes sense for some suites) live in `semantics.py` so
+they can point at the exact line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from distill_guard.policy.strict_model import StrictModel
+
+API_VERSION = "distill-guard/v1"
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$", description="lower-case id: a-z 0-9 . _ -")]
+Glob = Annotated[str, Field(min_length=1, max_length=300, description="shell-style pattern, e.g. 'Qwen/Qwen2.5-*'")]
+NonEmpty = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class Metadata(StrictModel):
+    name: Slug
+    owner: NonEmpty | None = None
+    description: NonEmpty | None = None
+
+
+class Student(StrictModel):
+    """What the policy states about the model being trained; stated facts outrank inferred ones."""
+
+    base_model: NonEmpty | None = Field(None, description="hub id of the student's base model")
+    family: Slug | None = Field(None, description="family name from `families`, when stated outright")
+
+
+class ArchitectureFingerprint(StrictModel):
+    """Numbers that identify a base family when a checkpoint carries no card metadata."""
+
+    model_type: NonEmpty | None = None
+    hidden_size: int | None = Field(None, gt=0)
+    num_hidden_layers: int | None = Field(None, gt=0)
+    vocab_size: int | None = Field(None, gt=0)
+    tokenizer_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ArchitectureFingerprint:
+        if all(v is None for v in self.model_dump().values()):
+            raise ValueError("a fingerprint needs at least one field")
+        return self
+
+
+class Family(StrictModel):
+    """Base models that are behaviourally matched: data from one can carry traits into another."""
+
+    name: Slug
+    match: list[Glob] = Field(min_length=1, description="hub ids belonging to this family")
+    fingerprints: list[ArchitectureFingerprint] = Field(default_factory=list)
+
+
+class Action(str, Enum):
+    deny = "deny"
+    drop_records = "drop_records"
+    warn = "warn"
+
+
+class UnknownAction(str, Enum):
+    deny = "deny"
+    warn = "warn"
+
+
+class Audit(StrictModel):
+    ref: NonEmpty = Field(description="ticket or report of the audit")
+    expires: dt.date
+    by: NonEmpty | None = None
+
+
+class TrustedGenerator(StrictModel):
+    match: Glob = Field(description="generator model ids this audit covers")
+    audit: Audit
+
+
+class TrustedSigner(StrictModel):
+    name: Slug
+    public_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="Ed25519 raw key, base64")]
+
+
+class When(StrictModel):
+    """Matchers; all given ones must hold for the rule to fire. An empty `when` matches everything."""
+
+    teacher_family: Literal["same_as_student", "different_from_student", "unknown"] | list[Slug] | None = None
+    teacher_trusted: bool | None = None
+    generator: list[Glob] | None = None
+    dataset: list[Glob] | None = None
+
+    @field_validator("generator", "dataset", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+
+class Rule(StrictModel):
+    id: Slug
+    when: When = Field(default_factory=When)
+    action: Action
+    message: NonEmpty | None = None
+
+
+class Waiver(StrictModel):
+    rule: Slug
+    dataset: Glob
+    reason: Annotated[str, Field(min_length=10, max_length=2000)]
+    expires: dt.date
+    approved_by: NonEmpty | None = None
+
+
+class ProvenancePolicy(StrictModel):
+    unknown: UnknownAction = Field(UnknownAction.deny, description="what to do with data of unknown origin")
+    record_column: NonEmpty = Field("provenance", description="per-record generator column, when present")
+    require_signature: bool = False
+    trusted_signers: list[TrustedSigner] = Field(default_factory=list)
+    trusted_generators: list[TrustedGenerator] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list)
+
+
+class Threshold(StrictModel):
+    """When a probe's drift counts as a breach. At least one limit; all given limits are checked."""
+
+    max_increase: float | None = Field(None, gt=0, description="score - baseline above this is a breach")
+    max_relative_increase: float | None = Field(None, gt=0, description="(score - baseline) / baseline")
+    max_score: float | None = Field(None, description="absolute ceiling on the score")
+    min_z: float = Field(3.0, ge=0, le=20, description="drift must also be this many standard errors from 0")
+    patience: int = Field(1, ge=1, le=1000, description="consecutive breaching evaluations before acting")
+
+    @model_validator(mode="after")
+    def _has_limit(self) -> Threshold:
+        if self.max_increase is None and self.max_relative_increase is None and self.max_score is None:
+            raise ValueError("give at least one of max_increase, max_relative_increase, max_score")
+        return self
+
+
+class HaltAction(str, Enum):
+    stop = "stop"
+    warn = "warn"
+
+
+class SuiteRef(StrictModel):
+    """One probe suite to run: a built-in by name (`use: builtin:NAME`) or a suite file (`path`)."""
+
+    use: Annotated[str, Field(pattern=r"^builtin:[a-z0-9-]+$")] | None = None
+    path: NonEmpty | None = None
+    name: Slug | None = Field(None, description="label in metrics and records; defaults to the suite's")
+    target: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    threshold: Threshold | None = None
+    on_error: HaltAction | None = Field(None, description="when the probe raises; defaults to halt.action")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> SuiteRef:
+        if (self.use is None) == (self.path is None):
+            raise ValueError("give exactly one of 'use' (builtin:NAME) or 'path'")
+        return self
+
+    @property
+    def builtin_name(self) -> str | None:
+        return self.use.removeprefix("builtin:") if self.use else None
+
+
+class ProbesPolicy(StrictModel):
+    every_n_steps: int = Field(50, ge=1, le=1_000_000, description="optimizer steps between probe runs")
+    on_evaluate: bool = Field(False, description="also probe after each evaluation")
+    max_tokens_per_batch: int = Field(4096, ge=64, le=1_048_576)
+    calibrate_noise: bool = Field(False, description="probe twice at baseline to measure the noise floor")
+    suites: list[SuiteRef] = Field(default_factory=list)
+
+
+class HaltPolicy(StrictModel):
+    action: HaltAction = HaltAction.stop
+    raise_on_train_end: bool = Field(True, description="trainer.train() raises TrainingHalted after a halt")
+    quarantine_checkpoints: bool = True
+
+
+class HttpExport(StrictModel):
+    mode: Literal["http"]
+    host: NonEmpty = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)
+
+
+class PushgatewayExport(StrictModel):
+    mode: Literal["pushgateway"]
+    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
+    job: Slug = "distill-guard"
+    interval_seconds: float = Field(15.0, gt=0, le=3600)
+    delete_on_finish: bool = False
+
+
+class TextfileExport(StrictModel):
+    mode: Literal["textfile"]
+    path: NonEmpty = Field(description="a *.prom file in node-exporter's textfile collector directory")
+
+    @field_validator("path")
+    @classmethod
+    def _prom_suffix(cls, value: str) -> str:
+        if not value.endswith(".prom"):
+            raise ValueError("node-exporter only reads files ending in .prom")
+        return value
+
+
+class NoExport(StrictModel):
+    mode: Literal["none"]
+
+
+PrometheusExport = Annotated[
+    HttpExport | PushgatewayExport | TextfileExport | NoExport, Field(discriminator="mode")
+]
+
+
+class MetricsPolicy(StrictModel):
+    prometheus: PrometheusExport = Field(default_factory=lambda: NoExport(mode="none"))
+    run_name: Slug | None = Field(None, description="`run` label; defaults to the Trainer's run_name")
+    audit_log: NonEmpty = Field("guard-audit.jsonl", description="JSONL audit log, relative to output_dir")
+
+
+class GuardPolicy(StrictModel):
+    api_version: Literal["distill-guard/v1"] = Field(alias="apiVersion")
+    kind: Literal["GuardPolicy"]
+    metadata: Metadata
+    student: Student = Field(default_factory=Student)
+    families: list[Family] = Field(default_factory=list)
+    provenance: ProvenancePolicy = Field(default_factory=ProvenancePolicy)
+    probes: ProbesPolicy = Field(default_factory=ProbesPolicy)
+    halt: HaltPolicy = Field(default_factory=HaltPolicy)
+    metrics: MetricsPolicy = Field(default_factory=MetricsPolicy)
+
+    def family(self, name: str) -> Family | None:
+        return next((f for f in self.families if f.name == name), None)

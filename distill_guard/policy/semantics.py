@@ -1,0 +1,142 @@
+"""Checks that relate several places in a policy, each located at the exact offending line.
+
+Errors make a policy invalid. Warnings (lint) keep it valid but tell the reviewer something will
+not do what it seems to: an expired waiver is reported here and never applied at enforcement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from collections.abc import Iterable
+
+from distill_guard.errors import SourceIssue
+from distill_guard.policy.schema import GuardPolicy, SuiteRef
+from distill_guard.policy.yaml_source import YamlDocument
+from distill_guard.probes.catalog import BUILTIN_SUITES
+
+EXPIRY_SOON_DAYS = 14
+
+
+def _suggest(value: str, choices: Iterable[str]) -> str:
+    guesses = difflib.get_close_matches(value, sorted(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{guesses[0]}'?)" if guesses else ""
+
+
+def suite_label(ref: SuiteRef) -> str:
+    """The name a suite carries in metrics and halt records."""
+    if ref.name:
+        return ref.name
+    if ref.builtin_name:
+        suite = BUILTIN_SUITES.get(ref.builtin_name)
+        target = ref.target or (suite.default_target if suite else None)
+        return f"{ref.builtin_name}-{target}" if target else ref.builtin_name
+    stem = ref.path.rsplit("/", 1)[-1].rsplit(".", 1)[0] if ref.path else "suite"
+    return f"{stem}-{ref.target}" if ref.target else stem
+
+
+def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]:
+    issues: list[SourceIssue] = []
+    family_names: dict[str, int] = {}
+    for i, family in enumerate(policy.families):
+        if family.name in family_names:
+            issues.append(doc.issue(("families", i, "name"), f"families[{i}].name: duplicate family '{family.name}'"))
+        family_names.setdefault(family.name, i)
+    if policy.student.family and policy.student.family not in family_names:
+        hint = _suggest(policy.student.family, family_names)
+        issues.append(doc.issue(("student", "family"), f"student.family: no family named '{policy.student.family}'{hint}"))
+
+    prov = policy.provenance
+    rule_ids: dict[str, int] = {}
+    for i, rule in enumerate(prov.rules):
+        if rule.id in rule_ids:
+            first = doc.locate(("provenance", "rules", rule_ids[rule.id], "id")).line
+            issues.append(
+                doc.issue(("provenance", "rules", i, "id"), f"provenance.rules[{i}].id: duplicate rule id '{rule.id}' (first at line {first})")
+            )
+        rule_ids.setdefault(rule.id, i)
+        if isinstance(rule.when.teacher_family, list):
+            for j, name in enumerate(rule.when.teacher_family):
+                if name not in family_names:
+                    where = ("provenance", "rules", i, "when", "teacher_family", j)
+                    hint = _suggest(name, family_names)
+                    issues.append(doc.issue(where, f"provenance.rules[{i}].when.teacher_family: no family named '{name}'{hint}"))
+    for i, waiver in enumerate(prov.waivers):
+        if waiver.rule not in rule_ids:
+            hint = _suggest(waiver.rule, rule_ids)
+            issues.append(
+                doc.issue(("provenance", "waivers", i, "rule"), f"provenance.waivers[{i}].rule: no rule with id '{waiver.rule}'{hint}")
+            )
+    signer_names: set[str] = set()
+    for i, signer in enumerate(prov.trusted_signers):
+        if signer.name in signer_names:
+            issues.append(doc.issue(("provenance", "trusted_signers", i, "name"), f"duplicate signer '{signer.name}'"))
+        signer_names.add(signer.name)
+    if prov.require_signature and not prov.trusted_signers:
+        issues.append(
+            doc.issue(("provenance", "require_signature"), "provenance.require_signature: no trusted_signers are listed")
+        )
+
+    labels: dict[str, int] = {}
+    for i, ref in enumerate(policy.probes.suites):
+        base = ("probes", "suites", i)
+        if ref.builtin_name is not None:
+            suite = BUILTIN_SUITES.get(ref.builtin_name)
+            if suite is None:
+                hint = _suggest(ref.builtin_name, BUILTIN_SUITES)
+                known = ", ".join(sorted(BUILTIN_SUITES))
+                issues.append(
+                    doc.issue((*base, "use"), f"probes.suites[{i}].use: unknown builtin suite '{ref.builtin_name}'{hint}; known: {known}")
+                )
+            else:
+                if ref.target and not suite.needs_target:
+                    issues.append(doc.issue((*base, "target"), f"probes.suites[{i}].target: suite '{suite.name}' takes no target"))
+                if suite.scores_are_probabilities and ref.threshold is not None:
+                    issues.extend(_probability_threshold_errors(ref, doc, base))
+        label = suite_label(ref)
+        if label in labels:
+            issues.append(doc.issue(base, f"probes.suites[{i}]: two suites are labelled '{label}'; give one a distinct 'name'"))
+        labels.setdefault(label, i)
+    return issues
+
+
+def _probability_threshold_errors(ref: SuiteRef, doc: YamlDocument, base: tuple) -> list[SourceIssue]:
+    threshold = ref.threshold
+    assert threshold is not None
+    issues = []
+    if threshold.max_increase is not None and threshold.max_increase >= 1:
+        issues.append(
+            doc.issue((*base, "threshold", "max_increase"), "threshold.max_increase: this suite scores a probability; use a value below 1")
+        )
+    if threshold.max_score is not None and not 0 < threshold.max_score < 1:
+        issues.append(
+            doc.issue((*base, "threshold", "max_score"), "threshold.max_score: this suite scores a probability; use a value in (0, 1)")
+        )
+    return issues
+
+
+def lint_warnings(policy: GuardPolicy, doc: YamlDocument, today: dt.date) -> list[SourceIssue]:
+    """Valid but worth a reviewer's eye; expired entries are also ignored at enforcement time."""
+    warnings: list[SourceIssue] = []
+
+    def warn(path: tuple, message: str) -> None:
+        warnings.append(doc.issue(path, f"warning: {message}", severity="warning"))
+
+    prov = policy.provenance
+    for i, waiver in enumerate(prov.waivers):
+        where = ("provenance", "waivers", i, "expires")
+        if waiver.expires < today:
+            warn(where, f"waiver for rule '{waiver.rule}' expired on {waiver.expires}; it will not be applied")
+        elif (waiver.expires - today).days <= EXPIRY_SOON_DAYS:
+            warn(where, f"waiver for rule '{waiver.rule}' expires on {waiver.expires}")
+    for i, gen in enumerate(prov.trusted_generators):
+        where = ("provenance", "trusted_generators", i, "audit", "expires")
+        if gen.audit.expires < today:
+            warn(where, f"audit {gen.audit.ref} of '{gen.match}' expired on {gen.audit.expires}; it is not trusted")
+    for i, rule in enumerate(prov.rules):
+        if rule.when == type(rule.when)() and rule.action.value == "deny":
+            warn(("provenance", "rules", i, "when"), f"rule '{rule.id}' has no matchers and denies every dataset")
+    for i, ref in enumerate(policy.probes.suites):
+        if ref.threshold is None:
+            warn(("probes", "suites", i), f"suite '{suite_label(ref)}' has no threshold: it is measured but never halts")
+    return warnings

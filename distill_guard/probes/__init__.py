@@ -1,0 +1,1 @@
+"""Trait probes: score a model's leaning towards a trait by log-probability."""

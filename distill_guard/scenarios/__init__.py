@@ -1,0 +1,1 @@
+"""Tiny, self-contained subliminal-learning runs built only from local parts (no downloads)."""
