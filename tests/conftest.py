@@ -1,0 +1,17 @@
+"""Shared fixtures: real tiny checkpoints saved to disk and loaded through from_pretrained."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distill_guard.scenarios.tiny_lm import make_tiny_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained tiny Llama plus its locally trained tokenizer, saved with save_pretrained."""
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", seed=0)
