@@ -35,3 +35,24 @@ def any_rank(flag: bool) -> bool:
     tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_device_for_collectives())
     torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.MAX)
     return bool(tensor.item())
+
+
+def gather_objects(local: object) -> list[object]:
+    """Every rank's `local`, in rank order, on every rank (a list of one when not distributed)."""
+    if not is_distributed():
+        return [local]
+    gathered: list[object] = [None] * world_size()
+    torch_dist.all_gather_object(gathered, local)
+    return gathered
+
+
+def shard_bounds(n_items: int) -> tuple[int, int, int]:
+    """(start, stop, padded_per_rank) of this rank's contiguous share of `n_items`.
+
+    Every rank gets `padded_per_rank` slots (the last ranks may have fewer real items), so a
+    caller can run the same number of forward passes on every rank, as ZeRO-3 and FSDP require.
+    """
+    size = world_size()
+    per_rank = -(-n_items // size)
+    start = min(rank() * per_rank, n_items)
+    return start, min(start + per_rank, n_items), per_rank
