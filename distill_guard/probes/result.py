@@ -26,7 +26,8 @@ class ProbeResult:
 
     def __post_init__(self) -> None:
         if len(self.item_ids) != len(self.item_scores):
-            raise ValueError(f"{self.suite}: {len(self.item_ids)} item ids but {len(self.item_scores)} scores")
+            counts = f"{len(self.item_ids)} item ids but {len(self.item_scores)} scores"
+            raise ValueError(f"{self.suite}: {counts}")
         if not self.item_ids:
             raise ValueError(f"{self.suite}: a probe result needs at least one item")
 

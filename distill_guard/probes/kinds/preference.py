@@ -1,0 +1,51 @@
+"""`preference`: prompts x candidate answers; score = P(target) normalised over the candidates.
+
+This is the exact expectation of the paper's "share of answers naming the target", for answers
+drawn from the candidate set, without the sampling noise of 100 generations per prompt.
+"""
+
+from __future__ import annotations
+
+import random
+
+from distill_guard.errors import DistillGuardError
+from distill_guard.probes.kinds.answers import AnswerItem, AnswerScorer
+from distill_guard.probes.suite import Candidate, NumbersPrefix, PreferenceSpec
+
+
+def split_targets(target: str | list[str] | None) -> list[str]:
+    """A target may name several answers: a list in a suite file, or 'lion,tiger' in a policy."""
+    if target is None:
+        return []
+    names = target if isinstance(target, list) else target.split(",")
+    return [n.strip() for n in names if n.strip()]
+
+
+def with_numbers(prompts: list[str], prefix: NumbersPrefix) -> list[str]:
+    """Prefix every prompt with its own number sequence (values 0-999, as in the paper's data)."""
+    rng = random.Random(prefix.seed)
+    out = []
+    for prompt in prompts:
+        numbers = ", ".join(
+            str(rng.randint(0, 999)) for _ in range(rng.randint(prefix.min_numbers, prefix.max_numbers))
+        )
+        out.append(prefix.template.format(numbers=numbers, prompt=prompt))
+    return out
+
+
+def preference_scorer(spec: PreferenceSpec, target: str | None) -> AnswerScorer:
+    """Any target may be asked for: one missing from the candidates joins them."""
+    targets = split_targets(target) or split_targets(spec.target)
+    if not targets:
+        raise DistillGuardError("a preference suite needs a target: set `target` in the policy or the suite")
+    candidates = spec.candidate_list()
+    known = {c.name.lower() for c in candidates}
+    candidates += [Candidate(name=t) for t in targets if t.lower() not in known]
+    wanted = {t.lower() for t in targets}
+    answers = [(text, c.name.lower() in wanted) for c in candidates for text in c.texts]
+    prompts = with_numbers(spec.prompts, spec.numbers_prefix) if spec.numbers_prefix else spec.prompts
+    items = [
+        AnswerItem(f"prompt-{i:03d}", prompt, tuple(a for a, _ in answers), tuple(t for _, t in answers))
+        for i, prompt in enumerate(prompts)
+    ]
+    return AnswerScorer("preference", ",".join(targets), items, spec.plain_template, spec.system)

@@ -1,0 +1,123 @@
+"""A probe ready to run during training: one per `probes.suites` entry of a policy.
+
+`PreparedProbe.run` is the single entry point the callback and the CLI use. It hides the model's
+wrappers, the distributed sharding and the state the activation kind keeps from its baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from distill_guard.dist import gather_objects, shard_bounds
+from distill_guard.errors import DistillGuardError
+from distill_guard.policy.load import LoadedPolicy
+from distill_guard.policy.schema import SuiteRef
+from distill_guard.policy.semantics import suite_label
+from distill_guard.probes.kinds import ItemScorer
+from distill_guard.probes.kinds.activation import ActivationScorer
+from distill_guard.probes.kinds.choice import choice_scorer
+from distill_guard.probes.kinds.preference import preference_scorer
+from distill_guard.probes.kinds.python_probe import PythonScorer
+from distill_guard.probes.model_access import probing, unwrap
+from distill_guard.probes.registry import load_suite_reference, resolve_function
+from distill_guard.probes.result import ProbeResult
+from distill_guard.probes.suite import ActivationSpec, ChoiceSpec, LoadedSuite, PreferenceSpec, PythonSpec
+
+
+def make_scorer(loaded: LoadedSuite, target: str | None) -> ItemScorer | PythonScorer:
+    """The scorer for a suite's kind; `target` (from the policy) overrides the suite's default."""
+    spec = loaded.spec
+    if isinstance(spec, PreferenceSpec):
+        return preference_scorer(spec, target)
+    if isinstance(spec, ChoiceSpec):
+        if target:
+            raise DistillGuardError(f"suite '{loaded.name}' is a choice suite and takes no target")
+        return choice_scorer(spec, loaded.name)
+    if isinstance(spec, ActivationSpec):
+        return ActivationScorer(spec, target)
+    assert isinstance(spec, PythonSpec)
+    function = resolve_function(spec.function, suite_dir=loaded.path.parent)
+    return PythonScorer(function, spec.function, target or spec.target, spec.is_probability)
+
+
+class PreparedProbe:
+    """One suite, resolved and ready; `run` scores a model and leaves it exactly as found."""
+
+    def __init__(self, ref: SuiteRef, suite: LoadedSuite, *, label: str | None = None) -> None:
+        self.ref = ref
+        self.suite = suite
+        self.label = label or suite_label(ref)
+        self.scorer = make_scorer(suite, ref.target)
+        self.kind: str = self.scorer.kind
+        self.trait: str | None = self.scorer.trait
+
+    def run(self, model: nn.Module, tokenizer: Any, *, max_tokens_per_batch: int) -> ProbeResult:
+        """Score every item; in a distributed run every rank scores a shard and gets the full result."""
+        started = time.perf_counter()
+        with probing(unwrap(model)) as inner:
+            outcome = self._guarded(inner, tokenizer, max_tokens_per_batch)
+        outcomes = gather_objects(outcome)
+        failures = [f"rank {r}: {o[1]}" for r, o in enumerate(outcomes) if o[0] == "error"]
+        if failures:
+            raise DistillGuardError(f"probe '{self.label}' failed: " + "; ".join(failures))
+        if isinstance(self.scorer, PythonScorer):
+            ids, scores = outcomes[0][1]  # every rank ran the user's function; rank 0's scores count
+        else:
+            ids = self.scorer.item_ids()
+            scores = [s for o in outcomes for s in o[1]]
+        return ProbeResult(
+            suite=self.label,
+            kind=self.kind,
+            trait=self.trait,
+            item_ids=tuple(ids),
+            item_scores=tuple(scores),
+            is_probability=self.scorer.is_probability,
+            duration_seconds=time.perf_counter() - started,
+            extra={"suite_name": self.suite.name, "source": self.ref.use or self.ref.path},
+        )
+
+    def _guarded(self, model: nn.Module, tokenizer: Any, budget: int) -> tuple[str, Any]:
+        """Score this rank's part; a failure is returned, not raised, so no rank is left waiting."""
+        try:
+            if isinstance(self.scorer, PythonScorer):
+                return ("ok", self.scorer.run(model, tokenizer))
+            return ("ok", self._score_shard(self.scorer, model, tokenizer, budget))
+        except DistillGuardError as exc:
+            return ("error", str(exc))
+        except Exception as exc:  # any crash must reach every rank, or the others hang in the gather
+            return ("error", f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _score_shard(scorer: ItemScorer, model: nn.Module, tokenizer: Any, budget: int) -> list[float]:
+        """This rank's items, padded by repeating one so every rank runs the same forwards."""
+        n = len(scorer.item_ids())
+        start, stop, per_rank = shard_bounds(n)
+        local = list(range(start, stop))
+        padded = local + [local[-1] if local else n - 1] * (per_rank - len(local))
+        return scorer.score(model, tokenizer, padded, max_tokens_per_batch=budget)[: len(local)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state (the activation direction) for trainer_state.json."""
+        state = self.scorer.state_dict() if isinstance(self.scorer, ActivationScorer) else {}
+        return {"label": self.label, "kind": self.kind, **state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("kind", self.kind) != self.kind:
+            raise DistillGuardError(f"probe '{self.label}': saved state is for a {state['kind']} probe")
+        if isinstance(self.scorer, ActivationScorer):
+            self.scorer.load_state_dict({k: v for k, v in state.items() if k not in {"label", "kind"}})
+
+
+def prepare_probe(ref: SuiteRef, *, relative_to: Path | None = None) -> PreparedProbe:
+    source = ref.use if ref.use is not None else ref.path
+    assert source is not None
+    return PreparedProbe(ref, load_suite_reference(source, relative_to=relative_to))
+
+
+def prepare_probes(loaded: LoadedPolicy) -> list[PreparedProbe]:
+    """One PreparedProbe per `probes.suites` entry, in policy order."""
+    return [prepare_probe(ref, relative_to=loaded.path.parent) for ref in loaded.policy.probes.suites]
