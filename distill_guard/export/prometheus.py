@@ -47,7 +47,7 @@ class _FailSoft:
         self._metrics = metrics
         self._warned = False
 
-    def run(self, action: str, effect: Callable[[], None]) -> bool:
+    def run(self, action: str, effect: Callable[[], None]) -> None:
         try:
             effect()
         except Exception as exc:
@@ -64,8 +64,6 @@ class _FailSoft:
                 )
             else:
                 logger.debug("distill-guard: %s export failed to %s: %r", self.backend, action, exc)
-            return False
-        return True
 
 
 class NullExporter:

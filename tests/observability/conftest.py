@@ -99,3 +99,13 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, pushgateway: Pushgatewa
 def unused_port() -> int:
     """A 127.0.0.1 port nothing listens on: a backend that is down."""
     return free_port()
+
+
+REAL_PROCESS_FIXTURES = frozenset({"prometheus", "pushgateway", "node_exporter"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that needs a real process, so `-m "not prometheus"` can leave them out."""
+    for item in items:
+        if REAL_PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.prometheus)

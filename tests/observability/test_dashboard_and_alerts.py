@@ -81,6 +81,7 @@ def exported_sample_names() -> set[str]:
 # -- files: structure and promtool ------------------------------------------------------------------
 
 
+@pytest.mark.prometheus
 def test_promtool_check_rules_accepts_the_alert_rules() -> None:
     result = subprocess.run(
         [require_binary("promtool"), "check", "rules", str(ALERTS_FILE)], capture_output=True, text=True
@@ -88,6 +89,7 @@ def test_promtool_check_rules_accepts_the_alert_rules() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.prometheus
 def test_promtool_rule_unit_tests_pass() -> None:
     result = subprocess.run(
         [require_binary("promtool"), "test", "rules", str(ALERT_TESTS_FILE)], capture_output=True, text=True
