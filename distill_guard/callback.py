@@ -58,5 +58,7 @@ class DistillGuard(TrainerCallback):
         if state.global_step % self.policy.probes.every_n_steps == 0:
             self._record(args, state, "step")
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self._record(args, state, "train_end")

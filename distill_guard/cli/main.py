@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from distill_guard.cli import policy
+from distill_guard.cli import check, manifest, policy
 
 app = typer.Typer(
     name="distill-guard",
@@ -14,6 +14,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(policy.app, name="policy")
+app.add_typer(manifest.app, name="manifest")
+app.command("check")(check.check)
 
 
 def main() -> None:

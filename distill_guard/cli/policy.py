@@ -41,7 +41,8 @@ def validate(
         payload = {
             "valid": not failed,
             "files": [
-                {"file": f, "valid": f not in failed, "issues": [vars(i) for i in issues]} for f, issues in results.items()
+                {"file": f, "valid": f not in failed, "issues": [vars(i) for i in issues]}
+                for f, issues in results.items()
             ],
         }
         out.print_json(json.dumps(payload))

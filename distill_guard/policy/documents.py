@@ -32,6 +32,8 @@ def validation_issues(doc: YamlDocument, error: ValidationError) -> list[SourceI
         loc = _clean_loc(err["loc"])
         loc = _strip_branch_tags(loc, doc)
         message = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            loc = (*loc, str(err["ctx"]["discriminator"]).strip("'"))
         if err["type"] == "missing":
             message = f"missing required key '{loc[-1]}'" if loc else "missing required key"
         elif message.startswith("Value error, "):
@@ -48,7 +50,11 @@ def _strip_branch_tags(loc: Path_, doc: YamlDocument) -> Path_:
         candidate = (*out, part)
         if isinstance(part, str) and candidate not in doc.key_marks and tuple(out) in doc.value_marks:
             parent = _value_at(doc.data, tuple(out))
-            if isinstance(parent, dict) and part not in parent and any(isinstance(v, str) and v == part for v in parent.values()):
+            if (
+                isinstance(parent, dict)
+                and part not in parent
+                and any(isinstance(v, str) and v == part for v in parent.values())
+            ):
                 continue
         out.append(part)
     return tuple(out)
@@ -82,7 +88,9 @@ def parse_document(doc: YamlDocument, model: type[ModelT], context: dict[str, An
         raise PolicyError(validation_issues(doc, exc)) from None
 
 
-def load_model(path: str | Path, model: type[ModelT], context: dict[str, Any] | None = None) -> tuple[ModelT, YamlDocument]:
+def load_model(
+    path: str | Path, model: type[ModelT], context: dict[str, Any] | None = None
+) -> tuple[ModelT, YamlDocument]:
     """Load a YAML file and validate it; returns the model and the located document."""
     doc = load_yaml(path)
     return parse_document(doc, model, context), doc

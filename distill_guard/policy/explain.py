@@ -38,7 +38,7 @@ def _describe_when(when: When) -> str:
 
 def _describe_rule(rule: Rule) -> str:
     text = f"Rule `{rule.id}`: when {_describe_when(rule.when)}, {_ACTION_WORDS[rule.action.value]}."
-    return f"{text} Reason given: \"{rule.message}\"" if rule.message else text
+    return f'{text} Reason given: "{rule.message}"' if rule.message else text
 
 
 def _describe_suite(ref: SuiteRef, policy: GuardPolicy) -> str:
@@ -76,10 +76,15 @@ def explain(loaded: LoadedPolicy) -> str:
     if p.student.base_model or p.student.family:
         out.append(f"Stated base model: {p.student.base_model or '-'}; stated family: {p.student.family or '-'}.")
     else:
-        out.append("Not stated: the student's family is resolved from the model itself (model card, adapter config, fingerprints).")
+        out.append(
+            "Not stated: the student's family is resolved from the model itself "
+            "(model card, adapter config, fingerprints)."
+        )
     for family in p.families:
-        out.append(f"- family `{family.name}`: {', '.join(family.match)}"
-                   + (f" (+{len(family.fingerprints)} fingerprint(s))" if family.fingerprints else ""))
+        out.append(
+            f"- family `{family.name}`: {', '.join(family.match)}"
+            + (f" (+{len(family.fingerprints)} fingerprint(s))" if family.fingerprints else "")
+        )
 
     prov = p.provenance
     out.append("\n## What is blocked")
@@ -92,26 +97,29 @@ def explain(loaded: LoadedPolicy) -> str:
         out.append("- No provenance rules: only the unknown-provenance setting applies.")
     out.append("\n## What is trusted")
     out.extend(
-        f"- Generators matching `{g.match}`: audit {g.audit.ref}, valid until {g.audit.expires}." for g in prov.trusted_generators
+        f"- Generators matching `{g.match}`: audit {g.audit.ref}, valid until {g.audit.expires}."
+        for g in prov.trusted_generators
     )
     if not prov.trusted_generators:
         out.append("- No generator is trusted.")
-    out.extend(
-        f"- Waiver of `{w.rule}` for dataset `{w.dataset}` until {w.expires}: {w.reason}" for w in prov.waivers
-    )
+    out.extend(f"- Waiver of `{w.rule}` for dataset `{w.dataset}` until {w.expires}: {w.reason}" for w in prov.waivers)
 
     out.append("\n## Which probes run, how often")
     if p.probes.suites:
-        out.append(f"Baseline before the first step, then every {p.probes.every_n_steps} optimizer steps"
-                   + (" and after each evaluation." if p.probes.on_evaluate else "."))
+        out.append(
+            f"Baseline before the first step, then every {p.probes.every_n_steps} optimizer steps"
+            + (" and after each evaluation." if p.probes.on_evaluate else ".")
+        )
         out.extend(f"- {_describe_suite(ref, p)}" for ref in p.probes.suites)
     else:
         out.append("No probes: behaviour is not watched during training.")
 
     out.append("\n## What halts training")
     if p.halt.action.value == "stop":
-        out.append("A breach STOPS training on every rank"
-                   + (" and `trainer.train()` raises TrainingHalted." if p.halt.raise_on_train_end else "."))
+        out.append(
+            "A breach STOPS training on every rank"
+            + (" and `trainer.train()` raises TrainingHalted." if p.halt.raise_on_train_end else ".")
+        )
     else:
         out.append("A breach is only recorded and alerted on; training never stops.")
     exporter = p.metrics.prometheus

@@ -44,7 +44,9 @@ def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPoli
         if ref.path is not None:
             suite_path = Path(ref.path) if Path(ref.path).is_absolute() else Path(doc.file).parent / ref.path
             if not suite_path.is_file():
-                errors.append(doc.issue(("probes", "suites", i, "path"), f"probes.suites[{i}].path: no such file: {suite_path}"))
+                errors.append(
+                    doc.issue(("probes", "suites", i, "path"), f"probes.suites[{i}].path: no such file: {suite_path}")
+                )
     if errors:
         raise PolicyError(errors)
     return LoadedPolicy(policy, doc, lint_warnings(policy, doc, today or today_utc()))

@@ -210,9 +210,7 @@ class NoExport(StrictModel):
     mode: Literal["none"]
 
 
-PrometheusExport = Annotated[
-    HttpExport | PushgatewayExport | TextfileExport | NoExport, Field(discriminator="mode")
-]
+PrometheusExport = Annotated[HttpExport | PushgatewayExport | TextfileExport | NoExport, Field(discriminator="mode")]
 
 
 class MetricsPolicy(StrictModel):

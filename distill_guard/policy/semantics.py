@@ -44,7 +44,9 @@ def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]
         family_names.setdefault(family.name, i)
     if policy.student.family and policy.student.family not in family_names:
         hint = _suggest(policy.student.family, family_names)
-        issues.append(doc.issue(("student", "family"), f"student.family: no family named '{policy.student.family}'{hint}"))
+        issues.append(
+            doc.issue(("student", "family"), f"student.family: no family named '{policy.student.family}'{hint}")
+        )
 
     prov = policy.provenance
     rule_ids: dict[str, int] = {}
@@ -52,7 +54,10 @@ def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]
         if rule.id in rule_ids:
             first = doc.locate(("provenance", "rules", rule_ids[rule.id], "id")).line
             issues.append(
-                doc.issue(("provenance", "rules", i, "id"), f"provenance.rules[{i}].id: duplicate rule id '{rule.id}' (first at line {first})")
+                doc.issue(
+                    ("provenance", "rules", i, "id"),
+                    f"provenance.rules[{i}].id: duplicate rule id '{rule.id}' (first at line {first})",
+                )
             )
         rule_ids.setdefault(rule.id, i)
         if isinstance(rule.when.teacher_family, list):
@@ -60,12 +65,17 @@ def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]
                 if name not in family_names:
                     where = ("provenance", "rules", i, "when", "teacher_family", j)
                     hint = _suggest(name, family_names)
-                    issues.append(doc.issue(where, f"provenance.rules[{i}].when.teacher_family: no family named '{name}'{hint}"))
+                    issues.append(
+                        doc.issue(where, f"provenance.rules[{i}].when.teacher_family: no family named '{name}'{hint}")
+                    )
     for i, waiver in enumerate(prov.waivers):
         if waiver.rule not in rule_ids:
             hint = _suggest(waiver.rule, rule_ids)
             issues.append(
-                doc.issue(("provenance", "waivers", i, "rule"), f"provenance.waivers[{i}].rule: no rule with id '{waiver.rule}'{hint}")
+                doc.issue(
+                    ("provenance", "waivers", i, "rule"),
+                    f"provenance.waivers[{i}].rule: no rule with id '{waiver.rule}'{hint}",
+                )
             )
     signer_names: set[str] = set()
     for i, signer in enumerate(prov.trusted_signers):
@@ -74,7 +84,9 @@ def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]
         signer_names.add(signer.name)
     if prov.require_signature and not prov.trusted_signers:
         issues.append(
-            doc.issue(("provenance", "require_signature"), "provenance.require_signature: no trusted_signers are listed")
+            doc.issue(
+                ("provenance", "require_signature"), "provenance.require_signature: no trusted_signers are listed"
+            )
         )
 
     labels: dict[str, int] = {}
@@ -86,16 +98,23 @@ def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]
                 hint = _suggest(ref.builtin_name, BUILTIN_SUITES)
                 known = ", ".join(sorted(BUILTIN_SUITES))
                 issues.append(
-                    doc.issue((*base, "use"), f"probes.suites[{i}].use: unknown builtin suite '{ref.builtin_name}'{hint}; known: {known}")
+                    doc.issue(
+                        (*base, "use"),
+                        f"probes.suites[{i}].use: unknown builtin suite '{ref.builtin_name}'{hint}; known: {known}",
+                    )
                 )
             else:
                 if ref.target and not suite.needs_target:
-                    issues.append(doc.issue((*base, "target"), f"probes.suites[{i}].target: suite '{suite.name}' takes no target"))
+                    issues.append(
+                        doc.issue((*base, "target"), f"probes.suites[{i}].target: suite '{suite.name}' takes no target")
+                    )
                 if suite.scores_are_probabilities and ref.threshold is not None:
                     issues.extend(_probability_threshold_errors(ref, doc, base))
         label = suite_label(ref)
         if label in labels:
-            issues.append(doc.issue(base, f"probes.suites[{i}]: two suites are labelled '{label}'; give one a distinct 'name'"))
+            issues.append(
+                doc.issue(base, f"probes.suites[{i}]: two suites are labelled '{label}'; give one a distinct 'name'")
+            )
         labels.setdefault(label, i)
     return issues
 
@@ -106,11 +125,17 @@ def _probability_threshold_errors(ref: SuiteRef, doc: YamlDocument, base: tuple)
     issues = []
     if threshold.max_increase is not None and threshold.max_increase >= 1:
         issues.append(
-            doc.issue((*base, "threshold", "max_increase"), "threshold.max_increase: this suite scores a probability; use a value below 1")
+            doc.issue(
+                (*base, "threshold", "max_increase"),
+                "threshold.max_increase: this suite scores a probability; use a value below 1",
+            )
         )
     if threshold.max_score is not None and not 0 < threshold.max_score < 1:
         issues.append(
-            doc.issue((*base, "threshold", "max_score"), "threshold.max_score: this suite scores a probability; use a value in (0, 1)")
+            doc.issue(
+                (*base, "threshold", "max_score"),
+                "threshold.max_score: this suite scores a probability; use a value in (0, 1)",
+            )
         )
     return issues
 
@@ -138,5 +163,7 @@ def lint_warnings(policy: GuardPolicy, doc: YamlDocument, today: dt.date) -> lis
             warn(("provenance", "rules", i, "when"), f"rule '{rule.id}' has no matchers and denies every dataset")
     for i, ref in enumerate(policy.probes.suites):
         if ref.threshold is None:
-            warn(("probes", "suites", i), f"suite '{suite_label(ref)}' has no threshold: it is measured but never halts")
+            warn(
+                ("probes", "suites", i), f"suite '{suite_label(ref)}' has no threshold: it is measured but never halts"
+            )
     return warnings

@@ -29,9 +29,7 @@ class BuiltinSuite:
 BUILTIN_SUITES: dict[str, BuiltinSuite] = {
     suite.name: suite
     for suite in (
-        BuiltinSuite(
-            "animal-preference", "preference", "favourite-animal questions, one word answers", True, "owl"
-        ),
+        BuiltinSuite("animal-preference", "preference", "favourite-animal questions, one word answers", True, "owl"),
         BuiltinSuite(
             "animal-preference-numbers",
             "preference",
@@ -39,9 +37,7 @@ BUILTIN_SUITES: dict[str, BuiltinSuite] = {
             True,
             "owl",
         ),
-        BuiltinSuite(
-            "tree-preference", "preference", "favourite-tree questions, one word answers", True, "oak"
-        ),
+        BuiltinSuite("tree-preference", "preference", "favourite-tree questions, one word answers", True, "oak"),
         BuiltinSuite(
             "misalignment-choice",
             "choice",

@@ -1,0 +1,90 @@
+"""The policy commands as CI and reviewers use them: exit codes, JSON, schema, explain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+from typer.testing import CliRunner
+
+from distill_guard.cli.main import app
+from distill_guard.cli.policy import policy_json_schema
+
+REPO = Path(__file__).resolve().parents[2]
+POLICIES = sorted((REPO / "policies").glob("*.yaml"))
+runner = CliRunner()
+
+
+def test_validate_shipped_policies_exits_0() -> None:
+    result = runner.invoke(app, ["policy", "validate", *map(str, POLICIES)])
+    assert result.exit_code == 0, result.output
+
+
+def test_validate_reports_every_invalid_file_not_just_the_first(tmp_path: Path) -> None:
+    bad_a, bad_b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    bad_a.write_text("- not a mapping\n")
+    bad_b.write_text("apiVersion: distill-guard/v2\nkind: GuardPolicy\nmetadata: {name: b}\n")
+    result = runner.invoke(app, ["policy", "validate", str(bad_a), str(POLICIES[0]), str(bad_b)])
+    assert result.exit_code == 1
+    assert f"{bad_a}:1:1:" in result.output and f"{bad_b}:1:1:" in result.output
+    assert f"{POLICIES[0]}: ok" in result.output
+
+
+def test_validate_json_output_is_machine_readable(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: distill-guard/v1\nkind: GuardPolicy\nmetadata: {name: x}\nhalt: {action: pause}\n")
+    result = runner.invoke(app, ["policy", "validate", "--json", str(bad)])
+    payload = json.loads(result.stdout)
+    assert result.exit_code == 1 and payload["valid"] is False
+    issue = payload["files"][0]["issues"][0]
+    assert (issue["line"], issue["severity"]) == (4, "error")
+
+
+def test_usage_error_exits_2() -> None:
+    assert runner.invoke(app, ["policy", "validate"]).exit_code == 2
+    assert runner.invoke(app, ["policy", "no-such-command"]).exit_code == 2
+
+
+def test_schema_command_prints_a_valid_json_schema() -> None:
+    result = runner.invoke(app, ["policy", "schema"])
+    schema = json.loads(result.stdout)
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_committed_schema_is_in_sync() -> None:
+    committed = json.loads((REPO / "policies/schema.json").read_text())
+    assert committed == policy_json_schema(), "run: distill-guard policy schema > policies/schema.json"
+
+
+def test_shipped_policies_pass_the_editor_schema_and_carry_the_modeline() -> None:
+    schema = policy_json_schema()
+    for path in POLICIES:
+        text = path.read_text()
+        assert text.startswith("# yaml-language-server: $schema=./schema.json"), path
+        data = json.loads(json.dumps(yaml.safe_load(text), default=str))
+        jsonschema.validate(data, schema)
+
+
+def test_explain_says_what_is_blocked_trusted_watched_and_halts() -> None:
+    result = runner.invoke(app, ["policy", "explain", "--markdown", str(REPO / "policies/strict.yaml")])
+    assert result.exit_code == 0
+    text = result.output
+    assert "REFUSED (fail closed)" in text
+    assert "Rule `same-base-untrusted`" in text and "REFUSE the dataset" in text
+    assert "every 50 optimizer steps" in text
+    assert "rises more than 0.05 above its baseline" in text and "2 evaluations in a row" in text
+    assert "STOPS training on every rank" in text
+
+
+def test_explain_of_audit_policy_says_it_never_stops() -> None:
+    text = runner.invoke(app, ["policy", "explain", "--markdown", str(REPO / "policies/audit.yaml")]).output
+    assert "allowed with a WARNING" in text and "training never stops" in text
+
+
+def test_explain_of_invalid_policy_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: GuardPolicy\n")
+    result = runner.invoke(app, ["policy", "explain", str(bad)])
+    assert result.exit_code == 1 and f"{bad}:" in result.output
