@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from distill_guard.cli import check, manifest, policy
+from distill_guard.cli import check, manifest, policy, probe
 
 app = typer.Typer(
     name="distill-guard",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(policy.app, name="policy")
 app.add_typer(manifest.app, name="manifest")
 app.command("check")(check.check)
+app.command("probe")(probe.probe)
 
 
 def main() -> None:

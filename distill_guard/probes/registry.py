@@ -21,7 +21,7 @@ def load_builtin(name: str) -> LoadedSuite:
     if suite is None:
         known = ", ".join(sorted(BUILTIN_SUITES))
         raise DistillGuardError(f"unknown builtin suite '{name}'; known: {known}")
-    return load_suite(suite.path(), display=f"{BUILTIN_PREFIX}{suite.name}")
+    return load_suite(suite.path())
 
 
 def load_suite_reference(reference: str, *, relative_to: Path | None = None) -> LoadedSuite:
