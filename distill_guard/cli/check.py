@@ -1,0 +1,64 @@
+"""`distill-guard check`: the provenance decision for CI (exit 0 allowed, 3 denied, 1 invalid input)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from distill_guard.cli import exit_codes
+from distill_guard.errors import DistillGuardError, PolicyError
+from distill_guard.export.audit import AuditLog
+from distill_guard.policy.load import load_policy
+from distill_guard.provenance.gate import ProvenanceGate
+from distill_guard.provenance.manifest import load_manifest
+from distill_guard.provenance.records import jsonl_records
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def check(
+    policy: Annotated[Path, typer.Option(help="policy file")],
+    student: Annotated[Path, typer.Option(help="student checkpoint directory")],
+    manifest: Annotated[list[Path], typer.Option(help="dataset provenance manifest; repeatable")],
+    teacher: Annotated[
+        Path | None, typer.Option(help="teacher checkpoint directory, for the weight test")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
+    today: Annotated[
+        str | None, typer.Option(help="judge expiry dates as of YYYY-MM-DD (default: today, UTC)")
+    ] = None,
+    audit_log: Annotated[
+        Path | None, typer.Option(help="append the decision to this JSONL audit log")
+    ] = None,
+) -> None:
+    """Decide whether the manifests' data may train the student: hashes, signatures, lineage, rules."""
+    try:
+        as_of = dt.date.fromisoformat(today) if today else None
+    except ValueError:
+        err.print(f"--today {today!r}: expected YYYY-MM-DD", markup=False)
+        raise typer.Exit(exit_codes.USAGE) from None
+    for label, folder in (("--student", student), ("--teacher", teacher)):
+        if folder is not None and not folder.is_dir():
+            err.print(f"{label} {folder}: no such directory", markup=False)
+            raise typer.Exit(exit_codes.INVALID_INPUT)
+    try:
+        loaded = load_policy(policy)
+        gate = ProvenanceGate(loaded, student=student, today=as_of)
+        data_files = [m.data_path(f) for m in map(load_manifest, manifest) for f in m.manifest.files]
+        records = jsonl_records(data_files, loaded.policy.provenance.record_column)
+        decision = gate.clear_dataset(records, manifest=manifest, teacher=teacher).decision
+    except (PolicyError, DistillGuardError) as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(exit_codes.INVALID_INPUT) from None
+    if audit_log is not None:
+        AuditLog(audit_log).record("provenance_decision", source="cli", decision=decision.to_dict())
+    if as_json:
+        typer.echo(decision.to_json())
+    else:
+        out.print(str(decision), markup=False)
+    raise typer.Exit(exit_codes.OK if decision.allowed else exit_codes.DENIED)

@@ -1,0 +1,209 @@
+"""`distill-guard manifest ...`: create, verify, sign, keygen."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from distill_guard.cli import exit_codes
+from distill_guard.errors import DistillGuardError, PolicyError
+from distill_guard.policy.load import load_policy
+from distill_guard.policy.schema import ProvenancePolicy
+from distill_guard.provenance.integrity import manifest_bytes, verify_files
+from distill_guard.provenance.manifest import (
+    Attestation,
+    DatasetId,
+    DatasetProvenance,
+    Generator,
+    describe_file,
+    load_manifest,
+    save_manifest,
+    write_atomically,
+)
+from distill_guard.provenance.signing import (
+    generate_key,
+    load_private_key,
+    sign,
+    signature_refused,
+    verify_signature,
+)
+
+app = typer.Typer(help="Write, sign and verify dataset provenance manifests.", no_args_is_help=True)
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def _fail(message: str, code: int = exit_codes.INVALID_INPUT) -> typer.Exit:
+    err.print(message, markup=False)
+    return typer.Exit(code)
+
+
+def _progress(total_bytes: int, label: str) -> Progress:
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+    )
+    progress.add_task(label, total=total_bytes)
+    return progress
+
+
+def _parse_sampling(pairs: list[str]) -> dict[str, str | int | float | bool]:
+    settings: dict[str, str | int | float | bool] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise _fail(f"--sampling {pair!r}: expected KEY=VALUE, e.g. temperature=1.0", exit_codes.USAGE)
+        try:
+            settings[key] = json.loads(raw)
+        except ValueError:
+            settings[key] = raw
+    return settings
+
+
+@app.command()
+def create(
+    files: Annotated[list[Path], typer.Argument(help="data files the manifest vouches for")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="manifest to write (.yaml or .json)")],
+    name: Annotated[str, typer.Option(help="dataset name")],
+    version: Annotated[str, typer.Option(help="dataset version")],
+    generator: Annotated[list[str], typer.Option(help="generator model id; repeat for mixed data")],
+    revision: Annotated[str | None, typer.Option(help="generator revision (single generator)")] = None,
+    base_model: Annotated[
+        list[str] | None, typer.Option(help="each generator's base model, in --generator order")
+    ] = None,
+    system_prompt: Annotated[
+        Path | None, typer.Option(help="file holding the generation system prompt")
+    ] = None,
+    sampling: Annotated[list[str] | None, typer.Option(help="sampling setting KEY=VALUE; repeatable")] = None,
+    date: Annotated[str | None, typer.Option(help="generation date, YYYY-MM-DD")] = None,
+    audited_by: Annotated[str | None, typer.Option(help="who audited the generator")] = None,
+    audit_ref: Annotated[str | None, typer.Option(help="audit ticket or report")] = None,
+    audit_expires: Annotated[str | None, typer.Option(help="audit expiry, YYYY-MM-DD")] = None,
+    in_toto: Annotated[Path | None, typer.Option(help="also write an in-toto Statement (JSON) here")] = None,
+) -> None:
+    """Hash data files and record who generated them; the manifest lists paths relative to itself."""
+    bases = base_model or []
+    if bases and len(bases) != len(generator):
+        raise _fail("give one --base-model per --generator (or none)", exit_codes.USAGE)
+    if revision and len(generator) != 1:
+        raise _fail("--revision needs exactly one --generator", exit_codes.USAGE)
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise _fail(f"no such file: {', '.join(missing)}")
+    audit = [audited_by, audit_ref, audit_expires]
+    if any(audit) and not all(audit):
+        raise _fail(
+            "an attestation needs --audited-by, --audit-ref and --audit-expires together", exit_codes.USAGE
+        )
+    prompt_sha = hashlib.sha256(system_prompt.read_bytes()).hexdigest() if system_prompt else None
+    try:
+        with _progress(sum(f.stat().st_size for f in files), "hashing") as progress:
+            task = progress.task_ids[0]
+            described = [
+                describe_file(f, out_path.parent, on_bytes=lambda n: progress.advance(task, n)) for f in files
+            ]
+        generators = [
+            Generator(
+                model=model,
+                revision=revision,
+                base_model=bases[i] if bases else None,
+                system_prompt_sha256=prompt_sha,
+                sampling=_parse_sampling(sampling or []),
+                date=dt.date.fromisoformat(date) if date else None,
+            )
+            for i, model in enumerate(generator)
+        ]
+        manifest = DatasetProvenance(
+            dataset=DatasetId(name=name, version=version),
+            files=described,
+            generators=generators,
+            attestation=Attestation(
+                audited_by=audited_by, reference=audit_ref, expires=dt.date.fromisoformat(audit_expires)
+            )
+            if audited_by and audit_ref and audit_expires
+            else None,
+        )
+    except ValueError as exc:
+        raise _fail(f"invalid manifest input: {exc}") from None
+    save_manifest(manifest, out_path)
+    if in_toto:
+        write_atomically(in_toto, json.dumps(manifest.to_in_toto(), indent=2) + "\n")
+    out.print(
+        f"wrote {out_path} ({len(described)} files, {sum(f.size for f in described)} bytes)", markup=False
+    )
+
+
+@app.command()
+def verify(
+    manifest: Annotated[Path, typer.Argument(help="manifest to verify")],
+    policy: Annotated[Path | None, typer.Option(help="policy whose trusted_signers to check against")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Re-hash every data file (streaming) and check the signature; exit 3 when anything fails."""
+    try:
+        loaded = load_manifest(manifest)
+        rules = load_policy(policy).policy.provenance if policy else ProvenancePolicy()
+    except PolicyError as exc:
+        raise _fail(str(exc)) from None
+    with _progress(manifest_bytes(loaded), "verifying") as progress:
+        task = progress.task_ids[0]
+        checks = verify_files(loaded, on_bytes=lambda n: progress.advance(task, n))
+    signature = verify_signature(loaded.manifest, rules.trusted_signers)
+    ok = all(c.ok for c in checks) and not signature_refused(signature, rules)
+    if as_json:
+        payload = {
+            "manifest": str(manifest),
+            "ok": ok,
+            "files": [vars(c) for c in checks],
+            "signature": vars(signature),
+        }
+        out.print_json(json.dumps(payload))
+    else:
+        for check in checks:
+            out.print(f"{check.status:<14} {check.detail}", markup=False)
+        out.print(f"{'signature':<14} {signature.status}: {signature.detail}", markup=False)
+        out.print("verified" if ok else "VERIFICATION FAILED", markup=False)
+    raise typer.Exit(exit_codes.OK if ok else exit_codes.DENIED)
+
+
+@app.command("sign")
+def sign_cmd(
+    manifest: Annotated[Path, typer.Argument(help="manifest to sign (rewritten in place)")],
+    key: Annotated[Path, typer.Option(help="Ed25519 private key, PEM")],
+    out_path: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write here instead of in place")
+    ] = None,
+) -> None:
+    """Sign every field of the manifest with an Ed25519 key (the policy lists the public key)."""
+    try:
+        loaded = load_manifest(manifest)
+        signed = sign(loaded.manifest, load_private_key(key))
+    except (PolicyError, DistillGuardError) as exc:
+        raise _fail(str(exc)) from None
+    target = save_manifest(signed, out_path or manifest)
+    assert signed.signature is not None
+    out.print(f"signed {target} with key {signed.signature.public_key}", markup=False)
+
+
+@app.command()
+def keygen(
+    private_key: Annotated[Path, typer.Argument(help="where to write the new private key (PEM, mode 0600)")],
+    name: Annotated[str, typer.Option(help="signer name for the policy snippet")] = "my-signer",
+) -> None:
+    """Create an Ed25519 key pair and print the trusted_signers entry for the policy."""
+    try:
+        public = generate_key(private_key)
+    except DistillGuardError as exc:
+        raise _fail(str(exc)) from None
+    out.print(f"wrote {private_key}\n# add to the policy:\nprovenance:\n  trusted_signers:", markup=False)
+    out.print(f'    - {{name: {name}, public_key: "{public}"}}', markup=False)

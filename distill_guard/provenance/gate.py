@@ -1,0 +1,354 @@
+"""ProvenanceGate: verify manifests, resolve lineage, apply rules, and bind the result to the data.
+
+Two moments. `clear_dataset` runs where the user prepares data (raises nothing for a deny; the
+Clearance carries the Decision and the dataset to train on, filtered when rows were dropped).
+`check_at_train_begin` runs inside the callback: it fingerprints what the trainer will iterate
+and accepts it only if it is (a column subset of) a cleared dataset. Anything else follows the
+policy's `unknown` action, which is deny unless the policy says warn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distill_guard.policy.load import LoadedPolicy, today_utc
+from distill_guard.policy.schema import GuardPolicy
+from distill_guard.provenance.decision import Decision, DroppedRecords, FiredRule, LineageReport, WaiverNote
+from distill_guard.provenance.fingerprint import DatasetFingerprint, fingerprint
+from distill_guard.provenance.integrity import FileCheck, verify_files
+from distill_guard.provenance.lineage import Evidence, Lineage, relation, resolve_student, resolve_teacher
+from distill_guard.provenance.manifest import LoadedManifest, load_manifest
+from distill_guard.provenance.records import (
+    MISSING,
+    generator_counts,
+    provenance_column,
+    rows_to_keep,
+    select_rows,
+)
+from distill_guard.provenance.rules import Subject, evaluate, trust_of
+from distill_guard.provenance.signing import SignatureCheck, signature_refused, verify_signature
+from distill_guard.provenance.weights import TensorSource
+
+MANIFEST_INTEGRITY = "manifest-integrity"
+MANIFEST_SIGNATURE = "manifest-signature"
+UNKNOWN_PROVENANCE = "unknown-provenance"
+UNDECLARED_GENERATOR = "undeclared-generator"
+DATASET_NOT_CLEARED = "dataset-not-cleared"
+
+
+@dataclass(frozen=True)
+class ExaminedManifest:
+    """A manifest after its files were re-hashed and its signature checked."""
+
+    loaded: LoadedManifest
+    files: tuple[FileCheck, ...]
+    signature: SignatureCheck
+
+    @property
+    def name(self) -> str:
+        return self.loaded.manifest.dataset.name
+
+
+def examine_manifest(loaded: LoadedManifest, policy: GuardPolicy, **hash_options: Any) -> ExaminedManifest:
+    files = tuple(verify_files(loaded, **hash_options))
+    return ExaminedManifest(
+        loaded, files, verify_signature(loaded.manifest, policy.provenance.trusted_signers)
+    )
+
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """Everything a decision is computed from except the student, so it can be redone for another one."""
+
+    dataset_name: str
+    manifests: tuple[ExaminedManifest, ...]
+    teacher_dir: Path | None
+    record_counts: dict[str, int] | None
+
+
+@dataclass(frozen=True)
+class Clearance:
+    decision: Decision
+    dataset: Any
+    fingerprint: DatasetFingerprint | None
+    student: str | None
+    facts: DatasetFacts = field(repr=False)
+
+
+@dataclass
+class _Verdict:
+    """Mutable scratch space while one decision is assembled."""
+
+    rules: list[FiredRule] = field(default_factory=list)
+    waivers: list[WaiverNote] = field(default_factory=list)
+    checks: list[str] = field(default_factory=list)
+    teachers: list[LineageReport] = field(default_factory=list)
+    dropped: list[DroppedRecords] = field(default_factory=list)
+    drop: set[str] = field(default_factory=set)
+
+
+def _manifest_findings(policy: GuardPolicy, examined: ExaminedManifest, verdict: _Verdict) -> None:
+    where = str(examined.loaded.path)
+    for check in examined.files:
+        verdict.checks.append(f"{check.status:<14} {check.detail}")
+        if not check.ok:
+            message = f"data file '{check.path}' failed verification ({check.status.replace('_', ' ')})"
+            verdict.rules.append(FiredRule(MANIFEST_INTEGRITY, "deny", where, message, (check.detail,)))
+    sig = examined.signature
+    verdict.checks.append(f"{'signature ' + sig.status:<14} {where}: {sig.detail}")
+    if signature_refused(sig, policy.provenance):
+        message = (
+            "the policy requires a signature by a trusted signer" if sig.status == "unsigned" else sig.detail
+        )
+        verdict.rules.append(FiredRule(MANIFEST_SIGNATURE, "deny", where, message, (sig.detail,)))
+
+
+class ProvenanceGate:
+    """Decides whether data may train the student; see the module docstring for the two moments."""
+
+    def __init__(
+        self, loaded: LoadedPolicy, *, student: str | Path | None = None, today: dt.date | None = None
+    ) -> None:
+        self.loaded = loaded
+        self.policy = loaded.policy
+        self.student = str(student) if student is not None else None
+        self._today = today
+        self.clearances: list[Clearance] = []
+
+    @property
+    def today(self) -> dt.date:
+        return self._today or today_utc()
+
+    # -- clearance -------------------------------------------------------------------------------
+
+    def clear_dataset(
+        self,
+        dataset: Any,
+        manifest: str | Path | Sequence[str | Path] | None = None,
+        *,
+        teacher: str | Path | None = None,
+    ) -> Clearance:
+        """Decide on `dataset`; its fingerprint (after any dropped rows) is remembered for train begin.
+
+        Raises PolicyError when a manifest file is invalid (input error, not a deny).
+        """
+        paths = [manifest] if isinstance(manifest, (str, Path)) else list(manifest or [])
+        examined = tuple(examine_manifest(load_manifest(p), self.policy) for p in paths)
+        column = provenance_column(dataset, self.policy.provenance.record_column)
+        names = [m.name for m in examined] or [_dataset_name(dataset)]
+        facts = DatasetFacts(
+            "+".join(dict.fromkeys(names)),
+            examined,
+            Path(teacher) if teacher is not None else None,
+            generator_counts(column) if column is not None else None,
+        )
+        decision, drop = self.decide(facts, self.student)
+        cleared = dataset
+        if drop and decision.allowed and column is not None:
+            cleared = select_rows(dataset, rows_to_keep(column, drop))
+        clearance = Clearance(decision, cleared, fingerprint(cleared), self.student, facts)
+        self.clearances.append(clearance)
+        return clearance
+
+    def decide(
+        self, facts: DatasetFacts, student: str | None, student_module: Any = None
+    ) -> tuple[Decision, set[str]]:
+        """The pure core: facts + student -> Decision and the generator ids whose rows to drop."""
+        policy, today = self.policy, self.today
+        student_lineage = resolve_student(policy, student)
+        student_weights = _student_weights(student, student_module)
+        verdict = _Verdict()
+        for examined in facts.manifests:
+            _manifest_findings(policy, examined, verdict)
+        if not facts.manifests:
+            message = "no provenance manifest: where this data came from is unknown"
+            verdict.rules.append(
+                FiredRule(UNKNOWN_PROVENANCE, policy.provenance.unknown.value, facts.dataset_name, message)
+            )
+        generators = list(facts.record_counts) if facts.record_counts is not None else _declared(facts)
+        for generator in generators:
+            self._judge_generator(generator, facts, student_lineage, student_weights, verdict)
+        decision = Decision(
+            outcome=Decision.outcome_of(verdict.rules),
+            policy=policy.metadata.name,
+            dataset=facts.dataset_name,
+            decided_on=today.isoformat(),
+            rules=tuple(verdict.rules),
+            waivers=tuple(verdict.waivers),
+            student=LineageReport.of(student_lineage),
+            teachers=tuple(verdict.teachers),
+            dropped=tuple(verdict.dropped) if verdict.drop else (),
+            checks=tuple(verdict.checks),
+        )
+        return decision, verdict.drop if decision.allowed else set()
+
+    def _judge_generator(
+        self,
+        generator: str,
+        facts: DatasetFacts,
+        student: Lineage,
+        student_weights: TensorSource | None,
+        verdict: _Verdict,
+    ) -> None:
+        policy = self.policy
+        owner = next((m for m in facts.manifests if m.loaded.manifest.generator(generator)), None)
+        if generator == MISSING:
+            rows = (facts.record_counts or {}).get(MISSING, 0)
+            teacher = Lineage(MISSING, (Evidence("records", f"{rows} rows carry no generator id"),))
+        else:
+            declared = owner.loaded.manifest.generator(generator) if owner else None
+            teacher = resolve_teacher(
+                policy,
+                generator,
+                base_model=declared.base_model if declared else None,
+                teacher_dir=facts.teacher_dir,
+                student_weights=student_weights,
+            )
+        if owner is None and facts.manifests:
+            message = "records name a generator that no manifest declares"
+            verdict.rules.append(
+                FiredRule(UNDECLARED_GENERATOR, policy.provenance.unknown.value, generator, message)
+            )
+        attestation = owner.loaded.manifest.attestation if owner else None
+        signed = owner is not None and owner.signature.status == "valid"
+        trusted, trust_detail = trust_of(
+            policy, generator, self.today, attestation=attestation, attestation_signed=signed
+        )
+        related = relation(student, teacher)
+        verdict.teachers.append(LineageReport.of(teacher, related, trust_detail))
+        subject = Subject(
+            generator,
+            owner.name if owner else facts.dataset_name,
+            related,
+            teacher.families,
+            trusted,
+            trust_detail,
+        )
+        fired, notes = evaluate(policy, subject, self.today)
+        verdict.waivers.extend(notes)
+        for rule in fired:
+            if rule.action == "drop_records" and rule.waived_by is None:
+                if facts.record_counts is None:
+                    column = policy.provenance.record_column
+                    refused = f"no '{column}' column to drop records by: the whole dataset is refused"
+                    message = f"{rule.message} ({refused})"
+                    rule = FiredRule(rule.id, "deny", rule.subject, message, rule.evidence)
+                elif generator not in verdict.drop:
+                    verdict.drop.add(generator)
+                    verdict.dropped.append(DroppedRecords(generator, rule.id, facts.record_counts[generator]))
+            verdict.rules.append(rule)
+
+    # -- train begin -----------------------------------------------------------------------------
+
+    def check_at_train_begin(self, train_dataset: Any, model: Any) -> Decision:
+        """The decision for the whole run: the trainer's data must match a clearance. Pure: never raises."""
+        student = self.student or _module_dir(model)
+        observed = _safe_fingerprint(train_dataset)
+        reasons = []
+        for clearance in self.clearances:
+            if clearance.fingerprint is None or observed is None:
+                continue
+            mismatch = clearance.fingerprint.mismatch(observed)
+            if mismatch is None:
+                return self._recheck(clearance, student, model, observed)
+            reasons.append(f"cleared '{clearance.decision.dataset}': {mismatch}")
+        return self._not_cleared(train_dataset, observed, reasons, student)
+
+    def _recheck(
+        self, clearance: Clearance, student: str | None, model: Any, observed: DatasetFingerprint
+    ) -> Decision:
+        """Reuse the clearance, unless it was decided for another student: then decide again."""
+        match_note = f"ok             trainer dataset matches the cleared dataset ({observed.describe()})"
+        if student == clearance.student:
+            decision = clearance.decision
+            return _replace(decision, checks=(*decision.checks, match_note))
+        facts = clearance.facts
+        column = provenance_column(clearance.dataset, self.policy.provenance.record_column)
+        if column is not None:
+            facts = DatasetFacts(
+                facts.dataset_name, facts.manifests, facts.teacher_dir, generator_counts(column)
+            )
+        decision, drop = self.decide(facts, student, model)
+        rules = list(decision.rules)
+        for generator in sorted(drop):
+            message = (
+                f"records of '{generator}' would have to be dropped for student {student}, but the data "
+                "is already fixed; clear the dataset with the student known (ProvenanceGate(student=...))"
+            )
+            rules.append(FiredRule("drop-after-clearance", "deny", generator, message))
+        recheck = (
+            f"re-decided for student {student} (cleared for {clearance.student or 'an unstated student'})"
+        )
+        return _replace(
+            decision,
+            rules=tuple(rules),
+            outcome=Decision.outcome_of(rules),
+            dropped=(),
+            checks=(*decision.checks, match_note, recheck),
+        )
+
+    def _not_cleared(
+        self, train_dataset: Any, observed: DatasetFingerprint | None, reasons: list[str], student: str | None
+    ) -> Decision:
+        if observed is None:
+            kind = type(train_dataset).__name__
+            message = f"the trainer's dataset ({kind}) cannot be fingerprinted, so it was never cleared"
+        elif not self.clearances:
+            message = "the dataset the trainer iterates was never cleared (call guard.clear_dataset first)"
+        else:
+            message = "the dataset the trainer iterates does not match any cleared dataset"
+        hints = (
+            "if rows were dropped, train on clearance.dataset",
+            "if the trainer transforms data in __init__ (TRL SFTTrainer tokenizes), "
+            "clear trainer.train_dataset after building the trainer",
+        )
+        action = self.policy.provenance.unknown.value
+        rule = FiredRule(DATASET_NOT_CLEARED, action, "trainer dataset", message, (*reasons, *hints))
+        return Decision(
+            outcome=Decision.outcome_of([rule]),
+            policy=self.policy.metadata.name,
+            dataset="(not cleared)",
+            decided_on=self.today.isoformat(),
+            rules=(rule,),
+            student=LineageReport.of(resolve_student(self.policy, student)),
+            checks=(f"observed       {observed.describe()}",) if observed else (),
+        )
+
+
+def _replace(decision: Decision, **changes: Any) -> Decision:
+    import dataclasses
+
+    return dataclasses.replace(decision, **changes)
+
+
+def _declared(facts: DatasetFacts) -> list[str]:
+    return list(dict.fromkeys(g.model for m in facts.manifests for g in m.loaded.manifest.generators))
+
+
+def _dataset_name(dataset: Any) -> str:
+    info = getattr(dataset, "info", None)
+    return getattr(info, "dataset_name", None) or "unnamed"
+
+
+def _module_dir(model: Any) -> str | None:
+    name = getattr(model, "name_or_path", None)
+    return str(name) if name else None
+
+
+def _student_weights(student: str | None, module: Any) -> TensorSource | None:
+    if student is not None and Path(student).is_dir():
+        on_disk = TensorSource.from_dir(Path(student))
+        if on_disk is not None:
+            return on_disk
+    return TensorSource.from_module(module) if module is not None and hasattr(module, "state_dict") else None
+
+
+def _safe_fingerprint(dataset: Any) -> DatasetFingerprint | None:
+    try:
+        return fingerprint(dataset)
+    except (TypeError, ValueError, KeyError, IndexError):
+        return None

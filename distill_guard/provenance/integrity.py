@@ -1,0 +1,51 @@
+"""Re-hash a manifest's data files: a changed, missing or resized file is named, never skipped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from distill_guard.provenance.hashing import ProgressHook, sha256_file
+from distill_guard.provenance.manifest import LoadedManifest
+
+FileStatus = Literal["ok", "missing", "size_mismatch", "hash_mismatch"]
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    path: str
+    status: FileStatus
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def verify_files(loaded: LoadedManifest, *, on_bytes: ProgressHook | None = None) -> list[FileCheck]:
+    """One check per listed file; the size is compared first so a truncated file costs no hashing."""
+    checks = []
+    for entry in loaded.manifest.files:
+        path = loaded.data_path(entry)
+        if not path.is_file():
+            checks.append(FileCheck(entry.path, "missing", f"{path}: file not found"))
+            continue
+        size = path.stat().st_size
+        if size != entry.size:
+            checks.append(
+                FileCheck(entry.path, "size_mismatch", f"{path}: {size} bytes, manifest says {entry.size}")
+            )
+            if on_bytes is not None:
+                on_bytes(entry.size)
+            continue
+        actual = sha256_file(path, on_bytes=on_bytes)
+        if actual != entry.sha256:
+            detail = f"{path}: sha256 {actual[:16]}..., manifest says {entry.sha256[:16]}..."
+            checks.append(FileCheck(entry.path, "hash_mismatch", detail))
+        else:
+            checks.append(FileCheck(entry.path, "ok", f"{path}: sha256 matches"))
+    return checks
+
+
+def manifest_bytes(loaded: LoadedManifest) -> int:
+    return sum(f.size for f in loaded.manifest.files)

@@ -1,0 +1,170 @@
+"""Dataset provenance manifests (`kind: DatasetProvenance`): what the data is and who generated it.
+
+A manifest names every data file with its size and sha256, the generator(s) that produced the
+records, an optional audit attestation and an optional Ed25519 signature. It is read with the
+same hostile-YAML-safe loader as policies (JSON is accepted too), so every error is FILE:LINE:COL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import Field, field_validator
+
+from distill_guard.policy.documents import load_model
+from distill_guard.policy.schema import NonEmpty
+from distill_guard.policy.strict_model import StrictModel
+from distill_guard.provenance.hashing import ProgressHook, sha256_file
+
+MANIFEST_KIND = "DatasetProvenance"
+IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://distill-guard.dev/DatasetProvenance/v1"
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Scalar = str | int | float | bool
+
+
+class DatasetId(StrictModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    version: NonEmpty
+
+
+class DataFile(StrictModel):
+    """One data file, relative to the manifest's folder (POSIX separators, never leaving it)."""
+
+    path: NonEmpty
+    size: int = Field(ge=0)
+    sha256: Sha256
+    records: int | None = Field(None, ge=0, description="rows in the file, when it is JSON Lines")
+
+    @field_validator("path")
+    @classmethod
+    def _relative_inside(cls, value: str) -> str:
+        pure = PurePosixPath(value)
+        if pure.is_absolute() or "\\" in value or ".." in pure.parts:
+            raise ValueError("must be a relative POSIX path inside the manifest's folder (no '..', no '\\')")
+        return value
+
+
+class Generator(StrictModel):
+    """The model that produced the records; `base_model` is what it was fine-tuned from."""
+
+    model: NonEmpty = Field(description="model id, as written in per-record provenance columns")
+    revision: NonEmpty | None = None
+    base_model: NonEmpty | None = None
+    system_prompt_sha256: Sha256 | None = None
+    sampling: dict[str, Scalar] = Field(default_factory=dict)
+    date: dt.date | None = None
+
+
+class Attestation(StrictModel):
+    audited_by: NonEmpty
+    reference: NonEmpty
+    expires: dt.date
+
+
+class Signature(StrictModel):
+    algorithm: Literal["ed25519"] = "ed25519"
+    public_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="Ed25519 raw key, base64")]
+    value: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{86}==$", description="signature, base64")]
+
+
+class DatasetProvenance(StrictModel):
+    api_version: Literal["distill-guard/v1"] = Field("distill-guard/v1", alias="apiVersion")
+    kind: Literal["DatasetProvenance"] = MANIFEST_KIND
+    dataset: DatasetId
+    files: list[DataFile] = Field(min_length=1)
+    generators: list[Generator] = Field(min_length=1)
+    attestation: Attestation | None = None
+    signature: Signature | None = None
+
+    @field_validator("files")
+    @classmethod
+    def _unique_paths(cls, files: list[DataFile]) -> list[DataFile]:
+        seen = [f.path for f in files]
+        dupes = sorted({p for p in seen if seen.count(p) > 1})
+        if dupes:
+            raise ValueError(f"file listed twice: {', '.join(dupes)}")
+        return files
+
+    def generator(self, model_id: str) -> Generator | None:
+        """The declared generator whose id (or `id@revision`) is `model_id`."""
+        for gen in self.generators:
+            if model_id in (gen.model, f"{gen.model}@{gen.revision}"):
+                return gen
+        return None
+
+    def payload(self) -> dict:
+        """Everything but the signature, as JSON-ready data: what a signature covers."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"signature"}, exclude_none=True)
+
+    def to_in_toto(self) -> dict:
+        """An in-toto Statement v1: the files as subjects, this manifest as the predicate."""
+        return {
+            "_type": IN_TOTO_STATEMENT,
+            "subject": [{"name": f.path, "digest": {"sha256": f.sha256}} for f in self.files],
+            "predicateType": PREDICATE_TYPE,
+            "predicate": self.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    manifest: DatasetProvenance
+    path: Path
+
+    def data_path(self, file: DataFile) -> Path:
+        return self.path.parent / file.path
+
+
+def load_manifest(path: str | Path) -> LoadedManifest:
+    """Read and validate a manifest; raises PolicyError with FILE:LINE:COL for any problem."""
+    manifest, _ = load_model(path, DatasetProvenance)
+    return LoadedManifest(manifest, Path(path))
+
+
+def count_jsonl_records(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def describe_file(path: Path, base: Path, *, on_bytes: ProgressHook | None = None) -> DataFile:
+    """Size, sha256 and (for JSON Lines) the record count of one data file, named relative to `base`."""
+    relative = Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
+    records = count_jsonl_records(path) if path.suffix == ".jsonl" else None
+    return DataFile(
+        path=relative, size=path.stat().st_size, sha256=sha256_file(path, on_bytes=on_bytes), records=records
+    )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_manifest(manifest: DatasetProvenance, path: Path) -> str:
+    """JSON for `.json` files, block YAML otherwise (keys in schema order, readable in review)."""
+    data = manifest.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if path.suffix == ".json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def save_manifest(manifest: DatasetProvenance, path: str | Path) -> Path:
+    path = Path(path)
+    write_atomically(path, render_manifest(manifest, path))
+    return path

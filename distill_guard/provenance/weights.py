@@ -1,0 +1,136 @@
+"""Weight test: does a checkpoint share its initialisation with another one?
+
+Fine-tuning moves weights a little; two independent initialisations of the same architecture are
+uncorrelated. For every weight matrix the two models share (same name, same shape, 2 or more
+dimensions; norms initialised to ones are skipped because they match trivially) we take the
+Pearson correlation over a fixed sample of entries, and report the median over matrices.
+Thresholds are calibrated in tests/provenance/test_weights.py on tiny models: fine-tuned copies
+score near 1, fresh initialisations near 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors import safe_open
+
+SAME_INIT_AT_LEAST = 0.1
+INDEPENDENT_AT_MOST = 0.05
+MIN_TENSORS = 2
+MIN_ENTRIES = 1024
+SAMPLE_ENTRIES = 16_384
+
+Verdict = Literal["same_init", "independent", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class WeightComparison:
+    verdict: Verdict
+    median_correlation: float | None
+    tensors_compared: int
+
+    def describe(self) -> str:
+        if self.median_correlation is None:
+            return f"weight test inconclusive: {self.tensors_compared} comparable weight matrices"
+        words = {
+            "same_init": "same initialisation",
+            "independent": "independently initialised",
+            "inconclusive": "inconclusive",
+        }[self.verdict]
+        return (
+            f"weight test: {words} (median correlation {self.median_correlation:.3f} "
+            f"over {self.tensors_compared} weight matrices)"
+        )
+
+
+class TensorSource:
+    """Weight matrices by name, read lazily from safetensors files or taken from a live module."""
+
+    def __init__(self, shapes: Mapping[str, tuple[int, ...]], fetch: Callable[[str], torch.Tensor]) -> None:
+        self.shapes = dict(shapes)
+        self._fetch = fetch
+
+    def get(self, name: str) -> torch.Tensor:
+        return self._fetch(name)
+
+    @classmethod
+    def from_module(cls, module: torch.nn.Module) -> TensorSource:
+        state = {k: v for k, v in module.state_dict().items() if v.dim() >= 2}
+        return cls({k: tuple(v.shape) for k, v in state.items()}, state.__getitem__)
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> TensorSource | None:
+        """None when the folder holds no full safetensors weights (e.g. a PEFT adapter only)."""
+        files = _safetensors_files(directory)
+        if not files:
+            return None
+        where: dict[str, Path] = {}
+        shapes: dict[str, tuple[int, ...]] = {}
+        for file in files:
+            with safe_open(str(file), framework="pt") as handle:
+                for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                    shape = tuple(handle.get_slice(name).get_shape())
+                    if len(shape) >= 2:
+                        shapes[name] = shape
+                        where[name] = file
+
+        def fetch(name: str) -> torch.Tensor:
+            with safe_open(str(where[name]), framework="pt") as handle:
+                return handle.get_tensor(name)
+
+        return cls(shapes, fetch)
+
+
+def _safetensors_files(directory: Path) -> list[Path]:
+    index = directory / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = json.loads(index.read_text("utf-8")).get("weight_map", {})
+        return sorted({directory / f for f in weight_map.values()})
+    single = directory / "model.safetensors"
+    return [single] if single.is_file() else []
+
+
+def _sample(tensor: torch.Tensor) -> torch.Tensor:
+    flat = tensor.detach().reshape(-1).to(torch.float64)
+    if flat.numel() <= SAMPLE_ENTRIES:
+        return flat
+    generator = torch.Generator().manual_seed(flat.numel())
+    index = torch.randperm(flat.numel(), generator=generator)[:SAMPLE_ENTRIES]
+    return flat[index]
+
+
+def _correlation(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    x, y = _sample(a), _sample(b)
+    x, y = x - x.mean(), y - y.mean()
+    denominator = float(x.norm() * y.norm())
+    return float((x @ y) / denominator) if denominator > 0 else None
+
+
+def _correlations(a: TensorSource, b: TensorSource) -> Iterator[float]:
+    for name in sorted(a.shapes.keys() & b.shapes.keys()):
+        shape = a.shapes[name]
+        if shape == b.shapes[name] and math.prod(shape) >= MIN_ENTRIES:
+            value = _correlation(a.get(name), b.get(name))
+            if value is not None:
+                yield value
+
+
+def compare_weights(a: TensorSource, b: TensorSource) -> WeightComparison:
+    values = list(_correlations(a, b))
+    if len(values) < MIN_TENSORS:
+        return WeightComparison("inconclusive", None, len(values))
+    median = statistics.median(values)
+    if median >= SAME_INIT_AT_LEAST:
+        verdict: Verdict = "same_init"
+    elif median <= INDEPENDENT_AT_MOST:
+        verdict = "independent"
+    else:
+        verdict = "inconclusive"
+    return WeightComparison(verdict, median, len(values))
