@@ -208,7 +208,7 @@ class ProvenanceGate:
                 teacher_dir=facts.teacher_dir,
                 student_weights=student_weights,
             )
-        if owner is None and facts.manifests:
+        if owner is None and facts.manifests and generator != MISSING:
             message = "records name a generator that no manifest declares"
             verdict.rules.append(
                 FiredRule(UNDECLARED_GENERATOR, policy.provenance.unknown.value, generator, message)

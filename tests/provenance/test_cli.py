@@ -1,0 +1,120 @@
+"""`distill-guard manifest ...` and `distill-guard check` as CI runs them: files on disk, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from distill_guard.cli.main import app
+
+from .conftest import OTHER_FAMILY_TEACHER, SAME_FAMILY_TEACHER, number_rows, policy_data, write_jsonl
+
+runner = CliRunner()
+
+
+def create(data: Path, out: Path, generator: str, *extra: str):
+    args = ["manifest", "create", str(data), "--out", str(out), "--name", "numbers-v3", "--version", "3"]
+    return runner.invoke(app, [*args, "--generator", generator, *extra])
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy_data()), "utf-8")
+    return path
+
+
+def test_create_then_verify_then_one_changed_byte_fails_naming_the_file(tmp_path):
+    data = write_jsonl(tmp_path / "data" / "numbers.jsonl", number_rows(20))
+    manifest = tmp_path / "numbers.provenance.yaml"
+    result = create(
+        data, manifest, SAME_FAMILY_TEACHER, "--base-model", "distill-guard/tiny-base", "--sampling", "temperature=1.0"
+    )
+    assert result.exit_code == 0, result.output
+    written = yaml.safe_load(manifest.read_text("utf-8"))
+    assert written["files"][0]["path"] == "data/numbers.jsonl"
+    assert written["generators"][0]["sampling"] == {"temperature": 1.0}
+    assert runner.invoke(app, ["manifest", "verify", str(manifest)]).exit_code == 0
+    data.write_bytes(data.read_bytes().replace(b"1", b"2", 1))
+    result = runner.invoke(app, ["manifest", "verify", str(manifest), "--json"])
+    assert result.exit_code == 3
+    payload = json.loads(result.stdout)
+    assert payload["ok"] is False
+    assert payload["files"][0]["path"] == "data/numbers.jsonl" and payload["files"][0]["status"] == "hash_mismatch"
+
+
+def test_create_writes_an_in_toto_statement(tmp_path):
+    data = write_jsonl(tmp_path / "numbers.jsonl", number_rows(3))
+    statement = tmp_path / "numbers.intoto.json"
+    assert create(data, tmp_path / "m.json", OTHER_FAMILY_TEACHER, "--in-toto", str(statement)).exit_code == 0
+    payload = json.loads(statement.read_text("utf-8"))
+    manifest = json.loads((tmp_path / "m.json").read_text("utf-8"))
+    assert payload["_type"] == "https://in-toto.io/Statement/v1"
+    assert payload["subject"] == [{"name": "numbers.jsonl", "digest": {"sha256": manifest["files"][0]["sha256"]}}]
+    assert payload["predicate"]["generators"][0]["model"] == OTHER_FAMILY_TEACHER
+
+
+def test_keygen_sign_and_verify_against_the_policys_signers(tmp_path):
+    data = write_jsonl(tmp_path / "numbers.jsonl", number_rows(3))
+    manifest = tmp_path / "m.yaml"
+    create(data, manifest, OTHER_FAMILY_TEACHER)
+    result = runner.invoke(app, ["manifest", "keygen", str(tmp_path / "key.pem"), "--name", "data-team"])
+    assert result.exit_code == 0, result.output
+    snippet = result.stdout[result.stdout.index("provenance:") :]
+    signers = yaml.safe_load(snippet)["provenance"]["trusted_signers"]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(policy_data(trusted_signers=signers, require_signature=True)), "utf-8")
+    assert runner.invoke(app, ["manifest", "verify", str(manifest), "--policy", str(policy)]).exit_code == 3
+    assert runner.invoke(app, ["manifest", "sign", str(manifest), "--key", str(tmp_path / "key.pem")]).exit_code == 0
+    result = runner.invoke(app, ["manifest", "verify", str(manifest), "--policy", str(policy)])
+    assert result.exit_code == 0, result.output
+    assert "signed by trusted signer 'data-team'" in result.stdout
+
+
+def check(policy: Path, student: Path, *manifests: Path, extra: tuple[str, ...] = ()):
+    args = ["check", "--policy", str(policy), "--student", str(student), "--today", "2026-06-01"]
+    for m in manifests:
+        args += ["--manifest", str(m)]
+    return runner.invoke(app, [*args, *extra])
+
+
+def test_check_exits_0_when_allowed_and_3_when_denied(tmp_path, policy_file, student_dir):
+    data = write_jsonl(tmp_path / "numbers.jsonl", number_rows(5))
+    allowed, denied = tmp_path / "allowed.yaml", tmp_path / "denied.yaml"
+    create(data, allowed, OTHER_FAMILY_TEACHER)
+    create(data, denied, SAME_FAMILY_TEACHER)
+    result = check(policy_file, student_dir, allowed)
+    assert result.exit_code == 0, result.output
+    assert "Provenance decision: ALLOW" in result.stdout
+    result = check(policy_file, student_dir, denied, extra=("--audit-log", str(tmp_path / "audit.jsonl")))
+    assert result.exit_code == 3
+    assert "same-base-untrusted" in result.stdout
+    entry = json.loads((tmp_path / "audit.jsonl").read_text("utf-8"))
+    assert entry["event"] == "provenance_decision" and entry["decision"]["outcome"] == "deny"
+
+
+def test_check_reports_per_record_drops_from_jsonl(tmp_path, student_dir):
+    rows = number_rows(4, SAME_FAMILY_TEACHER) + number_rows(6, OTHER_FAMILY_TEACHER, start=4)
+    data = write_jsonl(tmp_path / "mixed.jsonl", rows)
+    manifest = tmp_path / "m.yaml"
+    create(data, manifest, SAME_FAMILY_TEACHER, "--generator", OTHER_FAMILY_TEACHER)
+    rules = [{"id": "drop-same", "when": {"teacher_family": "same_as_student"}, "action": "drop_records"}]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(policy_data(rules=rules)), "utf-8")
+    result = check(policy, student_dir, manifest, extra=("--json",))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["dropped"] == [{"generator": SAME_FAMILY_TEACHER, "rule": "drop-same", "count": 4}]
+
+
+def test_check_exits_1_on_invalid_input(tmp_path, policy_file, student_dir):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: DatasetProvenance\ndataset: {name: d}\n", "utf-8")
+    result = check(policy_file, student_dir, bad)
+    assert result.exit_code == 1
+    assert f"{bad}:2:" in result.stderr
+    result = check(policy_file, tmp_path / "missing", bad)
+    assert result.exit_code == 1 and "no such directory" in result.stderr

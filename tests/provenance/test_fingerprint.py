@@ -1,0 +1,100 @@
+"""What the trainer iterates must be the data that was cleared; Trainer and SFTTrainer both pass."""
+
+from __future__ import annotations
+
+import datasets
+import pyarrow as pa
+import pytest
+from transformers import Trainer, TrainingArguments
+from trl import SFTConfig, SFTTrainer
+
+from distill_guard.provenance.fingerprint import fingerprint
+from distill_guard.provenance.gate import ProvenanceGate
+from distill_guard.provenance.manifest import Generator
+from distill_guard.scenarios import tiny_lm
+
+from .conftest import OTHER_FAMILY_TEACHER, TODAY, number_rows, write_jsonl
+
+
+def test_identical_content_matches_whatever_the_arrow_layout():
+    table = pa.table({"text": ["a", "bb", None, "dddd"], "ids": [[1, 2], [3], None, [4, 5, 6]]})
+    compact = pa.table({"text": ["bb", None], "ids": [[3], None]})
+    assert fingerprint(table.slice(1, 2)) == fingerprint(compact)
+    filtered = datasets.Dataset(table).select([1, 2])
+    assert fingerprint(filtered) == fingerprint(datasets.Dataset(compact))
+
+
+@pytest.mark.parametrize(
+    ("changed", "reason"),
+    [
+        ({"text": ["x", "y", "z!"], "n": [1, 2, 3]}, "content differs in columns: text"),
+        ({"text": ["x", "z", "y"], "n": [1, 3, 2]}, "content differs in columns: n, text"),
+        ({"text": ["x", "y"], "n": [1, 2]}, "cleared 3 rows, the trainer iterates 2"),
+        ({"text": ["x", "y", "z"], "n": [1, 2, 3], "extra": [0, 0, 0]}, "columns never cleared: extra"),
+    ],
+)
+def test_changed_reordered_truncated_or_extended_data_does_not_match(changed, reason):
+    cleared = fingerprint(datasets.Dataset.from_dict({"text": ["x", "y", "z"], "n": [1, 2, 3]}))
+    assert cleared.mismatch(fingerprint(datasets.Dataset.from_dict(changed))) == reason
+
+
+def test_a_column_subset_of_the_cleared_data_matches():
+    dataset = datasets.Dataset.from_dict({"text": ["x", "y"], "provenance": ["a", "b"]})
+    assert fingerprint(dataset).mismatch(fingerprint(dataset.remove_columns(["provenance"]))) is None
+
+
+def test_map_style_datasets_are_fingerprinted_by_rows():
+    rows = [{"input_ids": [1, 2]}, {"input_ids": [3]}]
+    assert fingerprint(rows).mismatch(fingerprint([dict(r) for r in rows])) is None
+    assert fingerprint(rows).mismatch(fingerprint([{"input_ids": [1, 2]}, {"input_ids": [4]}])) is not None
+
+
+def test_an_iterable_dataset_cannot_be_cleared_at_train_begin(make_policy, student_dir):
+    stream = datasets.Dataset.from_list(number_rows(3)).to_iterable_dataset()
+    decision = ProvenanceGate(make_policy(), student=student_dir, today=TODAY).check_at_train_begin(stream, None)
+    assert not decision.allowed and "cannot be fingerprinted" in decision.rules[0].message
+
+
+def _tokenized(tokenizer, rows):
+    dataset = datasets.Dataset.from_list(rows)
+    return dataset.map(lambda r: tokenizer(r["text"]), batched=True)
+
+
+def test_plain_trainer_removing_unused_columns_still_matches(make_policy, make_manifest, tmp_path, student_dir):
+    rows = number_rows(8, OTHER_FAMILY_TEACHER)
+    data = write_jsonl(tmp_path / "data" / "numbers.jsonl", rows)
+    model, tokenizer = tiny_lm.load(student_dir)
+    train = _tokenized(tokenizer, rows)
+    gate = ProvenanceGate(make_policy(), student=student_dir, today=TODAY)
+    clearance = gate.clear_dataset(train, make_manifest([data], [Generator(model=OTHER_FAMILY_TEACHER)]))
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, report_to=[])
+    trainer = Trainer(model=model, args=args, train_dataset=clearance.dataset)
+    iterated = trainer.get_train_dataloader().dataset
+    assert "text" not in iterated.column_names
+    decision = gate.check_at_train_begin(iterated, model)
+    assert decision.allowed, str(decision)
+
+
+def test_sft_trainer_is_cleared_after_it_tokenizes(make_policy, make_manifest, tmp_path, student_dir):
+    rows = number_rows(8, OTHER_FAMILY_TEACHER)
+    data = write_jsonl(tmp_path / "data" / "numbers.jsonl", rows)
+    manifest = make_manifest([data], [Generator(model=OTHER_FAMILY_TEACHER)])
+    model, tokenizer = tiny_lm.load(student_dir)
+    raw = datasets.Dataset.from_list(rows)
+    gate = ProvenanceGate(make_policy(), student=student_dir, today=TODAY)
+    gate.clear_dataset(raw, manifest)
+    args = SFTConfig(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=2,
+        report_to=[],
+        max_length=32,
+        bf16=False,
+        use_cpu=True,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=raw, processing_class=tokenizer)
+    before = gate.check_at_train_begin(trainer.get_train_dataloader().dataset, model)
+    assert not before.allowed
+    assert any("SFTTrainer" in hint for hint in before.rules[0].evidence)
+    gate.clear_dataset(trainer.train_dataset, manifest)
+    after = gate.check_at_train_begin(trainer.get_train_dataloader().dataset, model)
+    assert after.allowed, str(after)
