@@ -97,9 +97,7 @@ def _arrow_fingerprint(table_slice: Any, num_rows: int, names: list[str]) -> Dat
         batch: pa.Table = table_slice(start, min(start + BATCH_ROWS, num_rows))
         for name in names:
             _feed_array(hashers[name], batch.column(name).combine_chunks())
-    return DatasetFingerprint(
-        "arrow", num_rows, tuple(sorted((n, h.hexdigest()) for n, h in hashers.items()))
-    )
+    return DatasetFingerprint("arrow", num_rows, tuple(sorted((n, h.hexdigest()) for n, h in hashers.items())))
 
 
 def _plain(value: Any) -> Any:
@@ -114,13 +112,9 @@ def _rows_fingerprint(dataset: Any) -> DatasetFingerprint:
         row = dataset[i]
         items = row.items() if isinstance(row, Mapping) else [("(item)", row)]
         for key, value in items:
-            text = json.dumps(
-                _plain(value) if hasattr(value, "tolist") else value, sort_keys=True, default=_plain
-            )
+            text = json.dumps(_plain(value) if hasattr(value, "tolist") else value, sort_keys=True, default=_plain)
             _frame(hashers.setdefault(str(key), hashlib.sha256()), i.to_bytes(8, "little"), text.encode())
-    return DatasetFingerprint(
-        "rows", len(dataset), tuple(sorted((n, h.hexdigest()) for n, h in hashers.items()))
-    )
+    return DatasetFingerprint("rows", len(dataset), tuple(sorted((n, h.hexdigest()) for n, h in hashers.items())))
 
 
 def fingerprint(dataset: Any) -> DatasetFingerprint | None:
@@ -131,13 +125,7 @@ def fingerprint(dataset: Any) -> DatasetFingerprint | None:
         view = dataset.with_format("arrow")
         return _arrow_fingerprint(lambda a, b: view[a:b], dataset.num_rows, list(dataset.column_names))
     if isinstance(dataset, pa.Table):
-        return _arrow_fingerprint(
-            lambda a, b: dataset.slice(a, b - a), dataset.num_rows, dataset.column_names
-        )
-    if (
-        hasattr(dataset, "__len__")
-        and hasattr(dataset, "__getitem__")
-        and not isinstance(dataset, (str, bytes))
-    ):
+        return _arrow_fingerprint(lambda a, b: dataset.slice(a, b - a), dataset.num_rows, dataset.column_names)
+    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__") and not isinstance(dataset, (str, bytes)):
         return _rows_fingerprint(dataset)
     return None

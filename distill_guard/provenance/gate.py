@@ -55,9 +55,7 @@ class ExaminedManifest:
 
 def examine_manifest(loaded: LoadedManifest, policy: GuardPolicy, **hash_options: Any) -> ExaminedManifest:
     files = tuple(verify_files(loaded, **hash_options))
-    return ExaminedManifest(
-        loaded, files, verify_signature(loaded.manifest, policy.provenance.trusted_signers)
-    )
+    return ExaminedManifest(loaded, files, verify_signature(loaded.manifest, policy.provenance.trusted_signers))
 
 
 @dataclass(frozen=True)
@@ -101,9 +99,7 @@ def _manifest_findings(policy: GuardPolicy, examined: ExaminedManifest, verdict:
     sig = examined.signature
     verdict.checks.append(f"{'signature ' + sig.status:<14} {where}: {sig.detail}")
     if signature_refused(sig, policy.provenance):
-        message = (
-            "the policy requires a signature by a trusted signer" if sig.status == "unsigned" else sig.detail
-        )
+        message = "the policy requires a signature by a trusted signer" if sig.status == "unsigned" else sig.detail
         verdict.rules.append(FiredRule(MANIFEST_SIGNATURE, "deny", where, message, (sig.detail,)))
 
 
@@ -146,18 +142,29 @@ class ProvenanceGate:
             Path(teacher) if teacher is not None else None,
             generator_counts(column) if column is not None else None,
         )
-        decision, drop = self.decide(facts, self.student)
+        decision, drop = self._decide(facts, self.student)
         cleared = dataset
         if drop and decision.allowed and column is not None:
             cleared = select_rows(dataset, rows_to_keep(column, drop))
-        clearance = Clearance(decision, cleared, fingerprint(cleared), self.student, facts)
+        bound = fingerprint(cleared)
+        if bound is None:
+            message = (
+                f"a {type(dataset).__name__} cannot be fingerprinted, so the data the trainer iterates "
+                "cannot be matched to this clearance; pass a map-style dataset (datasets.Dataset)"
+            )
+            rules = (
+                *decision.rules,
+                FiredRule(DATASET_NOT_CLEARED, self.policy.provenance.unknown.value, "dataset", message),
+            )
+            decision = _replace(decision, rules=rules, outcome=Decision.outcome_of(rules))
+        clearance = Clearance(decision, cleared, bound, self.student, facts)
         self.clearances.append(clearance)
         return clearance
 
-    def decide(
+    def _decide(
         self, facts: DatasetFacts, student: str | None, student_module: Any = None
     ) -> tuple[Decision, set[str]]:
-        """The pure core: facts + student -> Decision and the generator ids whose rows to drop."""
+        """Facts + student -> Decision, and the generator ids whose rows to drop. Raises nothing for a deny."""
         policy, today = self.policy, self.today
         student_lineage = resolve_student(policy, student)
         student_weights = _student_weights(student, student_module)
@@ -210,9 +217,7 @@ class ProvenanceGate:
             )
         if owner is None and facts.manifests and generator != MISSING:
             message = "records name a generator that no manifest declares"
-            verdict.rules.append(
-                FiredRule(UNDECLARED_GENERATOR, policy.provenance.unknown.value, generator, message)
-            )
+            verdict.rules.append(FiredRule(UNDECLARED_GENERATOR, policy.provenance.unknown.value, generator, message))
         attestation = owner.loaded.manifest.attestation if owner else None
         signed = owner is not None and owner.signature.status == "valid"
         trusted, trust_detail = trust_of(
@@ -246,10 +251,10 @@ class ProvenanceGate:
 
     def check_at_train_begin(self, train_dataset: Any, model: Any) -> Decision:
         """The decision for the whole run: the trainer's data must match a clearance. Pure: never raises."""
-        student = self.student or _module_dir(model)
+        student = _module_dir(model) or self.student
         observed = _safe_fingerprint(train_dataset)
         reasons = []
-        for clearance in self.clearances:
+        for clearance in reversed(self.clearances):
             if clearance.fingerprint is None or observed is None:
                 continue
             mismatch = clearance.fingerprint.mismatch(observed)
@@ -258,21 +263,17 @@ class ProvenanceGate:
             reasons.append(f"cleared '{clearance.decision.dataset}': {mismatch}")
         return self._not_cleared(train_dataset, observed, reasons, student)
 
-    def _recheck(
-        self, clearance: Clearance, student: str | None, model: Any, observed: DatasetFingerprint
-    ) -> Decision:
+    def _recheck(self, clearance: Clearance, student: str | None, model: Any, observed: DatasetFingerprint) -> Decision:
         """Reuse the clearance, unless it was decided for another student: then decide again."""
         match_note = f"ok             trainer dataset matches the cleared dataset ({observed.describe()})"
-        if student == clearance.student:
+        if _same_model(student, clearance.student):
             decision = clearance.decision
             return _replace(decision, checks=(*decision.checks, match_note))
         facts = clearance.facts
         column = provenance_column(clearance.dataset, self.policy.provenance.record_column)
         if column is not None:
-            facts = DatasetFacts(
-                facts.dataset_name, facts.manifests, facts.teacher_dir, generator_counts(column)
-            )
-        decision, drop = self.decide(facts, student, model)
+            facts = DatasetFacts(facts.dataset_name, facts.manifests, facts.teacher_dir, generator_counts(column))
+        decision, drop = self._decide(facts, student, model)
         rules = list(decision.rules)
         for generator in sorted(drop):
             message = (
@@ -280,14 +281,12 @@ class ProvenanceGate:
                 "is already fixed; clear the dataset with the student known (ProvenanceGate(student=...))"
             )
             rules.append(FiredRule("drop-after-clearance", "deny", generator, message))
-        recheck = (
-            f"re-decided for student {student} (cleared for {clearance.student or 'an unstated student'})"
-        )
+        recheck = f"re-decided for student {student} (cleared for {clearance.student or 'an unstated student'})"
         return _replace(
             decision,
             rules=tuple(rules),
             outcome=Decision.outcome_of(rules),
-            dropped=(),
+            dropped=clearance.decision.dropped,
             checks=(*decision.checks, match_note, recheck),
         )
 
@@ -332,6 +331,15 @@ def _declared(facts: DatasetFacts) -> list[str]:
 def _dataset_name(dataset: Any) -> str:
     info = getattr(dataset, "info", None)
     return getattr(info, "dataset_name", None) or "unnamed"
+
+
+def _same_model(a: str | None, b: str | None) -> bool:
+    """Same folder on disk (however spelled) or the same model id."""
+    if a is None or b is None:
+        return a == b
+    if Path(a).exists() and Path(b).exists():
+        return Path(a).resolve() == Path(b).resolve()
+    return a == b
 
 
 def _module_dir(model: Any) -> str | None:

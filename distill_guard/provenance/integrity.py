@@ -32,9 +32,7 @@ def verify_files(loaded: LoadedManifest, *, on_bytes: ProgressHook | None = None
             continue
         size = path.stat().st_size
         if size != entry.size:
-            checks.append(
-                FileCheck(entry.path, "size_mismatch", f"{path}: {size} bytes, manifest says {entry.size}")
-            )
+            checks.append(FileCheck(entry.path, "size_mismatch", f"{path}: {size} bytes, manifest says {entry.size}"))
             if on_bytes is not None:
                 on_bytes(entry.size)
             continue

@@ -119,9 +119,7 @@ def _fingerprint_evidence(policy: GuardPolicy, directory: Path) -> Evidence | No
         for fp in family.fingerprints:
             wanted = fp.model_dump(exclude_none=True)
             if all(numbers.get(k) == v for k, v in wanted.items()):
-                return Evidence(
-                    "architecture", f"{shown}: matches a fingerprint of '{family.name}'", family.name
-                )
+                return Evidence("architecture", f"{shown}: matches a fingerprint of '{family.name}'", family.name)
     return Evidence("architecture", f"{shown}: matches no family fingerprint")
 
 
@@ -148,9 +146,7 @@ def _model_evidence(policy: GuardPolicy, model: str | Path) -> list[Evidence]:
 def resolve_student(policy: GuardPolicy, student: str | Path | None) -> Lineage:
     evidence: list[Evidence] = []
     if policy.student.family:
-        evidence.append(
-            Evidence("policy", f"student.family = '{policy.student.family}'", policy.student.family)
-        )
+        evidence.append(Evidence("policy", f"student.family = '{policy.student.family}'", policy.student.family))
     if policy.student.base_model:
         evidence.append(_id_evidence(policy, "policy", "student.base_model", policy.student.base_model))
     if student is not None:

@@ -36,9 +36,7 @@ def provenance_column(dataset: Any, column: str) -> pa.ChunkedArray | None:
     if pa.types.is_dictionary(values.type):
         values = values.cast(values.type.value_type)
     if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-        raise DistillGuardError(
-            f"provenance column '{column}' holds {values.type}; expected generator ids as text"
-        )
+        raise DistillGuardError(f"provenance column '{column}' holds {values.type}; expected generator ids as text")
     return values
 
 
@@ -87,6 +85,4 @@ def jsonl_records(paths: list[Path], column: str) -> pa.Table:
     present = [p for p in parts if p is not None]
     if not present:
         return pa.table({})
-    return pa.table(
-        {column: pa.chunked_array([c for part in present for c in part.chunks], type=pa.string())}
-    )
+    return pa.table({column: pa.chunked_array([c for part in present for c in part.chunks], type=pa.string())})

@@ -56,9 +56,7 @@ def trust_of(
             notes.append(f"policy audit {audit.ref} expired on {audit.expires}")
     if attestation is not None:
         if not attestation_signed:
-            notes.append(
-                f"manifest attestation {attestation.reference} ignored: not signed by a trusted signer"
-            )
+            notes.append(f"manifest attestation {attestation.reference} ignored: not signed by a trusted signer")
         elif attestation.expires < today:
             notes.append(f"manifest attestation {attestation.reference} expired on {attestation.expires}")
         else:
@@ -83,9 +81,7 @@ def when_holds(when: When, subject: Subject) -> bool:
     return when.dataset is None or any(fnmatchcase(subject.dataset, g) for g in when.dataset)
 
 
-def _waive(
-    policy: GuardPolicy, rule: Rule, dataset: str, today: dt.date
-) -> tuple[str | None, list[WaiverNote]]:
+def _waive(policy: GuardPolicy, rule: Rule, dataset: str, today: dt.date) -> tuple[str | None, list[WaiverNote]]:
     notes: list[WaiverNote] = []
     for waiver in policy.provenance.waivers:
         if waiver.rule != rule.id or not fnmatchcase(dataset, waiver.dataset):
@@ -97,9 +93,7 @@ def _waive(
     return None, notes
 
 
-def evaluate(
-    policy: GuardPolicy, subject: Subject, today: dt.date
-) -> tuple[list[FiredRule], list[WaiverNote]]:
+def evaluate(policy: GuardPolicy, subject: Subject, today: dt.date) -> tuple[list[FiredRule], list[WaiverNote]]:
     """Every rule that fires for `subject`, waivers applied, plus the `unknown` fallback."""
     fired: list[FiredRule] = []
     notes: list[WaiverNote] = []
@@ -109,13 +103,9 @@ def evaluate(
         waived_by, waiver_notes = _waive(policy, rule, subject.dataset, today)
         notes.extend(waiver_notes)
         message = rule.message or f"rule '{rule.id}' matched"
-        fired.append(
-            FiredRule(rule.id, rule.action.value, subject.generator, message, subject.evidence(), waived_by)
-        )
+        fired.append(FiredRule(rule.id, rule.action.value, subject.generator, message, subject.evidence(), waived_by))
     if subject.relation == "unknown" and not fired:
-        message = (
-            "the generator's lineage could not be resolved, so shared initialisation cannot be ruled out"
-        )
+        message = "the generator's lineage could not be resolved, so shared initialisation cannot be ruled out"
         fired.append(
             FiredRule(
                 UNKNOWN_LINEAGE,

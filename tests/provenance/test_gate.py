@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import datasets
 
@@ -20,6 +21,7 @@ from .conftest import (
     TODAY,
     number_rows,
     policy_data,
+    write_card,
     write_jsonl,
 )
 
@@ -276,3 +278,24 @@ def test_policy_statement_outranks_the_model_card(tmp_path, make_manifest, data_
     assert decision.student.families == ("other-lab", "tiny-llama-demo")
     assert decision.student.evidence[0] == ("policy", "student.family = 'other-lab'")
     assert fired(decision) == {"same-base-untrusted": "deny"}
+
+
+def test_clearance_for_one_student_does_not_carry_over_to_another(
+    make_policy, make_manifest, data_file, student_dir, tmp_path
+):
+    other_student = tmp_path / "other-student"
+    shutil.copytree(student_dir, other_student)
+    write_card(other_student, "other-lab/base-7b")
+    gate = ProvenanceGate(make_policy(), student=other_student, today=TODAY)
+    dataset = datasets.Dataset.from_json(str(data_file))
+    assert gate.clear_dataset(dataset, make_manifest([data_file])).decision.allowed
+    model, _ = tiny_lm.load(student_dir)
+    decision = gate.check_at_train_begin(dataset, model)
+    assert fired(decision) == {"same-base-untrusted": "deny"}
+
+
+def test_a_stream_cannot_be_cleared(make_policy, make_manifest, data_file, student_dir):
+    stream = datasets.Dataset.from_json(str(data_file)).to_iterable_dataset()
+    manifest = make_manifest([data_file], [Generator(model=OTHER_FAMILY_TEACHER)])
+    decision = ProvenanceGate(make_policy(), student=student_dir, today=TODAY).clear_dataset(stream, manifest).decision
+    assert fired(decision) == {"dataset-not-cleared": "deny"}
