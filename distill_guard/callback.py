@@ -159,9 +159,10 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.monitor = DriftMonitor.from_json(saved["monitor"])
         record = saved.get("halt_record")
         self.halt_record = HaltRecord(**record) if record else None
-        for probe, probe_state in zip(self.probes, saved.get("probes", [])):
-            if probe_state.get("label") == probe.label:
-                probe.load_state_dict(probe_state)
+        saved_probes = {p["label"]: p for p in saved.get("probes", [])}
+        for probe in self.probes:
+            if probe.label in saved_probes:
+                probe.load_state_dict(saved_probes[probe.label])
 
     # -- plumbing ---------------------------------------------------------------------------------
 

@@ -27,15 +27,18 @@ def paired_drift(baseline: ProbeResult, current: ProbeResult, *, noise_floor: fl
         raise ValueError(
             f"probe '{current.suite}': items differ from the baseline's; drift needs the same items in the same order"
         )
-    diffs = [c - b for b, c in zip(baseline.item_scores, current.item_scores)]
+    diffs = [c - b for b, c in zip(baseline.item_scores, current.item_scores, strict=True)]
     n = len(diffs)
     if not all(math.isfinite(d) for d in diffs):
         return PairedDrift(math.nan, math.nan, math.nan, n)
     mean = math.fsum(diffs) / n
     variance = math.fsum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
     stderr = math.sqrt(variance / n + noise_floor**2)
+    return PairedDrift(mean, stderr, _z(mean, stderr), n)
+
+
+def _z(mean: float, stderr: float) -> float:
+    """Standard errors from zero; an exact (zero-variance) non-zero shift is infinitely significant."""
     if stderr > 0:
-        z = mean / stderr
-    else:
-        z = 0.0 if mean == 0 else math.copysign(math.inf, mean)
-    return PairedDrift(mean, stderr, z, n)
+        return mean / stderr
+    return 0.0 if mean == 0 else math.copysign(math.inf, mean)
