@@ -112,7 +112,7 @@ def _rows_fingerprint(dataset: Any) -> DatasetFingerprint:
         row = dataset[i]
         items = row.items() if isinstance(row, Mapping) else [("(item)", row)]
         for key, value in items:
-            text = json.dumps(_plain(value) if hasattr(value, "tolist") else value, sort_keys=True, default=_plain)
+            text = json.dumps(value, sort_keys=True, default=_plain)
             _frame(hashers.setdefault(str(key), hashlib.sha256()), i.to_bytes(8, "little"), text.encode())
     return DatasetFingerprint("rows", len(dataset), tuple(sorted((n, h.hexdigest()) for n, h in hashers.items())))
 

@@ -20,7 +20,14 @@ from distill_guard.policy.schema import GuardPolicy
 from distill_guard.provenance.decision import Decision, DroppedRecords, FiredRule, LineageReport, WaiverNote
 from distill_guard.provenance.fingerprint import DatasetFingerprint, fingerprint
 from distill_guard.provenance.integrity import FileCheck, verify_files
-from distill_guard.provenance.lineage import Evidence, Lineage, relation, resolve_student, resolve_teacher
+from distill_guard.provenance.lineage import (
+    Evidence,
+    Lineage,
+    inspect_teacher,
+    relation,
+    resolve_student,
+    resolve_teacher,
+)
 from distill_guard.provenance.manifest import LoadedManifest, load_manifest
 from distill_guard.provenance.records import (
     MISSING,
@@ -177,8 +184,9 @@ class ProvenanceGate:
                 FiredRule(UNKNOWN_PROVENANCE, policy.provenance.unknown.value, facts.dataset_name, message)
             )
         generators = list(facts.record_counts) if facts.record_counts is not None else _declared(facts)
+        checkpoint = inspect_teacher(policy, facts.teacher_dir, student_weights) if facts.teacher_dir else None
         for generator in generators:
-            self._judge_generator(generator, facts, student_lineage, student_weights, verdict)
+            self._judge_generator(generator, facts, student_lineage, checkpoint, verdict)
         decision = Decision(
             outcome=Decision.outcome_of(verdict.rules),
             policy=policy.metadata.name,
@@ -198,7 +206,7 @@ class ProvenanceGate:
         generator: str,
         facts: DatasetFacts,
         student: Lineage,
-        student_weights: TensorSource | None,
+        checkpoint: Lineage | None,
         verdict: _Verdict,
     ) -> None:
         policy = self.policy
@@ -208,13 +216,8 @@ class ProvenanceGate:
             teacher = Lineage(MISSING, (Evidence("records", f"{rows} rows carry no generator id"),))
         else:
             declared = owner.loaded.manifest.generator(generator) if owner else None
-            teacher = resolve_teacher(
-                policy,
-                generator,
-                base_model=declared.base_model if declared else None,
-                teacher_dir=facts.teacher_dir,
-                student_weights=student_weights,
-            )
+            base_model = declared.base_model if declared else None
+            teacher = resolve_teacher(policy, generator, base_model=base_model, checkpoint=checkpoint)
         if owner is None and facts.manifests and generator != MISSING:
             message = "records name a generator that no manifest declares"
             verdict.rules.append(FiredRule(UNDECLARED_GENERATOR, policy.provenance.unknown.value, generator, message))

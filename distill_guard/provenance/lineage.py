@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +41,7 @@ class Lineage:
 
     subject: str
     evidence: tuple[Evidence, ...] = ()
-    weights: WeightComparison | None = field(default=None)
+    weights: WeightComparison | None = None
 
     @property
     def families(self) -> tuple[str, ...]:
@@ -155,26 +155,27 @@ def resolve_student(policy: GuardPolicy, student: str | Path | None) -> Lineage:
     return Lineage(subject, tuple(evidence))
 
 
+def inspect_teacher(policy: GuardPolicy, teacher_dir: Path, student_weights: TensorSource | None) -> Lineage:
+    """Evidence from a teacher checkpoint on disk, including the weight test when the student's weights are at hand."""
+    evidence = _model_evidence(policy, teacher_dir)
+    teacher_weights = TensorSource.from_dir(teacher_dir)
+    comparison = None
+    if teacher_weights is not None and student_weights is not None:
+        comparison = compare_weights(teacher_weights, student_weights)
+        evidence.append(Evidence("weights", f"{teacher_dir} vs student: {comparison.describe()}"))
+    return Lineage(str(teacher_dir), tuple(evidence), comparison)
+
+
 def resolve_teacher(
-    policy: GuardPolicy,
-    generator_id: str,
-    *,
-    base_model: str | None = None,
-    teacher_dir: Path | None = None,
-    student_weights: TensorSource | None = None,
+    policy: GuardPolicy, generator_id: str, *, base_model: str | None = None, checkpoint: Lineage | None = None
 ) -> Lineage:
-    """Lineage of the generator of some records; the weight test runs when both weights are at hand."""
+    """Lineage of the generator of some records: its id, the manifest's claim, and its checkpoint if inspected."""
     evidence = [_id_evidence(policy, "policy", "generator id", generator_id)]
     if base_model:
         evidence.append(_id_evidence(policy, "manifest", "generator base_model", base_model))
-    comparison = None
-    if teacher_dir is not None:
-        evidence.extend(_model_evidence(policy, teacher_dir))
-        teacher_weights = TensorSource.from_dir(teacher_dir)
-        if teacher_weights is not None and student_weights is not None:
-            comparison = compare_weights(teacher_weights, student_weights)
-            evidence.append(Evidence("weights", f"{teacher_dir} vs student: {comparison.describe()}"))
-    return Lineage(generator_id, tuple(evidence), comparison)
+    if checkpoint is None:
+        return Lineage(generator_id, tuple(evidence))
+    return Lineage(generator_id, (*evidence, *checkpoint.evidence), checkpoint.weights)
 
 
 def relation(student: Lineage, teacher: Lineage) -> Relation:

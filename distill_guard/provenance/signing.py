@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,8 +44,7 @@ def generate_key(private_path: str | Path) -> str:
     path = Path(private_path)
     if path.exists():
         raise DistillGuardError(f"{path}: already exists; refusing to overwrite a key")
-    write_atomically(path, pem)
-    os.chmod(path, 0o600)
+    write_atomically(path, pem, mode=0o600)
     return public_key_b64(key.public_key())
 
 
