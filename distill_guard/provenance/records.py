@@ -17,6 +17,7 @@ import pyarrow.json as pa_json
 from distill_guard.errors import DistillGuardError
 
 MISSING = "(no provenance)"
+MAX_GENERATORS = 10_000
 
 
 def provenance_column(dataset: Any, column: str) -> pa.ChunkedArray | None:
@@ -42,8 +43,14 @@ def provenance_column(dataset: Any, column: str) -> pa.ChunkedArray | None:
 
 def generator_counts(values: pa.ChunkedArray) -> dict[str, int]:
     """Rows per generator id; rows with a null or empty id are counted under MISSING."""
+    distinct = pc.value_counts(values)
+    if len(distinct) > MAX_GENERATORS:
+        raise DistillGuardError(
+            f"provenance column has {len(distinct)} distinct generator ids (limit {MAX_GENERATORS}); "
+            "it should name generators, not individual records"
+        )
     counts: dict[str, int] = {}
-    for entry in pc.value_counts(values).to_pylist():
+    for entry in distinct.to_pylist():
         key = entry["values"] or MISSING
         counts[key] = counts.get(key, 0) + entry["counts"]
     return counts

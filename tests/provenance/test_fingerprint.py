@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+
 import datasets
 import pyarrow as pa
 import pytest
@@ -98,3 +101,26 @@ def test_sft_trainer_is_cleared_after_it_tokenizes(make_policy, make_manifest, t
     gate.clear_dataset(trainer.train_dataset, manifest)
     after = gate.check_at_train_begin(trainer.get_train_dataloader().dataset, model)
     assert after.allowed, str(after)
+
+
+def test_every_common_arrow_type_is_hashed_by_content():
+    table = pa.table(
+        {
+            "when": pa.array([dt.datetime(2020, 1, 1), None, dt.datetime(2021, 1, 1)]),
+            "day": pa.array([dt.date(2020, 1, 1), None, dt.date(2021, 1, 1)]),
+            "amount": pa.array([decimal.Decimal("1.5"), None, decimal.Decimal("2")]),
+            "flag": pa.array([True, None, False]),
+            "label": pa.array(["a", None, "b"]).dictionary_encode(),
+            "record": pa.array([{"x": 1, "y": "s"}, None, {"x": 2, "y": None}]),
+            "pair": pa.array([[1, 2], [3, 4], None], type=pa.list_(pa.int32(), 2)),
+            "words": pa.array([["a", "b"], None, []]),
+            "score": pa.array([1.5, None, float("nan")]),
+        }
+    )
+    rechunked = pa.concat_tables([table.slice(0, 1), table.slice(1, 2)])
+    assert fingerprint(rechunked) == fingerprint(table)
+    for i, name in enumerate(table.column_names):
+        values = table.column(i).to_pylist()
+        values[0], values[2] = values[2], values[0]
+        swapped = table.set_column(i, name, pa.array(values, type=table.schema.field(i).type))
+        assert fingerprint(table).mismatch(fingerprint(swapped)) == f"content differs in columns: {name}"

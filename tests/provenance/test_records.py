@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import datasets
+import pyarrow as pa
 import pytest
 
 from distill_guard.errors import DistillGuardError
 from distill_guard.provenance.gate import ProvenanceGate
 from distill_guard.provenance.manifest import Generator
-from distill_guard.provenance.records import MISSING, generator_counts, jsonl_records, provenance_column
+from distill_guard.provenance.records import (
+    MAX_GENERATORS,
+    MISSING,
+    generator_counts,
+    jsonl_records,
+    provenance_column,
+)
 
 from .conftest import OTHER_FAMILY_TEACHER, SAME_FAMILY_TEACHER, TODAY, number_rows, write_jsonl
 
@@ -53,3 +60,9 @@ def test_a_provenance_column_that_is_not_text_is_an_error(make_policy, student_d
     dataset = datasets.Dataset.from_dict({"text": ["a"], "provenance": [7]})
     with pytest.raises(DistillGuardError, match="expected generator ids as text"):
         ProvenanceGate(make_policy(), student=student_dir, today=TODAY).clear_dataset(dataset)
+
+
+def test_a_column_of_per_row_ids_is_refused_rather_than_resolved_row_by_row():
+    values = pa.chunked_array([[f"run-{i}" for i in range(MAX_GENERATORS + 1)]])
+    with pytest.raises(DistillGuardError, match="distinct generator ids"):
+        generator_counts(values)
