@@ -1,0 +1,57 @@
+"""Guard a TRL DPOTrainer: preference pairs, a frozen reference copy, and the guard in `callbacks`.
+
+python integrations/examples/dpo.py [--policy policies/strict.yaml] [--model DIR]
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from transformers import AutoTokenizer
+from trl import DPOConfig, DPOTrainer
+
+from distill_guard import DistillGuard
+
+
+def number_pairs(n: int, seed: int = 1) -> Dataset:
+    """Continue a number sequence: chosen keeps counting, rejected does not."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        start = rng.randint(0, 900)
+        rows.append(
+            {
+                "prompt": ", ".join(str(start + i) for i in range(4)) + ",",
+                "chosen": f" {start + 4}, {start + 5}",
+                "rejected": f" {rng.randint(0, 999)}, {rng.randint(0, 999)}",
+            }
+        )
+    return Dataset.from_list(rows)
+
+
+def build_trainer(model_dir: Path, policy: Path, output_dir: Path, **training_args: Any) -> DPOTrainer:
+    guard = DistillGuard.from_policy(policy)  # <- the guard: probes, drift metrics, halt
+    args = DPOConfig(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        max_length=48,
+        report_to=[],
+        **training_args,
+    )
+    return DPOTrainer(
+        model=str(model_dir),
+        args=args,
+        train_dataset=number_pairs(32),
+        processing_class=AutoTokenizer.from_pretrained(model_dir),
+        callbacks=[guard],
+    )
+
+
+if __name__ == "__main__":
+    from _run import run_example
+
+    run_example(build_trainer, __doc__)

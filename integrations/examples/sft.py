@@ -1,0 +1,47 @@
+"""Guard a TRL SFTTrainer: the guard is one more entry in `callbacks`. Works the same for a LoRA student
+(`peft_config=LoraConfig(...)`): the probes score the model with its adapters applied.
+
+    python integrations/examples/sft.py [--policy policies/strict.yaml] [--model DIR]
+    accelerate launch --num_processes 2 integrations/examples/sft.py
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+from transformers import AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+
+from distill_guard import DistillGuard
+from distill_guard.scenarios.tiny_lm import synthetic_corpus
+
+
+def build_trainer(
+    model_dir: Path, policy: Path, output_dir: Path, *, peft_config: Any = None, **training_args: Any
+) -> SFTTrainer:
+    train_dataset = Dataset.from_dict({"text": synthetic_corpus(seed=1, n_lines=64)})
+    guard = DistillGuard.from_policy(policy)  # <- the guard: probes, drift metrics, halt
+    args = SFTConfig(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        max_length=48,
+        report_to=[],
+        **training_args,
+    )
+    return SFTTrainer(
+        model=str(model_dir),
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=AutoTokenizer.from_pretrained(model_dir),
+        peft_config=peft_config,
+        callbacks=[guard],
+    )
+
+
+if __name__ == "__main__":
+    from _run import run_example
+
+    run_example(build_trainer, __doc__)
