@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ MANIFEST_SIGNATURE = "manifest-signature"
 UNKNOWN_PROVENANCE = "unknown-provenance"
 UNDECLARED_GENERATOR = "undeclared-generator"
 DATASET_NOT_CLEARED = "dataset-not-cleared"
+DROP_AFTER_CLEARANCE = "drop-after-clearance"
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ class ExaminedManifest:
         return self.loaded.manifest.dataset.name
 
 
-def examine_manifest(loaded: LoadedManifest, policy: GuardPolicy, **hash_options: Any) -> ExaminedManifest:
-    files = tuple(verify_files(loaded, **hash_options))
+def examine_manifest(loaded: LoadedManifest, policy: GuardPolicy) -> ExaminedManifest:
+    files = tuple(verify_files(loaded))
     return ExaminedManifest(loaded, files, verify_signature(loaded.manifest, policy.provenance.trusted_signers))
 
 
@@ -77,6 +78,8 @@ class DatasetFacts:
 
 @dataclass(frozen=True)
 class Clearance:
+    """One `clear_dataset` result: train on `dataset` (filtered when rows were dropped), not the input."""
+
     decision: Decision
     dataset: Any
     fingerprint: DatasetFingerprint | None
@@ -163,7 +166,7 @@ class ProvenanceGate:
                 *decision.rules,
                 FiredRule(DATASET_NOT_CLEARED, self.policy.provenance.unknown.value, "dataset", message),
             )
-            decision = _replace(decision, rules=rules, outcome=Decision.outcome_of(rules))
+            decision = replace(decision, rules=rules, outcome=Decision.outcome_of(rules))
         clearance = Clearance(decision, cleared, bound, self.student, facts)
         self.clearances.append(clearance)
         return clearance
@@ -253,7 +256,11 @@ class ProvenanceGate:
     # -- train begin -----------------------------------------------------------------------------
 
     def check_at_train_begin(self, train_dataset: Any, model: Any) -> Decision:
-        """The decision for the whole run: the trainer's data must match a clearance. Pure: never raises."""
+        """The decision for the whole run; never raises for a deny and exports nothing.
+
+        The trainer's data must match a clearance (see fingerprint.py). The student is the model
+        being trained (`model.name_or_path`) when it says, else the gate's `student`.
+        """
         student = _module_dir(model) or self.student
         observed = _safe_fingerprint(train_dataset)
         reasons = []
@@ -271,7 +278,7 @@ class ProvenanceGate:
         match_note = f"ok             trainer dataset matches the cleared dataset ({observed.describe()})"
         if _same_model(student, clearance.student):
             decision = clearance.decision
-            return _replace(decision, checks=(*decision.checks, match_note))
+            return replace(decision, checks=(*decision.checks, match_note))
         facts = clearance.facts
         column = provenance_column(clearance.dataset, self.policy.provenance.record_column)
         if column is not None:
@@ -283,9 +290,9 @@ class ProvenanceGate:
                 f"records of '{generator}' would have to be dropped for student {student}, but the data "
                 "is already fixed; clear the dataset with the student known (ProvenanceGate(student=...))"
             )
-            rules.append(FiredRule("drop-after-clearance", "deny", generator, message))
+            rules.append(FiredRule(DROP_AFTER_CLEARANCE, "deny", generator, message))
         recheck = f"re-decided for student {student} (cleared for {clearance.student or 'an unstated student'})"
-        return _replace(
+        return replace(
             decision,
             rules=tuple(rules),
             outcome=Decision.outcome_of(rules),
@@ -319,12 +326,6 @@ class ProvenanceGate:
             student=LineageReport.of(resolve_student(self.policy, student)),
             checks=(f"observed       {observed.describe()}",) if observed else (),
         )
-
-
-def _replace(decision: Decision, **changes: Any) -> Decision:
-    import dataclasses
-
-    return dataclasses.replace(decision, **changes)
 
 
 def _declared(facts: DatasetFacts) -> list[str]:
