@@ -52,19 +52,15 @@ class DistillGuard(TrainerCallback, ExportableState):
     _live: ClassVar[weakref.WeakValueDictionary[str, DistillGuard]] = weakref.WeakValueDictionary()
 
     def __new__(cls, policy: str | Path | LoadedPolicy, **kwargs: Any) -> DistillGuard:
-        # Trainer restores stateful callbacks by constructing a new instance from saved args. Adopt
-        # the live guard instead, so the user's object (and the datasets it cleared) stays in use.
-        adopted = cls._adoptable(policy, kwargs.get("instance_id"))
-        return adopted if adopted is not None else super().__new__(cls)
-
-    @classmethod
-    def _adoptable(cls, policy: Any, instance_id: str | None) -> DistillGuard | None:
-        if instance_id is None:
-            return None
-        if instance_id in cls._live:
-            return cls._live[instance_id]
-        same_policy = [g for g in cls._live.values() if str(g.loaded.path) == str(policy)]
-        return same_policy[0] if len(same_policy) == 1 else None
+        # Trainer restores stateful callbacks by constructing a new instance from the saved args
+        # (which carry an instance_id; a user's own construction does not). Adopt the newest live
+        # guard of the same policy instead, so the user's object, and the datasets it cleared,
+        # stay the ones in use.
+        if kwargs.get("instance_id") is not None:
+            same_policy = [g for g in cls._live.values() if str(g.loaded.path) == str(policy)]
+            if same_policy:
+                return same_policy[-1]
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -226,13 +222,22 @@ class DistillGuard(TrainerCallback, ExportableState):
         model = kwargs["model"]
         self._start_metrics(args, state, model)
         self._record(args, state, "train_begin", max_steps=state.max_steps, policy_file=str(self.loaded.path))
-        if self.halt_record is not None and self.halt_record.action == "stop" and not self.resume_after_halt:
-            self._record(args, state, "resume_refused", halt=self.halt_record.to_json())
-            self._close_metrics(clean=False)
-            raise TrainingHalted(self.halt_record)
+        if self.tripped:
+            self._refuse_or_acknowledge_resume(args, state)
         self._gate_at_train_begin(args, state, kwargs)
         self._take_baseline(args, state, model, kwargs)
         self._publish()
+
+    def _refuse_or_acknowledge_resume(self, args: TrainingArguments, state: TrainerState) -> None:
+        """A halted run resumes only when the user says so, and the audit log keeps that choice."""
+        assert self.halt_record is not None
+        if not self.resume_after_halt:
+            self._record(args, state, "resume_refused", halt=self.halt_record.to_json())
+            self._close_metrics(clean=False)
+            raise TrainingHalted(self.halt_record)
+        self._record(args, state, "resume_after_halt", acknowledged_halt=self.halt_record.to_json())
+        logger.warning("distill-guard: resuming a halted run because resume_after_halt=True: %s", self.halt_record)
+        self.halt_record = None
 
     def _gate_at_train_begin(self, args: TrainingArguments, state: TrainerState, kwargs: dict[str, Any]) -> None:
         loader = kwargs.get("train_dataloader")

@@ -32,6 +32,7 @@ def policy_text(
     threshold: str = "{max_increase: 0.05, min_z: 3, patience: 1}",
     suite: str | None = None,
     extra: str = "",
+    probes_extra: str = "",
 ) -> str:
     suite_line = suite or f"path: {CONTROLLED_SUITE}"
     return f"""apiVersion: distill-guard/v1
@@ -41,7 +42,7 @@ provenance:
   unknown: {unknown}
 probes:
   every_n_steps: {every}
-  suites:
+{probes_extra}  suites:
     - {suite_line}
       threshold: {threshold}
 halt:

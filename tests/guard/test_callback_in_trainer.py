@@ -146,3 +146,20 @@ def test_checkpoint_after_halt_is_quarantined(tiny_checkpoint, tmp_path, write_p
     assert not (tmp_path / "out" / "checkpoint-2" / QUARANTINE_NAME).exists()
     marker = json.loads((tmp_path / "out" / "checkpoint-4" / QUARANTINE_NAME).read_text())
     assert marker["quarantined"] and marker["step"] == 4
+
+
+def test_builtin_probe_runs_in_trainer_with_noise_calibration(tiny_checkpoint, tmp_path, write_policy):
+    policy = write_policy(
+        every=2,
+        suite="use: builtin:animal-preference\n      target: owl",
+        threshold="{max_increase: 0.5}",
+        probes_extra="  calibrate_noise: true\n",
+    )
+    guard = DistillGuard.from_policy(policy)
+    make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=2).train()
+    baseline = next(e for e in _events(tmp_path / "out") if e["event"] == "baseline")
+    scores = baseline["result"]["item_scores"]
+    assert baseline["probe"] == "animal-preference-owl" and len(scores) >= 50
+    assert all(0.0 < s < 1.0 for s in scores)
+    assert 0.0 <= baseline["noise_floor"] < 1e-3  # batch layout changes the scores by float noise only
+    assert [r.probe for r in guard.monitor.history] == ["animal-preference-owl"]

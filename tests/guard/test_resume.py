@@ -1,0 +1,102 @@
+"""Checkpoint state: a resumed run keeps its step-0 baseline and never silently resumes clean after a halt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from distill_guard import DistillGuard, TrainingHalted
+from distill_guard.export.audit import AuditLog
+from tests.guard.conftest import make_trainer
+
+BASE = [0.10, 0.12, 0.11, 0.09]
+HIGH = [0.40, 0.45, 0.42, 0.41]
+
+
+def _resume(checkpoint: Path, out: Path, guard: DistillGuard, tiny: Path, max_steps: int) -> None:
+    trainer = make_trainer(
+        tiny,
+        out,
+        guard,
+        max_steps=max_steps,
+        save_strategy="steps",
+        save_steps=2,
+        restore_callback_states_from_checkpoint=True,
+    )
+    trainer.train(resume_from_checkpoint=str(checkpoint))
+
+
+def test_resume_keeps_the_step_zero_baseline(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
+    out = tmp_path / "out"
+    policy = write_policy(every=2)
+    controlled_scores([BASE])
+    first = make_trainer(
+        tiny_checkpoint, out, DistillGuard.from_policy(policy), max_steps=4, save_strategy="steps", save_steps=2
+    )
+    first.train()
+    # After resuming, scores that equal the original baseline must not breach; a re-baseline on a
+    # drifted model would hide a real rise, so the second run sees HIGH from its first call on.
+    controlled_scores([HIGH])
+    resumed = DistillGuard.from_policy(policy)
+    with pytest.raises(TrainingHalted) as info:
+        _resume(out / "checkpoint-4", out, resumed, tiny_checkpoint, max_steps=8)
+    assert info.value.record.step == 6
+    assert info.value.record.baseline == pytest.approx(sum(BASE) / 4)
+    baselines = [e for e in AuditLog(out / "guard-audit.jsonl").read() if e["event"] == "baseline"]
+    assert len(baselines) == 1, "the resumed run must not take a new baseline"
+
+
+def test_tripped_run_refuses_to_resume_without_the_flag(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
+    out = tmp_path / "out"
+    policy = write_policy(every=2)
+    controlled_scores([BASE, HIGH])
+    first = make_trainer(
+        tiny_checkpoint, out, DistillGuard.from_policy(policy), max_steps=8, save_strategy="steps", save_steps=2
+    )
+    with pytest.raises(TrainingHalted):
+        first.train()
+    assert (out / "checkpoint-2").is_dir()
+    with pytest.raises(TrainingHalted) as info:
+        _resume(out / "checkpoint-2", out, DistillGuard.from_policy(policy), tiny_checkpoint, max_steps=8)
+    assert info.value.record.step == 2
+    assert any(e["event"] == "resume_refused" for e in AuditLog(out / "guard-audit.jsonl").read())
+
+
+def test_tripped_run_resumes_only_when_the_user_says_so(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
+    out = tmp_path / "out"
+    policy = write_policy(every=2)
+    controlled_scores([BASE, HIGH])
+    first = make_trainer(
+        tiny_checkpoint, out, DistillGuard.from_policy(policy), max_steps=8, save_strategy="steps", save_steps=2
+    )
+    with pytest.raises(TrainingHalted):
+        first.train()
+    controlled_scores([BASE])
+    guard = DistillGuard.from_policy(policy, resume_after_halt=True)
+    _resume(out / "checkpoint-2", out, guard, tiny_checkpoint, max_steps=6)
+    assert guard.halt_record is None and not guard.tripped
+    acknowledged = [e for e in AuditLog(out / "guard-audit.jsonl").read() if e["event"] == "resume_after_halt"]
+    assert acknowledged and acknowledged[0]["acknowledged_halt"]["step"] == 2
+
+
+def test_the_users_guard_object_stays_in_use_after_restore(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
+    out = tmp_path / "out"
+    policy = write_policy(every=2)
+    controlled_scores([BASE])
+    make_trainer(
+        tiny_checkpoint, out, DistillGuard.from_policy(policy), max_steps=2, save_strategy="steps", save_steps=2
+    ).train()
+    guard = DistillGuard.from_policy(policy)
+    trainer = make_trainer(
+        tiny_checkpoint,
+        out,
+        guard,
+        max_steps=4,
+        save_strategy="steps",
+        save_steps=2,
+        restore_callback_states_from_checkpoint=True,
+    )
+    trainer.train(resume_from_checkpoint=str(out / "checkpoint-2"))
+    assert guard in trainer.callback_handler.callbacks
+    assert [r.step for r in guard.monitor.history] == [2, 4]
