@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
@@ -81,9 +82,7 @@ def create(
     base_model: Annotated[
         list[str] | None, typer.Option(help="each generator's base model, in --generator order")
     ] = None,
-    system_prompt: Annotated[
-        Path | None, typer.Option(help="file holding the generation system prompt")
-    ] = None,
+    system_prompt: Annotated[Path | None, typer.Option(help="file holding the generation system prompt")] = None,
     sampling: Annotated[list[str] | None, typer.Option(help="sampling setting KEY=VALUE; repeatable")] = None,
     date: Annotated[str | None, typer.Option(help="generation date, YYYY-MM-DD")] = None,
     audited_by: Annotated[str | None, typer.Option(help="who audited the generator")] = None,
@@ -100,18 +99,15 @@ def create(
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise _fail(f"no such file: {', '.join(missing)}")
+    folder = out_path.parent.resolve()
+    outside = [str(f) for f in files if not f.resolve().is_relative_to(folder)]
+    if outside:
+        raise _fail(f"{', '.join(outside)}: outside {folder}; write the manifest in a folder that holds the data")
     audit = [audited_by, audit_ref, audit_expires]
     if any(audit) and not all(audit):
-        raise _fail(
-            "an attestation needs --audited-by, --audit-ref and --audit-expires together", exit_codes.USAGE
-        )
+        raise _fail("an attestation needs --audited-by, --audit-ref and --audit-expires together", exit_codes.USAGE)
     prompt_sha = hashlib.sha256(system_prompt.read_bytes()).hexdigest() if system_prompt else None
     try:
-        with _progress(sum(f.stat().st_size for f in files), "hashing") as progress:
-            task = progress.task_ids[0]
-            described = [
-                describe_file(f, out_path.parent, on_bytes=lambda n: progress.advance(task, n)) for f in files
-            ]
         generators = [
             Generator(
                 model=model,
@@ -123,24 +119,25 @@ def create(
             )
             for i, model in enumerate(generator)
         ]
-        manifest = DatasetProvenance(
-            dataset=DatasetId(name=name, version=version),
-            files=described,
-            generators=generators,
-            attestation=Attestation(
-                audited_by=audited_by, reference=audit_ref, expires=dt.date.fromisoformat(audit_expires)
-            )
+        attestation = (
+            Attestation(audited_by=audited_by, reference=audit_ref, expires=dt.date.fromisoformat(audit_expires))
             if audited_by and audit_ref and audit_expires
-            else None,
+            else None
         )
+        dataset = DatasetId(name=name, version=version)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise _fail(f"invalid manifest input: {problems}") from None
     except ValueError as exc:
         raise _fail(f"invalid manifest input: {exc}") from None
+    with _progress(sum(f.stat().st_size for f in files), "hashing") as progress:
+        task = progress.task_ids[0]
+        described = [describe_file(f, out_path.parent, on_bytes=lambda n: progress.advance(task, n)) for f in files]
+    manifest = DatasetProvenance(dataset=dataset, files=described, generators=generators, attestation=attestation)
     save_manifest(manifest, out_path)
     if in_toto:
         write_atomically(in_toto, json.dumps(manifest.to_in_toto(), indent=2) + "\n")
-    out.print(
-        f"wrote {out_path} ({len(described)} files, {sum(f.size for f in described)} bytes)", markup=False
-    )
+    out.print(f"wrote {out_path} ({len(described)} files, {sum(f.size for f in described)} bytes)", markup=False)
 
 
 @app.command()
@@ -180,9 +177,7 @@ def verify(
 def sign_cmd(
     manifest: Annotated[Path, typer.Argument(help="manifest to sign (rewritten in place)")],
     key: Annotated[Path, typer.Option(help="Ed25519 private key, PEM")],
-    out_path: Annotated[
-        Path | None, typer.Option("--out", "-o", help="write here instead of in place")
-    ] = None,
+    out_path: Annotated[Path | None, typer.Option("--out", "-o", help="write here instead of in place")] = None,
 ) -> None:
     """Sign every field of the manifest with an Ed25519 key (the policy lists the public key)."""
     try:
