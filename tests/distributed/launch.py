@@ -1,0 +1,80 @@
+"""Launch tests/distributed/worker.py on two CPU processes (gloo) with a hard timeout, and read each rank's result."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import REPO
+
+WORKER = Path(__file__).with_name("worker.py")
+HARD_TIMEOUT_SECONDS = 240
+LAUNCHERS = {
+    "torchrun": ["torchrun", "--nproc_per_node", "2", "--master_port"],
+    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port"],
+}
+
+
+@dataclass(frozen=True)
+class RankPlan:
+    """What one rank trains under: its own policy file and its own planned controlled-probe scores."""
+
+    policy: Path
+    scores: list[Any]
+
+
+@dataclass(frozen=True)
+class TwoRankRun:
+    results: list[dict[str, Any]]
+    output_dir: Path
+    log: str
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def launch_two_ranks(
+    workdir: Path, checkpoint: Path, plans: list[RankPlan], *, max_steps: int, launcher: str = "torchrun"
+) -> TwoRankRun:
+    """Run both ranks to the end; a hang past the hard timeout kills the whole process group and fails."""
+    scenario = workdir / "scenario.json"
+    output_dir, results = workdir / "out", workdir / "results"
+    ranks = [{"policy": str(p.policy), "scores": p.scores} for p in plans]
+    scenario.write_text(
+        json.dumps(
+            {
+                "checkpoint": str(checkpoint),
+                "output_dir": str(output_dir),
+                "results": str(results),
+                "max_steps": max_steps,
+                "ranks": ranks,
+            }
+        ),
+        "utf-8",
+    )
+    program = Path(sys.executable).with_name(LAUNCHERS[launcher][0])
+    command = [str(program), *LAUNCHERS[launcher][1:], str(free_port()), str(WORKER), str(scenario)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("DG_CONTROLLED_SCORES", None)
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        log, _ = process.communicate(timeout=HARD_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        log, _ = process.communicate()
+        raise AssertionError(f"two-rank run hung for {HARD_TIMEOUT_SECONDS}s:\n{log[-4000:]}") from None
+    assert process.returncode == 0, f"{launcher} exited {process.returncode}:\n{log[-4000:]}"
+    found = [json.loads((results / f"rank-{r}.json").read_text("utf-8")) for r in range(len(plans))]
+    return TwoRankRun(found, output_dir, log)

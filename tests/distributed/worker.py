@@ -1,0 +1,74 @@
+"""One rank of a two-process guarded run, started by torchrun or accelerate launch (see launch.py).
+
+Every rank reads the scenario file, takes its own policy and planned probe scores, trains the
+integrations/examples/trainer.py run on gloo, and writes what happened to RESULTS/rank-N.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from distill_guard import DistillGuardError, TrainingHalted, dist
+from tests.trainers.conftest import build_example
+
+
+def count_probe_forwards(model: nn.Module) -> list[int]:
+    """Forward passes made in eval mode: during training those are the guard's probes."""
+    calls = [0]
+
+    def count(module: nn.Module, _args: Any) -> None:
+        if not module.training:
+            calls[0] += 1
+
+    model.register_forward_pre_hook(count)
+    return calls
+
+
+def outcome_of(error: BaseException | None) -> dict[str, Any]:
+    if error is None:
+        return {"outcome": "completed"}
+    record = error.record.to_json() if isinstance(error, TrainingHalted) else None
+    return {"outcome": type(error).__name__, "message": str(error)[:2000], "halt_record": record}
+
+
+def main(scenario_file: Path) -> None:
+    scenario = json.loads(scenario_file.read_text("utf-8"))
+    rank = int(os.environ["RANK"])
+    mine = scenario["ranks"][rank]
+    os.environ["DG_CONTROLLED_SCORES"] = json.dumps({"run": scenario_file.name, "rows": mine["scores"]})
+    trainer = build_example(
+        "trainer",
+        Path(scenario["checkpoint"]),
+        Path(mine["policy"]),
+        Path(scenario["output_dir"]),
+        teacher=Path(scenario["checkpoint"]),
+        max_steps=scenario["max_steps"],
+        ddp_backend="gloo",
+        dataloader_num_workers=0,
+    )
+    forwards = count_probe_forwards(trainer.model)
+    error: BaseException | None = None
+    try:
+        trainer.train()
+    except DistillGuardError as exc:
+        error = exc
+    result = {
+        "rank": rank,
+        "world_size": dist.world_size(),
+        "global_step": trainer.state.global_step,
+        "probe_forwards": forwards[0],
+        **outcome_of(error),
+    }
+    results = Path(scenario["results"])
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"rank-{rank}.json").write_text(json.dumps(result), "utf-8")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
