@@ -13,14 +13,11 @@ from typing import Any, ClassVar
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
-import distill_guard
 from distill_guard import dist
 from distill_guard.drift.monitor import DriftMonitor, Verdict
 from distill_guard.drift.record import HALT_RECORD_NAME, HaltRecord, write_json_atomically
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
-from distill_guard.export.audit import AuditLog
-from distill_guard.export.metrics import GuardMetrics
-from distill_guard.export.prometheus import Exporter, make_exporter
+from distill_guard.export.telemetry import Telemetry
 from distill_guard.model_identity import model_fingerprint
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.probes.prepared import PreparedProbe, prepare_probes
@@ -89,9 +86,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.monitor = DriftMonitor()
         self.halt_record: HaltRecord | None = None
         self.last_decision: Decision | None = None
-        self._metrics: GuardMetrics | None = None
-        self._exporter: Exporter | None = None
-        self._audit: AuditLog | None = None
+        self.telemetry = Telemetry(self.policy)
         self._restored: dict[str, Any] | None = None
 
     @classmethod
@@ -114,7 +109,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         under `drop_records` the returned dataset has the offending rows removed.
         """
         clearance = self.gate.clear_dataset(dataset, manifest, teacher=teacher)
-        self._note_decision(clearance.decision, moment="clear_dataset")
+        self.last_decision = clearance.decision
+        self.telemetry.decision(clearance.decision, moment="clear_dataset")
         if not clearance.decision.allowed:
             raise ProvenanceDenied(clearance.decision)
         return clearance.dataset
@@ -168,107 +164,15 @@ class DistillGuard(TrainerCallback, ExportableState):
     def _out(self, args: TrainingArguments) -> Path:
         return self.output_dir or Path(args.output_dir or ".")
 
-    def _record(self, args: TrainingArguments, state: TrainerState, event: str, **fields: Any) -> None:
-        if not state.is_world_process_zero:
-            return
-        if self._audit is None:
-            configured = Path(self.policy.metrics.audit_log)
-            self._audit = AuditLog(configured if configured.is_absolute() else self._out(args) / configured)
-        self._audit.record(
-            event, policy=self.policy.metadata.name, step=state.global_step, world_size=dist.world_size(), **fields
-        )
-
-    def _start_metrics(self, args: TrainingArguments, state: TrainerState, model: Any) -> None:
-        if self._metrics is not None or not state.is_world_process_zero:
-            return
+    def _open_telemetry(self, args: TrainingArguments, state: TrainerState, model: Any) -> None:
         run = self.run_name or self.policy.metrics.run_name or args.run_name or self._out(args).name or "run"
-        self._metrics = GuardMetrics(run)
-        self._metrics.set_run_info(
-            policy=self.policy.metadata.name,
-            version=distill_guard.__version__,
-            world_size=str(dist.world_size()),
+        self.telemetry.open(
+            output_dir=self._out(args),
+            run=run,
+            is_main=state.is_world_process_zero,
+            world_size=dist.world_size(),
             model=str(getattr(model, "name_or_path", "") or type(model).__name__),
         )
-        self._exporter = make_exporter(self.policy.metrics.prometheus, self._metrics)
-        self._exporter.start()
-
-    def _publish(self) -> None:
-        if self._exporter is not None:
-            self._exporter.publish()
-
-    def _close_metrics(self, *, clean: bool) -> None:
-        if self._exporter is not None:
-            self._exporter.close(clean=clean)
-        self._exporter = None
-        self._metrics = None
-
-    def _note_decision(self, decision: Decision, *, moment: str, args: Any = None, state: Any = None) -> None:
-        self.last_decision = decision
-        if self._metrics is not None:
-            for outcome, rule in decision.metric_labels():
-                self._metrics.record_provenance_decision(decision=outcome, rule=rule)
-        if args is not None and state is not None:
-            self._record(args, state, "provenance_decision", moment=moment, decision=decision.to_dict())
-        elif dist.is_main_process() and self.output_dir is not None:
-            AuditLog(self.output_dir / self.policy.metrics.audit_log).record(
-                "provenance_decision", policy=self.policy.metadata.name, moment=moment, decision=decision.to_dict()
-            )
-
-    # -- events -----------------------------------------------------------------------------------
-
-    def on_train_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        model = kwargs["model"]
-        self._start_metrics(args, state, model)
-        self._record(args, state, "train_begin", max_steps=state.max_steps, policy_file=str(self.loaded.path))
-        if self.tripped:
-            self._refuse_or_acknowledge_resume(args, state)
-        self._gate_at_train_begin(args, state, kwargs)
-        self._take_baseline(args, state, model, kwargs)
-        self._publish()
-
-    def _refuse_or_acknowledge_resume(self, args: TrainingArguments, state: TrainerState) -> None:
-        """A halted run resumes only when the user says so, and the audit log keeps that choice."""
-        assert self.halt_record is not None
-        if not self.resume_after_halt:
-            self._record(args, state, "resume_refused", halt=self.halt_record.to_json())
-            self._close_metrics(clean=False)
-            raise TrainingHalted(self.halt_record)
-        self._record(args, state, "resume_after_halt", acknowledged_halt=self.halt_record.to_json())
-        logger.warning("distill-guard: resuming a halted run because resume_after_halt=True: %s", self.halt_record)
-        self.halt_record = None
-
-    def _gate_at_train_begin(self, args: TrainingArguments, state: TrainerState, kwargs: dict[str, Any]) -> None:
-        loader = kwargs.get("train_dataloader")
-        dataset = getattr(loader, "dataset", None)
-        decision = self.gate.check_at_train_begin(dataset, kwargs["model"])
-        self._note_decision(decision, moment="train_begin", args=args, state=state)
-        denied_somewhere = dist.any_rank(not decision.allowed)
-        self._publish()
-        if denied_somewhere:
-            self._close_metrics(clean=False)
-            raise ProvenanceDenied(decision if not decision.allowed else "provenance denied on another rank")
-
-    def _take_baseline(self, args: TrainingArguments, state: TrainerState, model: Any, kwargs: dict[str, Any]) -> None:
-        tokenizer = self._tokenizer(model, kwargs)
-        budget = self.policy.probes.max_tokens_per_batch
-        for probe in self.probes:
-            if self.monitor.has_baseline(probe.label):
-                continue  # resumed: keep the step-0 baseline, never re-baseline a drifted model
-            try:
-                result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
-                recheck = None
-                if self.policy.probes.calibrate_noise:
-                    recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
-            except DistillGuardError as exc:
-                raise DistillGuardError(
-                    f"baseline of probe '{probe.label}' failed; cannot guard this run: {exc}"
-                ) from exc
-            floor = self.monitor.set_baseline(result, recheck=recheck)
-            self._record(args, state, "baseline", probe=probe.label, result=result.to_json(), noise_floor=floor)
-            if self._metrics is not None:
-                self._export_result(result, result, 0.0, 0.0, None)
 
     def _tokenizer(self, model: Any, kwargs: dict[str, Any]) -> Any:
         tokenizer = kwargs.get("processing_class")
@@ -279,22 +183,67 @@ class DistillGuard(TrainerCallback, ExportableState):
             tokenizer = AutoTokenizer.from_pretrained(self.student or model.name_or_path)
         return tokenizer
 
-    def _export_result(self, result: ProbeResult, baseline: ProbeResult, drift: float, z: float, limit: Any) -> None:
-        assert self._metrics is not None
-        self._metrics.observe_probe(
-            probe=result.suite,
-            trait=result.trait,
-            score=result.score,
-            baseline=baseline.score,
-            drift=drift,
-            zscore=z,
-            threshold=limit,
-            duration_seconds=result.duration_seconds,
+    # -- events -----------------------------------------------------------------------------------
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        model = kwargs["model"]
+        self._open_telemetry(args, state, model)
+        self.telemetry.event(
+            "train_begin",
+            step=state.global_step,
+            max_steps=state.max_steps,
+            policy_file=str(self.loaded.path),
+            world_size=dist.world_size(),
         )
+        if self.tripped:
+            self._refuse_or_acknowledge_resume(state)
+        self._gate_at_train_begin(state, kwargs)
+        self._take_baseline(state, model, kwargs)
+        self.telemetry.publish()
+
+    def _refuse_or_acknowledge_resume(self, state: TrainerState) -> None:
+        """A halted run resumes only when the user says so, and the audit log keeps that choice."""
+        assert self.halt_record is not None
+        if not self.resume_after_halt:
+            self.telemetry.event("resume_refused", step=state.global_step, halt=self.halt_record.to_json())
+            self.telemetry.close(clean=False)
+            raise TrainingHalted(self.halt_record)
+        self.telemetry.event("resume_after_halt", step=state.global_step, acknowledged_halt=self.halt_record.to_json())
+        logger.warning("distill-guard: resuming a halted run because resume_after_halt=True: %s", self.halt_record)
+        self.halt_record = None
+
+    def _gate_at_train_begin(self, state: TrainerState, kwargs: dict[str, Any]) -> None:
+        dataset = getattr(kwargs.get("train_dataloader"), "dataset", None)
+        decision = self.gate.check_at_train_begin(dataset, kwargs["model"])
+        self.last_decision = decision
+        self.telemetry.decision(decision, moment="train_begin", step=state.global_step)
+        if dist.any_rank(not decision.allowed):  # one rank refusing means every rank refuses
+            self.telemetry.close(clean=False)
+            raise ProvenanceDenied(decision if not decision.allowed else "provenance denied on another rank")
+
+    def _take_baseline(self, state: TrainerState, model: Any, kwargs: dict[str, Any]) -> None:
+        tokenizer = self._tokenizer(model, kwargs)
+        budget = self.policy.probes.max_tokens_per_batch
+        for probe in self.probes:
+            if self.monitor.has_baseline(probe.label):
+                continue  # resumed: keep the step-0 baseline, never re-baseline a drifted model
+            try:
+                result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
+                recheck = None
+                if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
+                    recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
+            except DistillGuardError as exc:
+                self.telemetry.close(clean=False)
+                raise DistillGuardError(
+                    f"baseline of probe '{probe.label}' failed; cannot guard this run: {exc}"
+                ) from exc
+            floor = self.monitor.set_baseline(result, recheck=recheck)
+            self.telemetry.baseline(result, noise_floor=floor, step=state.global_step)
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self._metrics is not None:
-            self._metrics.set_step(state.global_step)
+        self.telemetry.step(state.global_step)
         if state.global_step % self.policy.probes.every_n_steps == 0:
             self._evaluate(args, state, control, kwargs)
 
@@ -307,70 +256,46 @@ class DistillGuard(TrainerCallback, ExportableState):
     ) -> None:
         model = kwargs["model"]
         tokenizer = self._tokenizer(model, kwargs)
-        verdicts: list[tuple[PreparedProbe, Verdict]] = []
+        tripped: tuple[PreparedProbe, Verdict] | None = None
+        reports = []
         for probe in self.probes:
+            result: ProbeResult | None = None
             try:
                 result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
+                verdict = self.monitor.observe(result, probe.ref.threshold, step=state.global_step)
             except DistillGuardError as exc:
-                verdicts.append(
-                    (probe, self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step))
-                )
-                continue
-            verdict = self.monitor.observe(result, probe.ref.threshold, step=state.global_step)
-            verdicts.append((probe, verdict))
-            if self._metrics is not None:
-                report = verdict.report
-                self._export_result(result, self.monitor.baselines[probe.label], report.drift, report.z, report.limit)
-        self._record(args, state, "probes", reports=[v.report.to_json() for _, v in verdicts])
-        for _, verdict in verdicts:
-            if verdict.report.breached and self._metrics is not None:
-                self._metrics.record_breach(probe=verdict.report.probe, trait=verdict.report.trait)
-        self._decide_halt(args, state, control, verdicts, model)
-        self._publish()
+                verdict = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
+            self.telemetry.evaluation(result, verdict.report)
+            reports.append(verdict.report.to_json())
+            if verdict.tripped and tripped is None:
+                tripped = (probe, verdict)
+        self.telemetry.event("probes", step=state.global_step, reports=reports)
+        local = self._halt_record(*tripped, model) if tripped else None
+        self._act_on_halt(args, state, control, local)
+        self.telemetry.publish()
 
-    def _decide_halt(
-        self,
-        args: TrainingArguments,
-        state: TrainerState,
-        control: TrainerControl,
-        verdicts: list[tuple[PreparedProbe, Verdict]],
-        model: Any,
+    def _act_on_halt(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, local: HaltRecord | None
     ) -> None:
-        local = next(((p, v) for p, v in verdicts if v.tripped), None)
-        local_record = self._halt_record(local[0], local[1], state, model) if local else None
-        # One decision for all ranks: the first rank that tripped speaks for everyone.
-        records = [r for r in dist.gather_objects(local_record.to_json() if local_record else None) if r]
+        """One decision for all ranks: the first rank that tripped speaks for everyone."""
+        records = [r for r in dist.gather_objects(local.to_json() if local else None) if r]
         if not records:
             return
         record = HaltRecord(**records[0])
         if record.action == "stop":
             control.should_training_stop = True
             self.halt_record = record
-            if self._metrics is not None:
-                self._metrics.set_halted(True)
         if state.is_world_process_zero:
             write_json_atomically(self._out(args) / HALT_RECORD_NAME, record.to_json())
-        self._record(args, state, "halt" if record.action == "stop" else "breach_warning", record=record.to_json())
+        self.telemetry.halted(record)
         logger.warning("distill-guard: %s", record)
 
-    def _halt_record(self, probe: PreparedProbe, verdict: Verdict, state: TrainerState, model: Any) -> HaltRecord:
-        report = verdict.report
-        action = (probe.ref.on_error if verdict.failed and probe.ref.on_error else self.policy.halt.action).value
-
-        def finite(value: float) -> float | None:
-            return value if value == value and abs(value) != float("inf") else None
-
-        return HaltRecord(
-            action=action,
-            step=state.global_step,
-            probe=report.probe,
-            trait=report.trait,
-            baseline=finite(report.baseline),
-            score=finite(report.score),
-            drift=finite(report.drift),
-            z=finite(report.z),
+    def _halt_record(self, probe: PreparedProbe, verdict: Verdict, model: Any) -> HaltRecord:
+        on_error = probe.ref.on_error if verdict.failed else None
+        return HaltRecord.from_report(
+            verdict.report,
+            action=(on_error or self.policy.halt.action).value,
             threshold=probe.ref.threshold.model_dump(exclude_none=True) if probe.ref.threshold else {},
-            reasons=list(report.reasons),
             policy=self.policy.metadata.name,
             policy_file=str(self.loaded.path),
             policy_sha256=self._policy_sha256(),
@@ -383,14 +308,13 @@ class DistillGuard(TrainerCallback, ExportableState):
             if checkpoint.is_dir():
                 assert self.halt_record is not None
                 write_json_atomically(checkpoint / QUARANTINE_NAME, {"quarantined": True, **self.halt_record.to_json()})
-                self._record(args, state, "quarantine", checkpoint=str(checkpoint))
+                self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(checkpoint))
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        self._record(args, state, "train_end", halted=self.tripped)
-        self._publish()
-        self._close_metrics(clean=not self.tripped)
+        self.telemetry.event("train_end", step=state.global_step, halted=self.tripped)
+        self.telemetry.close(clean=not self.tripped)
         if self.tripped and self.policy.halt.raise_on_train_end:
             assert self.halt_record is not None
             raise TrainingHalted(self.halt_record)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from distill_guard.drift.assess import DriftReport
 
 HALT_RECORD_NAME = "distill-guard-halt.json"
 
@@ -33,6 +36,27 @@ class HaltRecord:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_report(cls, report: DriftReport, *, action: str, threshold: dict[str, Any], **context: Any) -> HaltRecord:
+        """Build the record from a breaching report; non-finite numbers become null (JSON has no NaN)."""
+
+        def finite(value: float) -> float | None:
+            return value if math.isfinite(value) else None
+
+        return cls(
+            action=action,
+            step=report.step,
+            probe=report.probe,
+            trait=report.trait,
+            baseline=finite(report.baseline),
+            score=finite(report.score),
+            drift=finite(report.drift),
+            z=finite(report.z),
+            threshold=threshold,
+            reasons=list(report.reasons),
+            **context,
+        )
 
     def __str__(self) -> str:
         def num(value: float | None, fmt: str) -> str:
