@@ -27,8 +27,8 @@ from distill_guard.provenance.fingerprint import fingerprint
 from distill_guard.provenance.integrity import verify_files
 from distill_guard.provenance.manifest import DatasetId, DatasetProvenance, Generator, LoadedManifest, describe_file
 from distill_guard.provenance.records import (
+    file_records,
     generator_counts,
-    jsonl_records,
     provenance_column,
     rows_to_keep,
     select_rows,
@@ -95,7 +95,7 @@ def naive_loop(path: Path) -> list[int]:
 
 
 def check_jsonl(path: Path) -> int:
-    column = provenance_column(jsonl_records([path], "provenance"), "provenance")
+    column = provenance_column(file_records([path], "provenance"), "provenance")
     generator_counts(column)
     return len(rows_to_keep(column, DROP))
 

@@ -15,7 +15,7 @@ from distill_guard.export.audit import AuditLog
 from distill_guard.policy.load import load_policy
 from distill_guard.provenance.gate import ProvenanceGate
 from distill_guard.provenance.manifest import load_manifest
-from distill_guard.provenance.records import jsonl_records
+from distill_guard.provenance.records import file_records
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -25,16 +25,10 @@ def check(
     policy: Annotated[Path, typer.Option(help="policy file")],
     student: Annotated[Path, typer.Option(help="student checkpoint directory")],
     manifest: Annotated[list[Path], typer.Option(help="dataset provenance manifest; repeatable")],
-    teacher: Annotated[
-        Path | None, typer.Option(help="teacher checkpoint directory, for the weight test")
-    ] = None,
+    teacher: Annotated[Path | None, typer.Option(help="teacher checkpoint directory, for the weight test")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
-    today: Annotated[
-        str | None, typer.Option(help="judge expiry dates as of YYYY-MM-DD (default: today, UTC)")
-    ] = None,
-    audit_log: Annotated[
-        Path | None, typer.Option(help="append the decision to this JSONL audit log")
-    ] = None,
+    today: Annotated[str | None, typer.Option(help="judge expiry dates as of YYYY-MM-DD (default: today, UTC)")] = None,
+    audit_log: Annotated[Path | None, typer.Option(help="append the decision to this JSONL audit log")] = None,
 ) -> None:
     """Decide whether the manifests' data may train the student: hashes, signatures, lineage, rules."""
     try:
@@ -50,7 +44,7 @@ def check(
         loaded = load_policy(policy)
         gate = ProvenanceGate(loaded, student=student, today=as_of)
         data_files = [m.data_path(f) for m in map(load_manifest, manifest) for f in m.manifest.files]
-        records = jsonl_records(data_files, loaded.policy.provenance.record_column)
+        records = file_records(data_files, loaded.policy.provenance.record_column)
         decision = gate.clear_dataset(records, manifest=manifest, teacher=teacher).decision
     except (PolicyError, DistillGuardError) as exc:
         err.print(str(exc), markup=False)
@@ -61,4 +55,6 @@ def check(
         typer.echo(decision.to_json())
     else:
         out.print(str(decision), markup=False)
+        if decision.dropped:
+            out.print("(check leaves files as they are: these rows are dropped when the data is cleared for training)")
     raise typer.Exit(exit_codes.OK if decision.allowed else exit_codes.DENIED)

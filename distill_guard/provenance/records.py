@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
+import pyarrow.parquet as pq
 
 from distill_guard.errors import DistillGuardError
 
@@ -73,23 +74,31 @@ def select_rows(dataset: Any, keep: np.ndarray) -> Any:
     return dataset.take(pa.array(keep))
 
 
-def read_jsonl_column(path: Path, column: str) -> pa.ChunkedArray | None:
-    """Only `column` of a JSON Lines file, parsed by Arrow; None when no row has it."""
-    options = pa_json.ParseOptions(
-        explicit_schema=pa.schema([(column, pa.string())]), unexpected_field_behavior="ignore"
-    )
+RECORD_FILE_SUFFIXES = (".jsonl", ".parquet")
+
+
+def read_record_column(path: Path, column: str) -> pa.ChunkedArray:
+    """`column` of a JSON Lines or Parquet file as text, parsed by Arrow; nulls where rows lack it."""
     try:
-        table = pa_json.read_json(path, parse_options=options)
-    except pa.ArrowInvalid as exc:
-        raise DistillGuardError(f"{path}: cannot read '{column}' from JSON Lines: {exc}") from None
-    values = table.column(column)
-    return None if values.null_count == len(values) else values
+        if path.suffix == ".parquet":
+            if column not in pq.read_schema(path).names:
+                return pa.chunked_array([pa.nulls(pq.ParquetFile(path).metadata.num_rows, pa.string())])
+            values = pq.read_table(path, columns=[column]).column(column)
+        else:
+            options = pa_json.ParseOptions(
+                explicit_schema=pa.schema([(column, pa.string())]), unexpected_field_behavior="ignore"
+            )
+            values = pa_json.read_json(path, parse_options=options).column(column)
+    except pa.ArrowException as exc:
+        raise DistillGuardError(f"{path}: cannot read column '{column}': {exc}") from None
+    if not pa.types.is_string(values.type):
+        raise DistillGuardError(f"{path}: column '{column}' holds {values.type}; expected generator ids as text")
+    return values
 
 
-def jsonl_records(paths: list[Path], column: str) -> pa.Table:
-    """The provenance column of all readable JSON Lines files as one table (no column if none has it)."""
-    parts = [read_jsonl_column(p, column) for p in paths if p.suffix == ".jsonl" and p.is_file()]
-    present = [p for p in parts if p is not None]
-    if not present:
+def file_records(paths: list[Path], column: str) -> pa.Table:
+    """The provenance column of the data files, rows in file order; no column when no row has one."""
+    parts = [read_record_column(p, column) for p in paths if p.suffix in RECORD_FILE_SUFFIXES and p.is_file()]
+    if all(part.null_count == len(part) for part in parts):
         return pa.table({})
-    return pa.table({column: pa.chunked_array([c for part in present for c in part.chunks], type=pa.string())})
+    return pa.table({column: pa.chunked_array([c for part in parts for c in part.chunks], type=pa.string())})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datasets
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from distill_guard.errors import DistillGuardError
@@ -12,20 +13,28 @@ from distill_guard.provenance.manifest import Generator
 from distill_guard.provenance.records import (
     MAX_GENERATORS,
     MISSING,
+    file_records,
     generator_counts,
-    jsonl_records,
     provenance_column,
 )
 
 from .conftest import OTHER_FAMILY_TEACHER, SAME_FAMILY_TEACHER, TODAY, number_rows, write_jsonl
 
 
-def test_jsonl_files_are_counted_per_generator(tmp_path):
+def test_jsonl_and_parquet_files_are_counted_per_generator(tmp_path):
     first = write_jsonl(tmp_path / "a.jsonl", number_rows(3, SAME_FAMILY_TEACHER))
     second = write_jsonl(tmp_path / "b.jsonl", [*number_rows(2, OTHER_FAMILY_TEACHER), {"text": "1, 2"}])
-    table = jsonl_records([first, second], "provenance")
+    unlabelled = write_jsonl(tmp_path / "c.jsonl", number_rows(4))
+    parquet = tmp_path / "d.parquet"
+    pq.write_table(pa.Table.from_pylist(number_rows(5, OTHER_FAMILY_TEACHER)), parquet)
+    table = file_records([first, second, unlabelled, parquet], "provenance")
     column = provenance_column(table, "provenance")
-    assert generator_counts(column) == {SAME_FAMILY_TEACHER: 3, OTHER_FAMILY_TEACHER: 2, MISSING: 1}
+    assert generator_counts(column) == {SAME_FAMILY_TEACHER: 3, OTHER_FAMILY_TEACHER: 7, MISSING: 5}
+
+
+def test_files_without_any_provenance_give_no_column(tmp_path):
+    plain = write_jsonl(tmp_path / "a.jsonl", number_rows(3))
+    assert provenance_column(file_records([plain], "provenance"), "provenance") is None
 
 
 def test_records_without_a_generator_follow_unknown(make_policy, make_manifest, tmp_path, student_dir):
