@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from distill_guard.drift.record import HALT_RECORD_NAME
 from distill_guard.policy.load import load_policy
 from distill_guard.probes.prepared import prepare_probes
 from distill_guard.scenarios import tiny_lm
-from tests.guard.conftest import CONTROLLED_SUITE
-from tests.trainers.conftest import events, read_metrics
+from tests.trainers.conftest import TIGHT, controlled, events, read_metrics, write_guard_policy
 
 from .launch import RankPlan, TwoRankRun, launch_two_ranks
 
@@ -26,27 +24,14 @@ pytestmark = pytest.mark.distributed
 
 FLAT = [0.10, 0.12, 0.11, 0.09]
 RISEN = [0.40, 0.45, 0.42, 0.41]
-TIGHT = {"max_increase": 0.05, "min_z": 3}
 LOOSE = {"max_increase": 0.9, "min_z": 3}
 SHARDED_SUITE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99, "min_z": 20}}
 
 
-def write_policy(path: Path, *, threshold: dict[str, Any], unknown: str = "warn", sharded: bool = False) -> Path:
-    """A policy for one rank: the controlled probe, optionally a real sharded probe, textfile metrics beside it."""
-    suites: list[dict[str, Any]] = [{"path": str(CONTROLLED_SUITE), "threshold": threshold}]
-    if sharded:
-        suites.append(SHARDED_SUITE)
-    policy = {
-        "apiVersion": "distill-guard/v1",
-        "kind": "GuardPolicy",
-        "metadata": {"name": path.stem},
-        "provenance": {"unknown": unknown},
-        "probes": {"every_n_steps": 2, "suites": suites},
-        "halt": {"action": "stop"},
-        "metrics": {"prometheus": {"mode": "textfile", "path": str(path.with_suffix(".prom"))}},
-    }
-    path.write_text(yaml.safe_dump(policy, sort_keys=False), "utf-8")
-    return path
+def rank_policy(path: Path, *, threshold: dict[str, Any], unknown: str = "warn", sharded: bool = False) -> Path:
+    """One rank's policy: the controlled probe, optionally a real sharded probe, textfile metrics beside it."""
+    suites = [controlled(threshold), SHARDED_SUITE] if sharded else [controlled(threshold)]
+    return write_guard_policy(path, suites, unknown=unknown, metrics_file=path.with_suffix(".prom"))
 
 
 def assert_same_halt_on_both(run: TwoRankRun, step: int) -> None:
@@ -63,8 +48,8 @@ def breach_on_rank_1(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFac
     workdir = tmp_path_factory.mktemp("breach")
     scores = [FLAT, FLAT, RISEN]
     plans = [
-        RankPlan(write_policy(workdir / "rank0.yaml", threshold=LOOSE, sharded=True), scores),
-        RankPlan(write_policy(workdir / "rank1.yaml", threshold=TIGHT, sharded=True), scores),
+        RankPlan(rank_policy(workdir / "rank0.yaml", threshold=LOOSE, sharded=True), scores),
+        RankPlan(rank_policy(workdir / "rank1.yaml", threshold=TIGHT, sharded=True), scores),
     ]
     return launch_two_ranks(workdir, tiny_checkpoint, plans, max_steps=10)
 
@@ -104,7 +89,7 @@ def test_gathered_scores_equal_a_single_process_run(breach_on_rank_1, tiny_check
 
 
 def test_probe_crash_on_one_rank_stops_both_without_a_hang(tiny_checkpoint, tmp_path):
-    policy = write_policy(tmp_path / "policy.yaml", threshold=TIGHT)
+    policy = rank_policy(tmp_path / "policy.yaml", threshold=TIGHT)
     plans = [RankPlan(policy, [FLAT]), RankPlan(policy, [FLAT, "raise"])]
     run = launch_two_ranks(tmp_path, tiny_checkpoint, plans, max_steps=6)
     assert_same_halt_on_both(run, step=2)
@@ -113,8 +98,8 @@ def test_probe_crash_on_one_rank_stops_both_without_a_hang(tiny_checkpoint, tmp_
 
 def test_provenance_denied_on_one_rank_refuses_on_both(tiny_checkpoint, tmp_path):
     plans = [
-        RankPlan(write_policy(tmp_path / "rank0.yaml", threshold=TIGHT), [FLAT]),
-        RankPlan(write_policy(tmp_path / "rank1.yaml", threshold=TIGHT, unknown="deny"), [FLAT]),
+        RankPlan(rank_policy(tmp_path / "rank0.yaml", threshold=TIGHT), [FLAT]),
+        RankPlan(rank_policy(tmp_path / "rank1.yaml", threshold=TIGHT, unknown="deny"), [FLAT]),
     ]
     run = launch_two_ranks(tmp_path, tiny_checkpoint, plans, max_steps=6, launcher="accelerate")
     assert [r["outcome"] for r in run.results] == ["ProvenanceDenied", "ProvenanceDenied"], run.log[-3000:]

@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from transformers import Trainer
 
@@ -20,7 +21,7 @@ from distill_guard import DistillGuard
 from distill_guard.export.audit import AuditLog
 from distill_guard.scenarios import tiny_lm
 from tests.conftest import REPO
-from tests.guard.conftest import controlled_scores, policy_text, write_policy
+from tests.guard.conftest import CONTROLLED_SUITE, controlled_scores, policy_text, write_policy
 
 __all__ = ["controlled_scores", "write_policy"]  # fixtures shared with tests/guard
 
@@ -43,6 +44,38 @@ def teacher_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathF
     """Same architecture and tokenizer as the student, another initialisation."""
     _, tokenizer = tiny_lm.load(tiny_checkpoint)
     return tiny_lm.save(tiny_lm.build_model(tokenizer, seed=1), tokenizer, tmp_path_factory.mktemp("teacher") / "m")
+
+
+TIGHT = {"max_increase": 0.05, "min_z": 3}
+
+
+def controlled(threshold: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The controlled probe's suite entry (scores planned by the test)."""
+    return {"path": str(CONTROLLED_SUITE), "threshold": threshold or TIGHT}
+
+
+def write_guard_policy(
+    path: Path,
+    suites: list[dict[str, Any]],
+    *,
+    every: int = 2,
+    unknown: str = "warn",
+    metrics_file: Path | None = None,
+    **probe_options: Any,
+) -> Path:
+    """A GuardPolicy file with several suites and probe options (policy_text covers the one-suite case)."""
+    policy: dict[str, Any] = {
+        "apiVersion": "distill-guard/v1",
+        "kind": "GuardPolicy",
+        "metadata": {"name": path.stem},
+        "provenance": {"unknown": unknown},
+        "probes": {"every_n_steps": every, **probe_options, "suites": suites},
+        "halt": {"action": "stop"},
+    }
+    if metrics_file is not None:
+        policy["metrics"] = {"prometheus": {"mode": "textfile", "path": str(metrics_file)}}
+    path.write_text(yaml.safe_dump(policy, sort_keys=False), "utf-8")
+    return path
 
 
 def build_example(name: str, checkpoint: Path, policy: Path, out: Path, teacher: Path, **args: Any) -> Trainer:
