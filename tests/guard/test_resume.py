@@ -27,6 +27,13 @@ def _resume(checkpoint: Path, out: Path, guard: DistillGuard, tiny: Path, max_st
     trainer.train(resume_from_checkpoint=str(checkpoint))
 
 
+def _run_until_halt_at_step_2(tiny: Path, out: Path, policy: Path, controlled_scores) -> None:
+    controlled_scores([BASE, HIGH])
+    first = make_trainer(tiny, out, DistillGuard.from_policy(policy), max_steps=8, save_strategy="steps", save_steps=2)
+    with pytest.raises(TrainingHalted):
+        first.train()
+
+
 def test_resume_keeps_the_step_zero_baseline(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
     out = tmp_path / "out"
     policy = write_policy(every=2)
@@ -48,14 +55,8 @@ def test_resume_keeps_the_step_zero_baseline(tiny_checkpoint, tmp_path, write_po
 
 
 def test_tripped_run_refuses_to_resume_without_the_flag(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
-    out = tmp_path / "out"
-    policy = write_policy(every=2)
-    controlled_scores([BASE, HIGH])
-    first = make_trainer(
-        tiny_checkpoint, out, DistillGuard.from_policy(policy), max_steps=8, save_strategy="steps", save_steps=2
-    )
-    with pytest.raises(TrainingHalted):
-        first.train()
+    out, policy = tmp_path / "out", write_policy(every=2)
+    _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
     assert (out / "checkpoint-2").is_dir()
     with pytest.raises(TrainingHalted) as info:
         _resume(out / "checkpoint-2", out, DistillGuard.from_policy(policy), tiny_checkpoint, max_steps=8)
@@ -64,14 +65,8 @@ def test_tripped_run_refuses_to_resume_without_the_flag(tiny_checkpoint, tmp_pat
 
 
 def test_tripped_run_resumes_only_when_the_user_says_so(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
-    out = tmp_path / "out"
-    policy = write_policy(every=2)
-    controlled_scores([BASE, HIGH])
-    first = make_trainer(
-        tiny_checkpoint, out, DistillGuard.from_policy(policy), max_steps=8, save_strategy="steps", save_steps=2
-    )
-    with pytest.raises(TrainingHalted):
-        first.train()
+    out, policy = tmp_path / "out", write_policy(every=2)
+    _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
     controlled_scores([BASE])
     guard = DistillGuard.from_policy(policy, resume_after_halt=True)
     _resume(out / "checkpoint-2", out, guard, tiny_checkpoint, max_steps=6)
