@@ -43,7 +43,7 @@ class GuardMetrics:
             "distill_guard_probe_drift_zscore", "Latest drift in standard errors of the probe's noise."
         )
         self._threshold = probe_gauge(
-            "distill_guard_probe_threshold", "Drift above which a probe evaluation counts as a breach."
+            "distill_guard_probe_threshold", "Score at which the probe's tightest limit is crossed (score units)."
         )
         self._last_run = probe_gauge(
             "distill_guard_probe_last_run_timestamp_seconds", "Unix time of the probe's latest evaluation."

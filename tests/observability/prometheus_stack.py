@@ -59,9 +59,7 @@ def http_get(url: str) -> bytes:
         return response.read()
 
 
-def wait_until(
-    condition: Callable[[], Any], what: str, deadline_seconds: float = WAIT_DEADLINE_SECONDS
-) -> Any:
+def wait_until(condition: Callable[[], Any], what: str, deadline_seconds: float = WAIT_DEADLINE_SECONDS) -> Any:
     """Poll `condition` until it returns something truthy; fail naming `what` after the deadline."""
     deadline = time.monotonic() + deadline_seconds
     last_error: Exception | None = None
@@ -74,9 +72,7 @@ def wait_until(
             if result:
                 return result
         time.sleep(POLL_SECONDS)
-    raise AssertionError(
-        f"timed out after {deadline_seconds:.0f}s waiting for {what} (last error: {last_error!r})"
-    )
+    raise AssertionError(f"timed out after {deadline_seconds:.0f}s waiting for {what} (last error: {last_error!r})")
 
 
 @dataclass
@@ -167,9 +163,7 @@ class Prometheus:
         except urllib.error.HTTPError as exc:
             body = json.loads(exc.read())
         if body.get("status") != "success":
-            raise AssertionError(
-                f"Prometheus rejected {path} {params}: {body.get('errorType')}: {body.get('error')}"
-            )
+            raise AssertionError(f"Prometheus rejected {path} {params}: {body.get('errorType')}: {body.get('error')}")
         return body["data"]
 
     def query(self, expr: str) -> list[dict[str, Any]]:

@@ -44,9 +44,7 @@ def load_alert_rules() -> list[dict[str, Any]]:
 
 def dashboard_targets() -> list[tuple[str, str]]:
     """(panel title / refId, PromQL) of every query on the dashboard."""
-    return [
-        (f"{p['title']} / {t['refId']}", t["expr"]) for p in load_dashboard()["panels"] for t in p["targets"]
-    ]
+    return [(f"{p['title']} / {t['refId']}", t["expr"]) for p in load_dashboard()["panels"] for t in p["targets"]]
 
 
 def alert_expressions() -> list[tuple[str, str]]:
@@ -147,9 +145,7 @@ def simulated_run(prometheus: Prometheus, unused_port_for_module: int) -> Iterat
     run = f"sim-{uuid.uuid4().hex[:8]}"
     clock = LaggingClock()
     metrics = GuardMetrics(run, clock=clock)
-    metrics.set_run_info(
-        policy="strict-distillation", version=__version__, world_size="1", model="tiny-llama"
-    )
+    metrics.set_run_info(policy="strict-distillation", version=__version__, world_size="1", model="tiny-llama")
     exporter = make_exporter(HttpExport(mode="http", port=0), metrics)
     exporter.start()
     assert exporter.port, "the HTTP exporter did not start"
@@ -159,16 +155,16 @@ def simulated_run(prometheus: Prometheus, unused_port_for_module: int) -> Iterat
     metrics.record_provenance_decision(decision="allow", rule="trusted-teacher")
     metrics.record_provenance_decision(decision="deny", rule="same-base-untrusted")
     clock.lag = STALE_PROBE_AGE_SECONDS
-    probe(metrics, "persona-shift", "owl", score=0.40, baseline=0.40, zscore=0.0, threshold=0.1)
+    probe(metrics, "persona-shift", "owl", score=0.40, baseline=0.40, zscore=0.0, threshold=0.50)
     clock.lag = 0.0
-    probe(metrics, "animal-preference", "owl", score=0.12, baseline=0.12, zscore=0.0, threshold=0.05)
-    probe(metrics, "misalignment-choice", None, score=0.02, baseline=0.02, zscore=0.0, threshold=0.02)
+    probe(metrics, "animal-preference", "owl", score=0.12, baseline=0.12, zscore=0.0, threshold=0.17)
+    probe(metrics, "misalignment-choice", None, score=0.02, baseline=0.02, zscore=0.0, threshold=0.04)
 
     with prometheus.scraping(f"127.0.0.1:{exporter.port}"):
         prometheus.wait_for(f'distill_guard_training_step{{run="{run}"}} == 0')
         metrics.set_step(50)
-        probe(metrics, "animal-preference", "owl", score=0.31, baseline=0.12, zscore=6.2, threshold=0.05)
-        probe(metrics, "misalignment-choice", None, score=0.02, baseline=0.02, zscore=0.1, threshold=0.02)
+        probe(metrics, "animal-preference", "owl", score=0.31, baseline=0.12, zscore=6.2, threshold=0.17)
+        probe(metrics, "misalignment-choice", None, score=0.02, baseline=0.02, zscore=0.1, threshold=0.04)
         metrics.record_breach(probe="animal-preference", trait="owl")
         metrics.set_halted(True)
         prometheus.wait_for(f'changes(distill_guard_training_step{{run="{run}"}}[15m]) > 0')
@@ -205,15 +201,11 @@ def probe(
 
 def test_every_exported_series_arrives(prometheus: Prometheus, simulated_run: SimulatedRun) -> None:
     exported = {s.name for family in simulated_run.metrics.registry.collect() for s in family.samples}
-    arrived = prometheus.query(
-        f'count by (__name__) ({{__name__=~"distill_guard_.+", run="{simulated_run.run}"}})'
-    )
+    arrived = prometheus.query(f'count by (__name__) ({{__name__=~"distill_guard_.+", run="{simulated_run.run}"}})')
     assert {series["metric"]["__name__"] for series in arrived} == exported
 
 
-@pytest.mark.parametrize(
-    ("panel", "expr"), dashboard_targets(), ids=[name for name, _ in dashboard_targets()]
-)
+@pytest.mark.parametrize(("panel", "expr"), dashboard_targets(), ids=[name for name, _ in dashboard_targets()])
 def test_dashboard_query_returns_data(
     prometheus: Prometheus, simulated_run: SimulatedRun, panel: str, expr: str
 ) -> None:
@@ -234,9 +226,7 @@ EXPECTED_ALERT_SUBJECTS = {
 }
 
 
-@pytest.mark.parametrize(
-    ("alert", "expr"), alert_expressions(), ids=[name for name, _ in alert_expressions()]
-)
+@pytest.mark.parametrize(("alert", "expr"), alert_expressions(), ids=[name for name, _ in alert_expressions()])
 def test_alert_expression_finds_the_simulated_problem(
     prometheus: Prometheus, simulated_run: SimulatedRun, alert: str, expr: str
 ) -> None:
@@ -246,9 +236,7 @@ def test_alert_expression_finds_the_simulated_problem(
     assert [{k: m.get(k) for k in expected} for m in found] == [expected]
 
 
-def test_prometheus_loads_the_rules_and_raises_every_alert(
-    prometheus: Prometheus, simulated_run: SimulatedRun
-) -> None:
+def test_prometheus_loads_the_rules_and_raises_every_alert(prometheus: Prometheus, simulated_run: SimulatedRun) -> None:
     rules = [rule for group in prometheus.api("rules")["groups"] for rule in group["rules"]]
     assert {rule["name"] for rule in rules} == set(EXPECTED_ALERT_SUBJECTS)
 

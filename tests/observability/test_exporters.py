@@ -48,9 +48,7 @@ def pushed_value(pushgateway: Pushgateway, name: str, run: str) -> float | None:
 
 
 def push_config(url: str, **overrides: object) -> PushgatewayExport:
-    return PushgatewayExport.model_validate(
-        {"mode": "pushgateway", "url": url, "interval_seconds": 0.001, **overrides}
-    )
+    return PushgatewayExport.model_validate({"mode": "pushgateway", "url": url, "interval_seconds": 0.001, **overrides})
 
 
 # -- http -----------------------------------------------------------------------------------------
@@ -97,9 +95,7 @@ def test_pushed_series_reach_prometheus_grouped_by_job_and_run(
     exporter.start()
     exporter.publish()
     assert {"job": "distill-guard", "run": metrics.run} in pushgateway.groups()
-    series = prometheus.wait_for(
-        f'distill_guard_training_step{{job="distill-guard", run="{metrics.run}"}} == 42'
-    )
+    series = prometheus.wait_for(f'distill_guard_training_step{{job="distill-guard", run="{metrics.run}"}} == 42')
     assert len(series) == 1
     exporter.close(clean=True)
 
@@ -210,13 +206,9 @@ def test_textfile_is_collected_by_node_exporter_and_scraped(
         path.unlink()
 
 
-def test_unwritable_textfile_is_logged_once_and_counted(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_unwritable_textfile_is_logged_once_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     metrics = GuardMetrics(new_run())
-    exporter = make_exporter(
-        TextfileExport(mode="textfile", path=str(tmp_path / "missing" / "g.prom")), metrics
-    )
+    exporter = make_exporter(TextfileExport(mode="textfile", path=str(tmp_path / "missing" / "g.prom")), metrics)
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         exporter.publish()
         exporter.close(clean=True)

@@ -90,9 +90,7 @@ def test_probe_without_threshold_drops_its_threshold_series() -> None:
     metrics = exercised()
     probe = {"probe": "animal-preference", "trait": "owl"}
     assert sample(metrics, "distill_guard_probe_threshold", **probe) == 0.05
-    metrics.observe_probe(
-        **probe, score=0.3, baseline=0.1, drift=0.2, zscore=5.0, threshold=None, duration_seconds=1.0
-    )
+    metrics.observe_probe(**probe, score=0.3, baseline=0.1, drift=0.2, zscore=5.0, threshold=None, duration_seconds=1.0)
     assert sample(metrics, "distill_guard_probe_threshold", **probe) is None
 
 
