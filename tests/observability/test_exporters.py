@@ -10,12 +10,13 @@ import itertools
 import logging
 import math
 import socket
+import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_stack import NodeExporter, Prometheus, Pushgateway, http_get
+from prometheus_stack import NodeExporter, Prometheus, Pushgateway, http_get, require_binary
 
 from distill_guard.export.metrics import GuardMetrics
 from distill_guard.export.prometheus import PushgatewayExporter, make_exporter
@@ -204,6 +205,31 @@ def test_textfile_is_collected_by_node_exporter_and_scraped(
         assert export_errors(metrics, "textfile") is None
     finally:
         path.unlink()
+
+
+@pytest.mark.prometheus
+def test_textfile_passes_promtool_check_metrics(tmp_path: Path) -> None:
+    metrics = GuardMetrics(new_run())
+    metrics.observe_probe(
+        probe="animal-preference",
+        trait="owl",
+        score=math.nan,
+        baseline=0.1,
+        drift=math.inf,
+        zscore=0.0,
+        threshold=0.15,
+        duration_seconds=0.1,
+    )
+    metrics.record_breach(probe="animal-preference", trait="owl")
+    metrics.record_provenance_decision(decision="deny", rule="same-base-untrusted")
+    metrics.set_run_info(policy="strict-distillation")
+    path = tmp_path / "guard.prom"
+    make_exporter(TextfileExport(mode="textfile", path=str(path)), metrics).publish()
+    with path.open("rb") as exposition:
+        result = subprocess.run(
+            [require_binary("promtool"), "check", "metrics"], stdin=exposition, capture_output=True, text=True
+        )
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
 def test_unwritable_textfile_is_logged_once_and_counted(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
