@@ -61,6 +61,7 @@ def write_guard_policy(
     every: int = 2,
     unknown: str = "warn",
     metrics_file: Path | None = None,
+    families: list[dict[str, Any]] | None = None,
     **probe_options: Any,
 ) -> Path:
     """A GuardPolicy file with several suites and probe options (policy_text covers the one-suite case)."""
@@ -72,6 +73,8 @@ def write_guard_policy(
         "probes": {"every_n_steps": every, **probe_options, "suites": suites},
         "halt": {"action": "stop"},
     }
+    if families:
+        policy["families"] = families
     if metrics_file is not None:
         policy["metrics"] = {"prometheus": {"mode": "textfile", "path": str(metrics_file)}}
     path.write_text(yaml.safe_dump(policy, sort_keys=False), "utf-8")
