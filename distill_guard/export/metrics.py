@@ -24,7 +24,7 @@ class GuardMetrics:
     Example:
         metrics = GuardMetrics("owl-distill-3")
         metrics.observe_probe(probe="animal-preference", trait="owl", score=0.31, baseline=0.12,
-                              drift=0.19, zscore=6.2, threshold=0.05, duration_seconds=1.4)
+                              drift=0.19, zscore=6.2, threshold=0.17, duration_seconds=1.4)
     """
 
     def __init__(self, run: str, *, clock: Callable[[], float] = time.time) -> None:
@@ -85,9 +85,7 @@ class GuardMetrics:
             ("run",),
             registry=self.registry,
         ).labels(run=run)
-        self._run_info = Info(
-            "distill_guard_run", "Static facts about the run.", ("run",), registry=self.registry
-        )
+        self._run_info = Info("distill_guard_run", "Static facts about the run.", ("run",), registry=self.registry)
         self._halted.set(0)
         self._step.set(0)
 
@@ -110,7 +108,11 @@ class GuardMetrics:
         threshold: float | None,
         duration_seconds: float,
     ) -> None:
-        """Record one probe evaluation. NaN and inf pass through unchanged: a broken probe must show."""
+        """Record one probe evaluation. NaN and inf pass through unchanged: a broken probe must show.
+
+        `threshold` is in score units (the score at which the tightest limit is crossed), so
+        dashboards and alerts compare it with `score`; None removes the probe's threshold series.
+        """
         labels = self._probe_labels(probe, trait)
         self._score.labels(**labels).set(score)
         self._baseline.labels(**labels).set(baseline)

@@ -93,9 +93,7 @@ class HttpExporter:
         self._fail_soft.run(f"listen on {self._config.host}:{self._config.port}", self._listen)
 
     def _listen(self) -> None:
-        server, _thread = start_http_server(
-            self._config.port, addr=self._config.host, registry=self._metrics.registry
-        )
+        server, _thread = start_http_server(self._config.port, addr=self._config.host, registry=self._metrics.registry)
         self._server = server
         self.port = server.server_port
 
