@@ -246,6 +246,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.telemetry.step(state.global_step)
         if state.global_step % self.policy.probes.every_n_steps == 0:
             self._evaluate(args, state, control, kwargs)
+        else:
+            self.telemetry.publish()  # the Pushgateway exporter rate-limits itself to interval_seconds
 
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         if self.policy.probes.on_evaluate and state.global_step % self.policy.probes.every_n_steps != 0:
