@@ -3,7 +3,9 @@
 Fine-tuning moves weights a little; two independent initialisations of the same architecture are
 uncorrelated. For every weight matrix the two models share (same name, same shape, 2 or more
 dimensions; norms initialised to ones are skipped because they match trivially) we take the
-Pearson correlation over a fixed sample of entries, and report the median over matrices.
+Pearson correlation over its leading rows (about 16k entries: rows are exchangeable at init, and a
+contiguous slice is all safetensors has to read, so a 70B checkpoint costs megabytes, not its
+size), and report the median over matrices.
 Thresholds are calibrated in tests/provenance/test_weights.py on tiny models: fine-tuned copies
 score near 1, fresh initialisations near 0.
 """
@@ -53,17 +55,17 @@ class WeightComparison:
 class TensorSource:
     """Weight matrices by name, read lazily from safetensors files or taken from a live module."""
 
-    def __init__(self, shapes: Mapping[str, tuple[int, ...]], fetch: Callable[[str], torch.Tensor]) -> None:
+    def __init__(self, shapes: Mapping[str, tuple[int, ...]], fetch: Callable[[str, int], torch.Tensor]) -> None:
         self.shapes = dict(shapes)
         self._fetch = fetch
 
-    def get(self, name: str) -> torch.Tensor:
-        return self._fetch(name)
+    def leading_rows(self, name: str, rows: int) -> torch.Tensor:
+        return self._fetch(name, rows)
 
     @classmethod
     def from_module(cls, module: torch.nn.Module) -> TensorSource:
         state = {k: v for k, v in module.state_dict().items() if v.dim() >= 2}
-        return cls({k: tuple(v.shape) for k, v in state.items()}, state.__getitem__)
+        return cls({k: tuple(v.shape) for k, v in state.items()}, lambda name, rows: state[name][:rows])
 
     @classmethod
     def from_dir(cls, directory: Path) -> TensorSource | None:
@@ -81,9 +83,9 @@ class TensorSource:
                         shapes[name] = shape
                         where[name] = file
 
-        def fetch(name: str) -> torch.Tensor:
+        def fetch(name: str, rows: int) -> torch.Tensor:
             with safe_open(str(where[name]), framework="pt") as handle:
-                return handle.get_tensor(name)
+                return handle.get_slice(name)[:rows]
 
         return cls(shapes, fetch)
 
@@ -97,17 +99,9 @@ def _safetensors_files(directory: Path) -> list[Path]:
     return [single] if single.is_file() else []
 
 
-def _sample(tensor: torch.Tensor) -> torch.Tensor:
-    flat = tensor.detach().reshape(-1).to(torch.float64)
-    if flat.numel() <= SAMPLE_ENTRIES:
-        return flat
-    generator = torch.Generator().manual_seed(flat.numel())
-    index = torch.randperm(flat.numel(), generator=generator)[:SAMPLE_ENTRIES]
-    return flat[index]
-
-
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> float | None:
-    x, y = _sample(a), _sample(b)
+    x = a.detach().reshape(-1).to(torch.float64)
+    y = b.detach().reshape(-1).to(torch.float64)
     x, y = x - x.mean(), y - y.mean()
     denominator = float(x.norm() * y.norm())
     return float((x @ y) / denominator) if denominator > 0 else None
@@ -117,7 +111,8 @@ def _correlations(a: TensorSource, b: TensorSource) -> Iterator[float]:
     for name in sorted(a.shapes.keys() & b.shapes.keys()):
         shape = a.shapes[name]
         if shape == b.shapes[name] and math.prod(shape) >= MIN_ENTRIES:
-            value = _correlation(a.get(name), b.get(name))
+            rows = min(shape[0], math.ceil(SAMPLE_ENTRIES / math.prod(shape[1:])))
+            value = _correlation(a.leading_rows(name, rows), b.leading_rows(name, rows))
             if value is not None:
                 yield value
 
