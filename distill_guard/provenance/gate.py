@@ -74,6 +74,7 @@ class DatasetFacts:
     manifests: tuple[ExaminedManifest, ...]
     teacher_dir: Path | None
     record_counts: dict[str, int] | None
+    dataset_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class ProvenanceGate:
             examined,
             Path(teacher) if teacher is not None else None,
             generator_counts(column) if column is not None else None,
+            _row_count(dataset),
         )
         decision, drop = self._decide(facts, self.student)
         cleared = dataset
@@ -181,6 +183,7 @@ class ProvenanceGate:
         verdict = _Verdict()
         for examined in facts.manifests:
             _manifest_findings(policy, examined, verdict)
+        verdict.checks.extend(_row_count_note(facts))
         if not facts.manifests:
             message = "no provenance manifest: where this data came from is unknown"
             verdict.rules.append(
@@ -282,7 +285,7 @@ class ProvenanceGate:
         facts = clearance.facts
         column = provenance_column(clearance.dataset, self.policy.provenance.record_column)
         if column is not None:
-            facts = DatasetFacts(facts.dataset_name, facts.manifests, facts.teacher_dir, generator_counts(column))
+            facts = replace(facts, record_counts=generator_counts(column))
         decision, drop = self._decide(facts, student, model)
         rules = list(decision.rules)
         for generator in sorted(drop):
@@ -326,6 +329,26 @@ class ProvenanceGate:
             student=LineageReport.of(resolve_student(self.policy, student)),
             checks=(f"observed       {observed.describe()}",) if observed else (),
         )
+
+
+def _row_count(dataset: Any) -> int | None:
+    """Rows of a dataset that has columns (the CLI's placeholder for files without records has none)."""
+    columns = getattr(dataset, "column_names", None)
+    return len(dataset) if columns and hasattr(dataset, "__len__") else None
+
+
+def _row_count_note(facts: DatasetFacts) -> list[str]:
+    """Informational: rows shown to the gate vs JSON Lines records the manifests list."""
+    files = [f for m in facts.manifests for f in m.loaded.manifest.files]
+    if facts.dataset_rows is None or not files or any(f.records is None for f in files):
+        return []
+    listed = sum(f.records or 0 for f in files)
+    if listed == facts.dataset_rows:
+        return [f"{'ok':<14} dataset has {listed} rows, as many as the manifest files' records"]
+    return [
+        f"{'note':<14} dataset has {facts.dataset_rows} rows, the manifest files hold {listed} records "
+        "(transformed data, or not these files)"
+    ]
 
 
 def _declared(facts: DatasetFacts) -> list[str]:

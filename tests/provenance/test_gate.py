@@ -299,3 +299,14 @@ def test_a_stream_cannot_be_cleared(make_policy, make_manifest, data_file, stude
     manifest = make_manifest([data_file], [Generator(model=OTHER_FAMILY_TEACHER)])
     decision = ProvenanceGate(make_policy(), student=student_dir, today=TODAY).clear_dataset(stream, manifest).decision
     assert fired(decision) == {"dataset-not-cleared": "deny"}
+
+
+def test_decision_notes_when_the_dataset_is_not_the_manifests_record_count(
+    make_policy, make_manifest, data_file, student_dir
+):
+    gate = ProvenanceGate(make_policy(), student=student_dir, today=TODAY)
+    manifest = make_manifest([data_file], [Generator(model=OTHER_FAMILY_TEACHER)])
+    whole = gate.clear_dataset(datasets.Dataset.from_json(str(data_file)), manifest).decision
+    part = gate.clear_dataset(datasets.Dataset.from_json(str(data_file)).select(range(10)), manifest).decision
+    assert any("dataset has 40 rows, as many as the manifest files' records" in c for c in whole.checks)
+    assert any("dataset has 10 rows, the manifest files hold 40 records" in c for c in part.checks)
