@@ -199,7 +199,7 @@ class ProvenanceGate:
             dataset=facts.dataset_name,
             decided_on=today.isoformat(),
             rules=tuple(verdict.rules),
-            waivers=tuple(verdict.waivers),
+            waivers=tuple(dict.fromkeys(verdict.waivers)),
             student=LineageReport.of(student_lineage),
             teachers=tuple(verdict.teachers),
             dropped=tuple(verdict.dropped) if verdict.drop else (),

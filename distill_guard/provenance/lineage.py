@@ -93,8 +93,8 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def tokenizer_sha256(directory: Path) -> str | None:
     """sha256 of the tokenizer vocabulary (token -> id), independent of file formatting."""
-    data = _read_json(directory / "tokenizer.json")
-    vocab = (data or {}).get("model", {}).get("vocab")
+    model = (_read_json(directory / "tokenizer.json") or {}).get("model")
+    vocab = model.get("vocab") if isinstance(model, dict) else None
     if not vocab:
         return None
     canonical = json.dumps(vocab, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
