@@ -141,7 +141,8 @@ class ProvenanceGate:
     ) -> Clearance:
         """Decide on `dataset`; its fingerprint (after any dropped rows) is remembered for train begin.
 
-        Raises PolicyError when a manifest file is invalid (input error, not a deny).
+        Raises PolicyError when a manifest file is invalid and DistillGuardError when the provenance
+        column is not text (input errors, not denies).
         """
         paths = [manifest] if isinstance(manifest, (str, Path)) else list(manifest or [])
         examined = tuple(examine_manifest(load_manifest(p), self.policy) for p in paths)
