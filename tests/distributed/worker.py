@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as torch_dist
 from torch import nn
 
 from distill_guard import DistillGuardError, TrainingHalted, dist
@@ -68,6 +69,9 @@ def main(scenario_file: Path) -> None:
     results = Path(scenario["results"])
     results.mkdir(parents=True, exist_ok=True)
     (results / f"rank-{rank}.json").write_text(json.dumps(result), "utf-8")
+    if dist.is_distributed():  # leave together, and close gloo before the interpreter tears its threads down
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -22,8 +22,9 @@ from distill_guard.export.audit import AuditLog
 from distill_guard.scenarios import tiny_lm
 from tests.conftest import REPO
 from tests.guard.conftest import CONTROLLED_SUITE, controlled_scores, policy_text, write_policy
+from tests.provenance.conftest import make_manifest
 
-__all__ = ["controlled_scores", "write_policy"]  # fixtures shared with tests/guard
+__all__ = ["controlled_scores", "make_manifest", "write_policy"]  # fixtures shared with tests/guard, tests/provenance
 
 EXAMPLES = REPO / "integrations" / "examples"
 TRAINERS = ("trainer", "sft", "dpo", "distillation")
@@ -61,10 +62,11 @@ def write_guard_policy(
     every: int = 2,
     unknown: str = "warn",
     metrics_file: Path | None = None,
-    families: list[dict[str, Any]] | None = None,
+    sections: dict[str, Any] | None = None,
     **probe_options: Any,
 ) -> Path:
-    """A GuardPolicy file with several suites and probe options (policy_text covers the one-suite case)."""
+    """A GuardPolicy file with several suites, probe options and any further top-level `sections`
+    (policy_text covers the one-suite case)."""
     policy: dict[str, Any] = {
         "apiVersion": "distill-guard/v1",
         "kind": "GuardPolicy",
@@ -73,8 +75,7 @@ def write_guard_policy(
         "probes": {"every_n_steps": every, **probe_options, "suites": suites},
         "halt": {"action": "stop"},
     }
-    if families:
-        policy["families"] = families
+    policy.update(sections or {})
     if metrics_file is not None:
         policy["metrics"] = {"prometheus": {"mode": "textfile", "path": str(metrics_file)}}
     path.write_text(yaml.safe_dump(policy, sort_keys=False), "utf-8")

@@ -31,7 +31,7 @@ def lora_run(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """Four SFT steps of a LoRA adapter on the tiny base, probed by a real preference probe every 2 steps."""
     workdir = tmp_path_factory.mktemp("lora")
     base = Path(shutil.copytree(tiny_checkpoint, workdir / "tiny-base"))
-    policy = write_guard_policy(workdir / "policy.yaml", [PREFERENCE], every=2, families=TINY_FAMILY)
+    policy = write_guard_policy(workdir / "policy.yaml", [PREFERENCE], every=2, sections={"families": TINY_FAMILY})
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
     trainer = build_example("sft", base, policy, workdir / "out", base, max_steps=4, peft_config=lora)
     trainer.train()

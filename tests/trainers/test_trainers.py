@@ -11,12 +11,33 @@ import pytest
 
 from distill_guard import ProvenanceDenied, TrainingHalted
 from distill_guard.drift.record import HALT_RECORD_NAME
+from distill_guard.provenance.manifest import Generator
 from tests.guard.conftest import policy_text
+from tests.provenance.conftest import number_rows, write_jsonl
 
-from .conftest import TRAINERS, GuardedRun, build_example, events, probe_steps, read_metrics, run_example
+from .conftest import (
+    TRAINERS,
+    GuardedRun,
+    build_example,
+    controlled,
+    events,
+    guard_of,
+    planned_scores,
+    probe_steps,
+    read_metrics,
+    run_example,
+    write_guard_policy,
+)
 
 FLAT = [0.10, 0.12, 0.11, 0.09]
 RISEN = [0.40, 0.45, 0.42, 0.41]
+KNOWN_LINEAGE = {
+    "student": {"base_model": "distill-guard/tiny-base"},
+    "families": [
+        {"name": "tiny-llama-demo", "match": ["distill-guard/tiny-*"]},
+        {"name": "other-lab", "match": ["other-lab/*"]},
+    ],
+}
 
 
 @pytest.fixture(scope="module", params=TRAINERS)
@@ -63,3 +84,21 @@ def test_unknown_provenance_is_refused_before_the_first_step(name, tiny_checkpoi
         trainer.train()
     assert trainer.state.global_step == 0
     assert not events(tmp_path / "out", "baseline")
+
+
+@pytest.mark.parametrize("name", TRAINERS)
+def test_data_cleared_after_the_trainer_is_built_passes_a_fail_closed_gate(
+    name, tiny_checkpoint, teacher_checkpoint, tmp_path, make_manifest
+):
+    """The documented path for trainers that transform data in __init__: clear `trainer.train_dataset`."""
+    manifest = make_manifest(
+        [write_jsonl(tmp_path / "data" / "numbers.jsonl", number_rows(8))], [Generator(model="other-lab/teacher-7b")]
+    )
+    policy = write_guard_policy(tmp_path / "policy.yaml", [controlled()], unknown="deny", sections=KNOWN_LINEAGE)
+    trainer = build_example(name, tiny_checkpoint, policy, tmp_path / "out", teacher_checkpoint, max_steps=2)
+    guard_of(trainer).clear_dataset(trainer.train_dataset, manifest)
+    with planned_scores([FLAT]):
+        trainer.train()
+    assert trainer.state.global_step == 2
+    decision = events(tmp_path / "out", "provenance_decision")[-1]
+    assert decision["moment"] == "train_begin" and decision["decision"]["outcome"] == "allow"
