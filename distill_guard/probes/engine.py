@@ -1,9 +1,12 @@
 """Exact, batched scoring: log-probabilities of answers after prompts, and last-token activations.
 
 Each prompt is run once, left-padded in a batch, with its KV cache kept. The first token of every
-answer is scored from the prompt's last logits; answers longer than one token continue from a
-copy of that cache (one row per answer), so the prompt is never run again per answer. The batch
-layout is planned from the whole suite, so it is the same on every rank and on every call.
+answer is scored from the prompt's last logits. The rest of the answers longer than one token are
+scored in one more forward from that cache: packed into one row per prompt, each answer seeing
+the prompt and its own earlier tokens only (a block mask), so no prompt is run twice and no token
+is padded per answer. Attention kernels that take no custom mask (flash attention) get one row
+per answer over a copy of the prompt's cache instead. The batch layout is planned from the whole
+suite, so it is the same on every rank and on every call.
 """
 
 from __future__ import annotations
@@ -34,20 +37,24 @@ class BatchPlan:
 
     prompts_per_batch: int
     answer_pass: bool
+    packed: bool = True
 
     @classmethod
-    def for_queries(cls, queries: Sequence[Query], max_tokens_per_batch: int) -> BatchPlan:
+    def for_queries(cls, queries: Sequence[Query], max_tokens_per_batch: int, *, packed: bool = True) -> BatchPlan:
         """Size batches for the worst query of the suite, so that no forward exceeds the budget.
 
-        A prompt costs its padded length; its multi-token answers each cost a row holding a copy of
-        the prompt's cache plus the answer.
+        A prompt costs its padded length plus, for its answer tokens after the first, either one
+        packed row or (unpacked) one row per answer holding a copy of the prompt's cache.
         """
         longest_prompt = max(len(q.prompt) for q in queries)
         multi = [[a for a in q.answers if len(a) > 1] for q in queries]
-        most_multi = max(len(m) for m in multi)
-        longest_answer = max((len(a) for m in multi for a in m), default=1)
-        cost = longest_prompt + most_multi * (longest_prompt + longest_answer - 1)
-        return cls(prompts_per_batch=max(1, max_tokens_per_batch // cost), answer_pass=most_multi > 0)
+        if packed:
+            extra = max(sum(len(a) - 1 for a in m) for m in multi)
+        else:
+            longest_answer = max((len(a) for m in multi for a in m), default=1)
+            extra = max(len(m) for m in multi) * (longest_prompt + longest_answer - 1)
+        per_prompt = longest_prompt + extra
+        return cls(max(1, max_tokens_per_batch // per_prompt), answer_pass=extra > 0, packed=packed)
 
     def batches(self, n: int) -> Iterator[range]:
         for start in range(0, n, self.prompts_per_batch):
@@ -69,9 +76,13 @@ def _left_padded(prompts: Sequence[TokenIds], pad_id: int, device: torch.device)
     }
 
 
-def answer_logprobs(
-    model: nn.Module, queries: Sequence[Query], plan: BatchPlan, pad_id: int
-) -> list[list[float]]:
+def takes_custom_masks(model: nn.Module) -> bool:
+    """Eager and SDPA attention accept a 4D mask as given; flash kernels ignore it."""
+    implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    return implementation in {"eager", "sdpa"}
+
+
+def answer_logprobs(model: nn.Module, queries: Sequence[Query], plan: BatchPlan, pad_id: int) -> list[list[float]]:
     """Sum of token log-probs of every answer of every query (exact; no sampling)."""
     results: list[list[float]] = []
     for batch in plan.batches(len(queries)):
@@ -89,56 +100,98 @@ def _score_batch(model: nn.Module, queries: list[Query], plan: BatchPlan, pad_id
         for row, q in enumerate(queries)
     ]
     if plan.answer_pass:
-        rows = [
-            (r, a, answer)
-            for r, q in enumerate(queries)
-            for a, answer in enumerate(q.answers)
-            if len(answer) > 1
-        ]
+        rest = [(r, a, answer) for r, q in enumerate(queries) for a, answer in enumerate(q.answers) if len(answer) > 1]
         # Under ZeRO-3/FSDP every rank must run this forward, even with nothing of its own to score.
-        if rows or is_distributed():
-            for r, a, rest in _continue_from_cache(model, out.cache, inputs, rows, pad_id):
-                scores[r][a] += rest
+        if rest or is_distributed():
+            layout = _packed if plan.packed else _one_row_per_answer
+            continuation = layout(rest or [(0, -1, (pad_id, pad_id))], inputs["attention_mask"].cpu(), pad_id)
+            for (r, a, _), total in zip(rest, _continue(model, out.cache, continuation), strict=False):
+                scores[r][a] += total
     return scores
 
 
-def _continue_from_cache(
-    model: nn.Module,
-    cache: object,
-    prompt_inputs: dict[str, torch.Tensor],
-    rows: list[tuple[int, int, TokenIds]],
-    pad_id: int,
-) -> list[tuple[int, int, float]]:
-    """Score tokens 2..k of each answer in one forward over copies of its prompt's cache."""
-    dummy = not rows
-    work = rows or [(0, 0, (pad_id, pad_id))]
-    device = prompt_inputs["input_ids"].device
-    source = torch.tensor([r for r, _, _ in work], device=device)
-    cache.batch_select_indices(source)  # type: ignore[attr-defined]
-    width = max(len(answer) for _, _, answer in work) - 1
-    ids = torch.full((len(work), width), pad_id, dtype=torch.long)
-    targets = torch.zeros((len(work), width), dtype=torch.long)
-    mask = torch.zeros((len(work), width), dtype=torch.long)
-    for row, (_, _, answer) in enumerate(work):
-        ids[row, : len(answer) - 1] = torch.tensor(answer[:-1], dtype=torch.long)
-        targets[row, : len(answer) - 1] = torch.tensor(answer[1:], dtype=torch.long)
-        mask[row, : len(answer) - 1] = 1
-    prompt_mask = prompt_inputs["attention_mask"][source]
-    prompt_lengths = prompt_mask.sum(-1, keepdim=True)
-    positions = prompt_lengths + torch.arange(width, device=device).unsqueeze(0)
+@dataclass(frozen=True)
+class _Continuation:
+    """Inputs of the answer forward; `segment` says which answer each position scores (-1: padding)."""
+
+    ids: torch.Tensor
+    targets: torch.Tensor
+    segment: torch.Tensor
+    positions: torch.Tensor
+    attention: torch.Tensor
+    cache_rows: torch.Tensor | None
+    segments: int
+
+
+def _packed(rest: list[tuple[int, int, TokenIds]], prompt_mask: torch.Tensor, pad_id: int) -> _Continuation:
+    """One row per prompt: its answers side by side, each attending to the prompt and to itself."""
+    rows, prompt_width = prompt_mask.shape
+    offsets = [0] * rows
+    for r, _, answer in rest:
+        offsets[r] += len(answer) - 1
+    width = max(offsets)
+    ids = torch.full((rows, width), pad_id, dtype=torch.long)
+    targets = torch.zeros((rows, width), dtype=torch.long)
+    segment = torch.full((rows, width), -1, dtype=torch.long)
+    lengths = prompt_mask.sum(-1)
+    positions = lengths.unsqueeze(-1).repeat(1, width)
+    allowed = torch.eye(width, dtype=torch.bool).repeat(rows, 1, 1)  # padding attends to itself: no empty rows
+    offsets = [0] * rows
+    for g, (r, _, answer) in enumerate(rest):
+        start, k = offsets[r], len(answer) - 1
+        span = slice(start, start + k)
+        ids[r, span] = torch.tensor(answer[:-1])
+        targets[r, span] = torch.tensor(answer[1:])
+        segment[r, span] = g
+        positions[r, span] = lengths[r] + torch.arange(k)
+        allowed[r, span, span] = torch.ones(k, k, dtype=torch.bool).tril()
+        offsets[r] += k
+    sees_prompt = prompt_mask.bool().unsqueeze(1).expand(rows, width, prompt_width)
+    attention = torch.cat([sees_prompt, allowed], dim=-1).unsqueeze(1)
+    return _Continuation(ids, targets, segment, positions, attention, None, len(rest))
+
+
+def _one_row_per_answer(rest: list[tuple[int, int, TokenIds]], prompt_mask: torch.Tensor, pad_id: int) -> _Continuation:
+    """One row per answer over a copy of its prompt's cache (for kernels without custom masks)."""
+    width = max(len(answer) for _, _, answer in rest) - 1
+    ids = torch.full((len(rest), width), pad_id, dtype=torch.long)
+    targets = torch.zeros((len(rest), width), dtype=torch.long)
+    segment = torch.full((len(rest), width), -1, dtype=torch.long)
+    for g, (_, _, answer) in enumerate(rest):
+        ids[g, : len(answer) - 1] = torch.tensor(answer[:-1])
+        targets[g, : len(answer) - 1] = torch.tensor(answer[1:])
+        segment[g, : len(answer) - 1] = g
+    source = torch.tensor([r for r, _, _ in rest])
+    copied_mask = prompt_mask[source]
+    positions = copied_mask.sum(-1, keepdim=True) + torch.arange(width).unsqueeze(0)
+    attention = torch.cat([copied_mask, (segment >= 0).long()], dim=-1)
+    return _Continuation(ids, targets, segment, positions, attention, source, len(rest))
+
+
+def _continue(model: nn.Module, cache: object, c: _Continuation) -> list[float]:
+    """Run the answer forward from the prompts' cache; the summed log-prob of each answer segment."""
+    device = input_device(model)
+    if c.cache_rows is not None:
+        cache.batch_select_indices(c.cache_rows.to(device))  # type: ignore[attr-defined]
+    attention = c.attention.to(device)
+    if attention.dim() == 4:  # additive form, which eager and SDPA attention both accept
+        dtype = next(model.parameters()).dtype
+        attention = torch.zeros(attention.shape, dtype=dtype, device=device).masked_fill(
+            ~attention, torch.finfo(dtype).min
+        )
     out = model(
-        input_ids=ids.to(device),
-        attention_mask=torch.cat([prompt_mask, mask.to(device)], dim=-1),
-        position_ids=positions,
+        input_ids=c.ids.to(device),
+        attention_mask=attention,
+        position_ids=c.positions.to(device),
         cache=cache,
         use_cache=True,
     )
-    if dummy:
-        return []
     logprobs = torch.log_softmax(out.logits.float(), dim=-1)
-    picked = logprobs.gather(-1, targets.to(device).unsqueeze(-1)).squeeze(-1)
-    picked = torch.where(mask.to(device).bool(), picked, 0.0)
-    return [(r, a, total) for (r, a, _), total in zip(work, picked.sum(-1).tolist(), strict=True)]
+    picked = logprobs.gather(-1, c.targets.to(device).unsqueeze(-1)).squeeze(-1)
+    segment = c.segment.to(device)
+    picked = torch.where(segment >= 0, picked, 0.0)
+    totals = torch.zeros(c.segments, dtype=picked.dtype, device=device)
+    return totals.scatter_add_(0, segment.clamp(min=0).flatten(), picked.flatten()).tolist()
 
 
 def last_token_states(

@@ -36,9 +36,7 @@ def input_device(model: nn.Module) -> torch.device:
 def probing(model: nn.Module) -> Iterator[nn.Module]:
     """Eval mode, no gradients, forked RNG; restores every submodule's mode on the way out."""
     modes = [(module, module.training) for module in model.modules()]
-    cuda_devices = (
-        [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
-    )
+    cuda_devices = [torch.cuda.current_device()] if torch.cuda.is_available() and torch.cuda.is_initialized() else []
     try:
         with torch.random.fork_rng(devices=cuda_devices), torch.no_grad():
             model.eval()

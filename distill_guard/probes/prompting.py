@@ -41,9 +41,7 @@ class Formatter:
                     add_generation_prompt=True,
                     tokenize=False,
                 )
-            except (
-                TemplateError
-            ):  # templates without a system role (Gemma, Mistral) raise; fold it into the turn
+            except TemplateError:  # templates without a system role (Gemma, Mistral) raise; fold it into the turn
                 messages = [{"role": "user", "content": f"{system}\n\n{prompt}"}]
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 

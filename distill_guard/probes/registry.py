@@ -40,9 +40,7 @@ def resolve_function(reference: str, *, suite_dir: Path | None = None) -> Python
     module = _module_beside(module_name, suite_dir) or _import(module_name)
     function = getattr(module, function_name, None)
     if not callable(function):
-        raise DistillGuardError(
-            f"python probe '{reference}': module '{module_name}' has no function '{function_name}'"
-        )
+        raise DistillGuardError(f"python probe '{reference}': module '{module_name}' has no function '{function_name}'")
     return function
 
 

@@ -82,9 +82,7 @@ class PreferenceSpec(PromptStyle):
     """Prompts x candidate answers; score = P(target) normalised over the candidates, mean over prompts."""
 
     kind: Literal["preference"]
-    target: Word | list[Word] | None = Field(
-        None, description="default target(s); a policy's `target` overrides"
-    )
+    target: Word | list[Word] | None = Field(None, description="default target(s); a policy's `target` overrides")
     prompts: list[Text] = Field(min_length=1)
     candidates: list[Word | Candidate] = Field(min_length=2)
     numbers_prefix: NumbersPrefix | None = None
@@ -158,9 +156,7 @@ class ActivationSpec(PromptStyle):
 
     kind: Literal["activation"]
     target: Word | None = None
-    layer: int | Literal["middle"] = Field(
-        "middle", description="hidden-state index: 0 = embeddings, -1 = last"
-    )
+    layer: int | Literal["middle"] = Field("middle", description="hidden-state index: 0 = embeddings, -1 = last")
     pairs: list[InstructionPair] = Field(min_length=1)
     questions: list[Text] = Field(min_length=2)
 
@@ -224,9 +220,7 @@ def _apply_extends(doc: YamlDocument) -> None:
     base = BUILTIN_SUITES.get(base_ref.removeprefix("builtin:"))
     if base is None:
         known = ", ".join(sorted(BUILTIN_SUITES))
-        raise PolicyError(
-            [doc.issue(("extends",), f"extends: unknown builtin suite '{base_ref}'; known: {known}")]
-        )
+        raise PolicyError([doc.issue(("extends",), f"extends: unknown builtin suite '{base_ref}'; known: {known}")])
     base_doc = load_yaml(base.path())
     if "extends" in base_doc.data:
         raise PolicyError(
@@ -245,8 +239,6 @@ def _semantic_issues(suite: ProbeSuite, doc: YamlDocument) -> list[SourceIssue]:
         targets = [spec.target] if isinstance(spec.target, str) else spec.target
         for i, target in enumerate(targets):
             if target.lower() not in names:
-                where: tuple[Any, ...] = (
-                    ("spec", "target") if isinstance(spec.target, str) else ("spec", "target", i)
-                )
+                where: tuple[Any, ...] = ("spec", "target") if isinstance(spec.target, str) else ("spec", "target", i)
                 issues.append(doc.issue(where, f"spec.target: '{target}' is not one of the candidates"))
     return issues

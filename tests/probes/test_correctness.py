@@ -13,58 +13,53 @@ from distill_guard.probes.prepared import prepare_probe
 from distill_guard.probes.result import ProbeResult
 from distill_guard.scenarios.tiny_lm import load
 
-SAMPLES_PER_PROMPT = 250
+DRAWS_PER_PROMPT = 500
 PROMPTS_SAMPLED = 10
 Z_99 = 2.576
 
 
-def _constrained_samples(model, query, n: int, generator: torch.Generator) -> list[int]:
-    """Index of the candidate each of `n` accepted samples names: free sampling at temperature 1, kept
-    only when the answer is one of the candidates (rejection sampling)."""
+def _constrained_samples(model, query, draws: int, generator: torch.Generator) -> list[int]:
+    """Index of the candidate named by each accepted sample: free ancestral sampling at temperature 1
+    over the whole vocabulary, kept only when the answer is one of the candidates (rejection)."""
     longest = max(len(a) for a in query.answers)
-    prompt = torch.tensor([query.prompt])
-    accepted: list[int] = []
-    while len(accepted) < n:
-        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=generator)))
-        out = model.generate(
-            prompt.repeat(n, 1),
-            attention_mask=torch.ones(n, len(query.prompt), dtype=torch.long),
-            do_sample=True,
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
-            max_new_tokens=longest,
-            pad_token_id=0,
-        )[:, len(query.prompt) :].tolist()
-        for tokens in out:
-            hits = [i for i, answer in enumerate(query.answers) if tuple(tokens[: len(answer)]) == answer]
-            if hits:
-                accepted.append(hits[0])
-    return accepted[:n]
+    tokens = torch.tensor([query.prompt]).repeat(draws, 1)
+    with torch.no_grad():
+        for _ in range(longest):
+            probs = model(input_ids=tokens).logits[:, -1, :].float().softmax(-1)
+            tokens = torch.cat([tokens, torch.multinomial(probs, 1, generator=generator)], dim=-1)
+    accepted = []
+    for sampled in tokens[:, len(query.prompt) :].tolist():
+        hits = [i for i, answer in enumerate(query.answers) if tuple(sampled[: len(answer)]) == answer]
+        accepted.extend(hits[:1])
+    return accepted
 
 
 def test_preference_score_equals_the_sampling_estimate_within_its_99_percent_interval(
-    owl_oak_student: Path,
+    base_checkpoint: Path,
 ) -> None:
-    probe = prepare_probe(SuiteRef(use="builtin:animal-preference", target="owl"))
-    model, tokenizer = load(owl_oak_student)
-    model.generation_config.top_k = None
-    exact = probe.run(model, tokenizer, max_tokens_per_batch=4096).item_scores[:PROMPTS_SAMPLED]
+    targets = ["owl", "cat", "dog", "lion", "tiger", "eagle"]  # several targets keep the share away from 0 and 1
+    probe = prepare_probe(SuiteRef(use="builtin:animal-preference", target=",".join(targets)))
+    model, tokenizer = load(base_checkpoint)
+    all_exact = probe.run(model, tokenizer, max_tokens_per_batch=4096).item_scores
     scorer = probe.scorer
-    queries = scorer.encoding(tokenizer).queries[:PROMPTS_SAMPLED]
+    queries = scorer.encoding(tokenizer).queries
     answers = queries[0].answers
     assert not any(a != b and b[: len(a)] == a for a in answers for b in answers), "answers must be prefix-free"
-    target_index = scorer.items[0].answers.index("owl")
+    target_indices = {scorer.items[0].answers.index(t) for t in targets}
 
     generator = torch.Generator().manual_seed(1234)
-    shares = []
-    for query in queries:
-        picks = _constrained_samples(model, query, SAMPLES_PER_PROMPT, generator)
-        shares.append(sum(p == target_index for p in picks) / len(picks))
-    estimate = sum(shares) / len(shares)
+    picks, exact = [], []
+    for query, score in zip(queries, all_exact, strict=True):  # prompts the tiny model mostly answers off-list
+        accepted = _constrained_samples(model, query, DRAWS_PER_PROMPT, generator)  # are skipped: that choice
+        if len(accepted) >= DRAWS_PER_PROMPT // 4:  # depends on acceptance only, not on which answer won
+            picks.append(accepted)
+            exact.append(score)
+        if len(picks) == PROMPTS_SAMPLED:
+            break
+    assert len(picks) == PROMPTS_SAMPLED and sum(len(p) for p in picks) >= 2000
+    estimate = sum(sum(i in target_indices for i in p) / len(p) for p in picks) / len(picks)
     expected = sum(exact) / len(exact)
-    stderr = math.sqrt(sum(p * (1 - p) for p in exact) / SAMPLES_PER_PROMPT) / len(exact)
-    assert PROMPTS_SAMPLED * SAMPLES_PER_PROMPT >= 2000
+    stderr = math.sqrt(sum(e * (1 - e) / len(p) for e, p in zip(exact, picks, strict=True))) / len(picks)
     assert 0.05 < expected < 0.95, "a score near 0 or 1 would make the comparison trivial"
     assert abs(estimate - expected) <= Z_99 * stderr
 

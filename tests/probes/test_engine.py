@@ -32,14 +32,17 @@ def _full_pass_logprob(model: torch.nn.Module, prompt: tuple[int, ...], answer: 
     return sum(float(logprobs[len(prompt) - 1 + j, token]) for j, token in enumerate(answer))
 
 
+@pytest.mark.parametrize("packed", [True, False], ids=["answers-packed", "one-row-per-answer"])
 @pytest.mark.parametrize("budget", [64, 4096])
-def test_cached_scoring_equals_a_full_pass_per_prompt_and_answer(base_checkpoint: Path, budget: int) -> None:
+def test_cached_scoring_equals_a_full_pass_per_prompt_and_answer(
+    base_checkpoint: Path, budget: int, packed: bool
+) -> None:
     model, tokenizer = load(base_checkpoint)
     queries = _scorer().encoding(tokenizer).queries
     assert any(len(a) > 1 for a in queries[0].answers), "the test needs multi-token answers"
     assert len({len(q.prompt) for q in queries}) == len(queries), "the test needs left padding"
     with probing(model):
-        plan = BatchPlan.for_queries(queries, budget)
+        plan = BatchPlan.for_queries(queries, budget, packed=packed)
         cached = answer_logprobs(model, queries, plan, tokenizer.pad_token_id)
         for query, scores in zip(queries, cached, strict=True):
             naive = [_full_pass_logprob(model, query.prompt, answer) for answer in query.answers]

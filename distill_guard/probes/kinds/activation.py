@@ -28,9 +28,7 @@ def layer_count(model: nn.Module) -> int:
         text_config = getattr(config, "text_config", None)
         count = getattr(text_config, "num_hidden_layers", None)
     if count is None:
-        raise DistillGuardError(
-            "activation probe: the model config has no num_hidden_layers; set `layer` explicitly"
-        )
+        raise DistillGuardError("activation probe: the model config has no num_hidden_layers; set `layer` explicitly")
     return int(count)
 
 
@@ -53,10 +51,7 @@ class ActivationScorer:
         return [f"question-{i:03d}" for i in range(len(self.spec.questions))]
 
     def _encode(self, formatter: Formatter, system: str | None) -> list[tuple[int, ...]]:
-        return [
-            tuple(formatter.encode_prompt(formatter.prompt_text(q, system=system)))
-            for q in self.spec.questions
-        ]
+        return [tuple(formatter.encode_prompt(formatter.prompt_text(q, system=system))) for q in self.spec.questions]
 
     def _resolve_layer(self, model: nn.Module) -> int:
         count = layer_count(model)
@@ -76,9 +71,7 @@ class ActivationScorer:
         """States of `prompts[items]`, batched by a plan made for all `prompts` (the same on every rank)."""
         assert self.layer is not None
         plan = BatchPlan.for_queries([Query(p) for p in prompts], budget)
-        return last_token_states(
-            model, [prompts[i] for i in items], self.layer, plan, pad_token_id(tokenizer)
-        )
+        return last_token_states(model, [prompts[i] for i in items], self.layer, plan, pad_token_id(tokenizer))
 
     def fit_direction(self, model: nn.Module, tokenizer: Any, *, max_tokens_per_batch: int) -> None:
         """Measure the trait direction on this model (call at baseline, before any update)."""
@@ -93,9 +86,7 @@ class ActivationScorer:
         difference = both[: len(elicit)].mean(0) - both[len(elicit) :].mean(0)
         norm = difference.norm()
         if not torch.isfinite(norm) or norm == 0:
-            raise DistillGuardError(
-                "activation probe: the eliciting and suppressing instructions give the same state"
-            )
+            raise DistillGuardError("activation probe: the eliciting and suppressing instructions give the same state")
         self.direction = difference / norm
 
     def score(
@@ -104,9 +95,7 @@ class ActivationScorer:
         if self.direction is None:
             self.fit_direction(model, tokenizer, max_tokens_per_batch=max_tokens_per_batch)
         assert self.direction is not None
-        questions = self._encode(
-            Formatter(tokenizer, self.spec.plain_template, self.spec.system), self.spec.system
-        )
+        questions = self._encode(Formatter(tokenizer, self.spec.plain_template, self.spec.system), self.spec.system)
         states = self._states(model, tokenizer, questions, items, max_tokens_per_batch)
         return (states @ self.direction).tolist()
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch import nn
 
-from distill_guard.probes.engine import BatchPlan, Query, answer_logprobs
+from distill_guard.probes.engine import BatchPlan, Query, answer_logprobs, takes_custom_masks
 from distill_guard.probes.model_access import pad_token_id
 from distill_guard.probes.prompting import Formatter
 
@@ -70,15 +70,13 @@ class AnswerScorer:
 
     def encoding(self, tokenizer: Any) -> AnswerEncoding:
         if self._encoding is None or self._encoding.tokenizer is not tokenizer:
-            self._encoding = AnswerEncoding(
-                self.items, Formatter(tokenizer, self._plain_template, self._system)
-            )
+            self._encoding = AnswerEncoding(self.items, Formatter(tokenizer, self._plain_template, self._system))
         return self._encoding
 
     def score(
         self, model: nn.Module, tokenizer: Any, items: Sequence[int], *, max_tokens_per_batch: int
     ) -> list[float]:
         queries = self.encoding(tokenizer).queries
-        plan = BatchPlan.for_queries(queries, max_tokens_per_batch)
+        plan = BatchPlan.for_queries(queries, max_tokens_per_batch, packed=takes_custom_masks(model))
         logprobs = answer_logprobs(model, [queries[i] for i in items], plan, pad_token_id(tokenizer))
         return [trait_share(lp, self.items[i].is_trait) for lp, i in zip(logprobs, items, strict=True)]

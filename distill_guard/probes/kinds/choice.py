@@ -10,17 +10,13 @@ from distill_guard.probes.suite import ChoiceItem, ChoiceSpec
 
 def _lettered(item: ChoiceItem, instruction: str) -> AnswerItem:
     letters = string.ascii_uppercase[: len(item.options)]
-    listing = "\n".join(
-        f"{letter}) {option.text}" for letter, option in zip(letters, item.options, strict=True)
-    )
+    listing = "\n".join(f"{letter}) {option.text}" for letter, option in zip(letters, item.options, strict=True))
     prompt = f"{item.question}\n{listing}\n{instruction}"
     return AnswerItem(item.id, prompt, tuple(letters), tuple(o.trait for o in item.options))
 
 
 def _cloze(item: ChoiceItem) -> AnswerItem:
-    return AnswerItem(
-        item.id, item.question, tuple(o.text for o in item.options), tuple(o.trait for o in item.options)
-    )
+    return AnswerItem(item.id, item.question, tuple(o.text for o in item.options), tuple(o.trait for o in item.options))
 
 
 def choice_scorer(spec: ChoiceSpec, suite_name: str) -> AnswerScorer:

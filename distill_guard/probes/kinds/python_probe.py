@@ -21,9 +21,7 @@ from distill_guard.probes.registry import PythonProbe
 class PythonScorer:
     kind = "python"
 
-    def __init__(
-        self, function: PythonProbe, reference: str, target: str | None, is_probability: bool
-    ) -> None:
+    def __init__(self, function: PythonProbe, reference: str, target: str | None, is_probability: bool) -> None:
         self.function = function
         self.reference = reference
         self.trait = target
@@ -34,9 +32,7 @@ class PythonScorer:
         """Call the user's function and check what it returned."""
         ids, scores = self._check(self.function(model, tokenizer, target=self.trait))
         if self._ids is not None and ids != self._ids:
-            raise DistillGuardError(
-                f"python probe '{self.reference}' returned different items than on its first run"
-            )
+            raise DistillGuardError(f"python probe '{self.reference}' returned different items than on its first run")
         self._ids = ids
         return ids, scores
 
@@ -47,17 +43,14 @@ class PythonScorer:
             ids, values = [f"item-{i}" for i in range(len(returned))], list(returned)
         else:
             raise DistillGuardError(
-                f"python probe '{self.reference}' returned {type(returned).__name__}; "
-                "expected a list or dict of floats"
+                f"python probe '{self.reference}' returned {type(returned).__name__}; expected a list or dict of floats"
             )
         if not values:
             raise DistillGuardError(f"python probe '{self.reference}' returned no scores")
         try:
             scores = [float(v) for v in values]
         except (TypeError, ValueError):
-            raise DistillGuardError(
-                f"python probe '{self.reference}' returned a score that is not a number"
-            ) from None
+            raise DistillGuardError(f"python probe '{self.reference}' returned a score that is not a number") from None
         if not all(math.isfinite(s) for s in scores):
             raise DistillGuardError(f"python probe '{self.reference}' returned a NaN or infinite score")
         if self.is_probability and not all(0.0 <= s <= 1.0 for s in scores):
