@@ -23,7 +23,7 @@ from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.probes.prepared import PreparedProbe, prepare_probes
 from distill_guard.probes.result import ProbeResult
 from distill_guard.provenance.decision import Decision
-from distill_guard.provenance.gate import ProvenanceGate
+from distill_guard.provenance.gate import Clearance, ProvenanceGate
 
 logger = logging.getLogger(__name__)
 QUARANTINE_NAME = "DISTILL_GUARD_QUARANTINE.json"
@@ -41,7 +41,7 @@ class DistillGuard(TrainerCallback, ExportableState):
 
     Example:
         guard = DistillGuard.from_policy("policies/strict.yaml")
-        train_ds = guard.clear_dataset(train_ds, manifest="numbers.provenance.yaml")
+        train_ds = guard.clear_dataset(train_ds, manifest="numbers.provenance.yaml").dataset
         trainer = Trainer(model=model, args=args, train_dataset=train_ds, callbacks=[guard])
         trainer.train()   # raises TrainingHalted when a probe tripped under `halt.action: stop`
     """
@@ -102,18 +102,20 @@ class DistillGuard(TrainerCallback, ExportableState):
         manifest: str | Path | Sequence[str | Path] | None = None,
         *,
         teacher: str | Path | None = None,
-    ) -> Any:
-        """Run the provenance gate on `dataset` now; returns the dataset to train on.
+    ) -> Clearance:
+        """Run the provenance gate on `dataset` now: the earliest possible refusal.
 
-        Raises ProvenanceDenied at once when the policy refuses it (the earliest possible failure);
-        under `drop_records` the returned dataset has the offending rows removed.
+        Returns the Clearance: `.decision` (readable with print) and `.dataset`, the data to train
+        on (under `drop_records`, a copy without the offending rows). Raises ProvenanceDenied when
+        the policy refuses the data. Only data cleared here (or a column subset of it, as Trainer
+        makes) passes the check at train begin.
         """
         clearance = self.gate.clear_dataset(dataset, manifest, teacher=teacher)
         self.last_decision = clearance.decision
         self.telemetry.decision(clearance.decision, moment="clear_dataset")
         if not clearance.decision.allowed:
             raise ProvenanceDenied(clearance.decision)
-        return clearance.dataset
+        return clearance
 
     @property
     def tripped(self) -> bool:

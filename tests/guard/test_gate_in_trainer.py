@@ -80,7 +80,7 @@ def test_cleared_dataset_trains_even_after_trainer_drops_unused_columns(tiny_che
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     dataset, manifest = _numbers(tmp_path, "other-lab/teacher-7b", tokenizer)
     guard = DistillGuard.from_policy(strict_policy)
-    cleared = guard.clear_dataset(dataset, manifest=manifest)
+    cleared = guard.clear_dataset(dataset, manifest=manifest).dataset
     trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=3, dataset=cleared)
     trainer.train()
     assert trainer.state.global_step == 3
