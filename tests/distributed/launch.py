@@ -44,7 +44,13 @@ def free_port() -> int:
 
 
 def launch_two_ranks(
-    workdir: Path, checkpoint: Path, plans: list[RankPlan], *, max_steps: int, launcher: str = "torchrun"
+    workdir: Path,
+    checkpoint: Path,
+    plans: list[RankPlan],
+    *,
+    max_steps: int = 0,
+    launcher: str = "torchrun",
+    worker: Path = WORKER,
 ) -> TwoRankRun:
     """Run both ranks to the end; a hang past the hard timeout kills the whole process group and fails."""
     scenario = workdir / "scenario.json"
@@ -63,7 +69,7 @@ def launch_two_ranks(
         "utf-8",
     )
     program = Path(sys.executable).with_name(LAUNCHERS[launcher][0])
-    command = [str(program), *LAUNCHERS[launcher][1:], str(free_port()), str(WORKER), str(scenario)]
+    command = [str(program), *LAUNCHERS[launcher][1:], str(free_port()), str(worker), str(scenario)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("DG_CONTROLLED_SCORES", None)
     process = subprocess.Popen(

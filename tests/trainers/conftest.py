@@ -78,7 +78,8 @@ def write_guard_policy(
     policy.update(sections or {})
     if metrics_file is not None:
         policy["metrics"] = {"prometheus": {"mode": "textfile", "path": str(metrics_file)}}
-    path.write_text(yaml.safe_dump(policy, sort_keys=False), "utf-8")
+    unshared = json.loads(json.dumps(policy))  # shared dicts would be dumped as YAML aliases, which policies refuse
+    path.write_text(yaml.safe_dump(unshared, sort_keys=False), "utf-8")
     return path
 
 
