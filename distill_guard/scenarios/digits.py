@@ -227,8 +227,18 @@ class DigitsScenario:
             seed=self.seed,
         )
 
-    def train(self, case: Case, output_dir: str | Path, *, callbacks: list[TrainerCallback] | None = None) -> DigitsMLP:
-        """Distil this case's student through HF `Trainer`; returns the student as trained."""
-        student = self.student(case)
+    def train(
+        self,
+        case: Case,
+        output_dir: str | Path,
+        *,
+        callbacks: list[TrainerCallback] | None = None,
+        student: DigitsMLP | None = None,
+    ) -> DigitsMLP:
+        """Distil `student` (default: this case's initialisation) through HF `Trainer`, in place.
+
+        Pass the student to keep a handle on it when a guard's `TrainingHalted` ends the run early.
+        """
+        student = student if student is not None else self.student(case)
         train_student(student, self.data(case), self.student_run(), output_dir, callbacks=callbacks or [])
         return student

@@ -1,0 +1,60 @@
+"""`distill-guard demo`: the first minute with the project, on a laptop CPU, with no downloads.
+
+Exit 0 when the three steps end as described (gate denies, probe halts, control completes),
+1 when any step ended otherwise; the JSON summary is in OUT/summary.json either way.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import torch
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from distill_guard.cli import exit_codes
+from distill_guard.scenarios.demo import DemoConfig, run_demo
+from distill_guard.scenarios.tiny_lm import ANIMALS
+
+out = Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+def quiet_library_progress_bars() -> None:
+    """The demo draws its own progress; saving, loading and dataset bars from the libraries would interleave."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()
+
+
+def demo(
+    trait: Annotated[str, typer.Option(help=f"target animal of the trait teacher: {', '.join(ANIMALS)}")] = "owl",
+    seed: Annotated[int, typer.Option(help="seed of every model, dataset and run")] = 0,
+    output: Annotated[Path, typer.Option("--out", help="folder for models, data, audit logs and the report")] = Path(
+        "distill-guard-demo"
+    ),
+    fast: Annotated[bool, typer.Option("--fast", help="the smallest version (CI, tests); same three steps")] = False,
+) -> None:
+    """Show the danger and the guard: a refused dataset, a halted run, and a control that completes."""
+    if trait not in ANIMALS:
+        out.print(f"--trait {trait!r}: choose one of {', '.join(ANIMALS)}", markup=False)
+        raise typer.Exit(exit_codes.USAGE)
+    torch.set_num_threads(1)  # tiny models: one thread is fastest, and leaves the other cores free
+    quiet_library_progress_bars()
+    summary = run_demo(DemoConfig(out=output, trait=trait, seed=seed, fast=fast), out)
+    table = Table(title="distill-guard demo")
+    rows = summary.rows()
+    for column in rows[0]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table)
+    out.print(f"summary: {output / 'summary.json'}   report: {summary.report_html}   plot: {summary.report_png}")
+    if not summary.as_expected:
+        wrong = [f"{s.name} ended {s.outcome}, expected {s.expected}" for s in summary.steps if not s.as_expected]
+        out.print("the demo did not end as described: " + "; ".join(wrong), markup=False)
+        raise typer.Exit(exit_codes.INVALID_INPUT)

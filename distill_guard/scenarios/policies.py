@@ -1,0 +1,30 @@
+"""The scenario policies shipped in `policies/`, and run-time variants of them that never touch the files.
+
+The demo serves metrics on a port it picked free; the detection benchmark watches every run to its
+end (halt action `warn`) so it can also tell whether the trait really transferred.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from distill_guard.policy.load import LoadedPolicy, load_policy
+from distill_guard.policy.schema import HaltAction, PrometheusExport
+
+POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
+STRICT_POLICY = POLICY_DIR / "strict.yaml"
+DIGITS_POLICY = POLICY_DIR / "demo-digits.yaml"
+
+
+def policy_variant(
+    path: Path, *, prometheus: PrometheusExport | None = None, halt_action: HaltAction | None = None
+) -> LoadedPolicy:
+    """Load `path` and replace its metrics export and/or halt action, in memory only."""
+    loaded = load_policy(path)
+    policy = loaded.policy
+    if prometheus is not None:
+        policy = policy.model_copy(update={"metrics": policy.metrics.model_copy(update={"prometheus": prometheus})})
+    if halt_action is not None:
+        policy = policy.model_copy(update={"halt": policy.halt.model_copy(update={"action": halt_action})})
+    return dataclasses.replace(loaded, policy=policy)
