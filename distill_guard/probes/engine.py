@@ -11,6 +11,7 @@ suite, so it is the same on every rank and on every call.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -76,6 +77,23 @@ def _left_padded(prompts: Sequence[TokenIds], pad_id: int, device: torch.device)
     }
 
 
+def _cache_keyword(model: nn.Module) -> str:
+    """transformers 5 renamed `past_key_values` to `cache` (the old name warns, then goes away)."""
+    inner = model
+    while True:
+        if hasattr(inner, "get_base_model"):
+            inner = inner.get_base_model()
+        elif isinstance(getattr(inner, "module", None), nn.Module):
+            inner = inner.module
+        else:
+            break
+    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+
+
+def _returned_cache(output: object) -> object:
+    return output.cache if hasattr(output, "cache") else output.past_key_values  # type: ignore[attr-defined]
+
+
 def takes_custom_masks(model: nn.Module) -> bool:
     """Eager and SDPA attention accept a 4D mask as given; flash kernels ignore it."""
     implementation = getattr(getattr(model, "config", None), "_attn_implementation", None)
@@ -105,7 +123,7 @@ def _score_batch(model: nn.Module, queries: list[Query], plan: BatchPlan, pad_id
         if rest or is_distributed():
             layout = _packed if plan.packed else _one_row_per_answer
             continuation = layout(rest or [(0, -1, (pad_id, pad_id))], inputs["attention_mask"].cpu(), pad_id)
-            for (r, a, _), total in zip(rest, _continue(model, out.cache, continuation), strict=False):
+            for (r, a, _), total in zip(rest, _continue(model, _returned_cache(out), continuation), strict=False):
                 scores[r][a] += total
     return scores
 
@@ -183,8 +201,8 @@ def _continue(model: nn.Module, cache: object, c: _Continuation) -> list[float]:
         input_ids=c.ids.to(device),
         attention_mask=attention,
         position_ids=c.positions.to(device),
-        cache=cache,
         use_cache=True,
+        **{_cache_keyword(model): cache},
     )
     logprobs = torch.log_softmax(out.logits.float(), dim=-1)
     picked = logprobs.gather(-1, c.targets.to(device).unsqueeze(-1)).squeeze(-1)
