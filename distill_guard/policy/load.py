@@ -35,6 +35,22 @@ def today_utc() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date()
 
 
+def _suite_file_errors(doc: YamlDocument, index: int, relative: str) -> list[SourceIssue]:
+    """A suite file named by the policy must exist and be valid: its own errors keep their own FILE:LINE:COL."""
+    from distill_guard.probes.suite import load_suite  # the probes package imports this module
+
+    suite_path = Path(relative) if Path(relative).is_absolute() else Path(doc.file).parent / relative
+    if not suite_path.is_file():
+        return [
+            doc.issue(("probes", "suites", index, "path"), f"probes.suites[{index}].path: no such file: {suite_path}")
+        ]
+    try:
+        load_suite(suite_path)
+    except PolicyError as exc:
+        return exc.issues
+    return []
+
+
 def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPolicy:
     """Load and check `path`; raises PolicyError listing every error (FILE:LINE:COL)."""
     doc = load_yaml(path)
@@ -42,11 +58,7 @@ def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPoli
     errors = semantic_errors(policy, doc)
     for i, ref in enumerate(policy.probes.suites):
         if ref.path is not None:
-            suite_path = Path(ref.path) if Path(ref.path).is_absolute() else Path(doc.file).parent / ref.path
-            if not suite_path.is_file():
-                errors.append(
-                    doc.issue(("probes", "suites", i, "path"), f"probes.suites[{i}].path: no such file: {suite_path}")
-                )
+            errors.extend(_suite_file_errors(doc, i, ref.path))
     if errors:
         raise PolicyError(errors)
     return LoadedPolicy(policy, doc, lint_warnings(policy, doc, today or today_utc()))

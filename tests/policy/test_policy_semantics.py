@@ -26,6 +26,26 @@ WAIVED = (
 )
 
 
+SUITE = """apiVersion: distill-guard/v1
+kind: ProbeSuite
+metadata: {name: mine}
+spec:
+  kind: preference
+  target: owl
+  prompts: ["What is your favorite animal?"]
+  candidates: [owl, cat]
+"""
+
+
+def test_broken_suite_file_is_reported_at_its_own_location(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(SUITE.replace("candidates: [owl, cat]", "candidates: [owl]"))
+    path = tmp_path / "p.yaml"
+    path.write_text(HEAD + "probes:\n  suites:\n    - path: mine.yaml\n")
+    with pytest.raises(PolicyError) as info:
+        load_policy(path)
+    assert info.value.file == str(tmp_path / "mine.yaml") and info.value.line == 8
+
+
 @pytest.mark.parametrize("name", ["strict.yaml", "audit.yaml"])
 def test_shipped_policies_are_valid(name: str) -> None:
     loaded = load_policy(REPO / "policies" / name)
@@ -73,7 +93,7 @@ def test_all_schema_errors_are_reported_together(tmp_path: Path) -> None:
 
 def test_suite_path_is_resolved_relative_to_the_policy(tmp_path: Path) -> None:
     (tmp_path / "suites").mkdir()
-    (tmp_path / "suites" / "mine.yaml").write_text("kind: ProbeSuite\n")
+    (tmp_path / "suites" / "mine.yaml").write_text(SUITE)
     path = tmp_path / "p.yaml"
     path.write_text(HEAD + "probes:\n  suites:\n    - path: suites/mine.yaml\n")
     loaded = load_policy(path)
