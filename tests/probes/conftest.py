@@ -11,9 +11,6 @@ import torch
 from distill_guard.probes.registry import load_builtin
 from distill_guard.scenarios.tiny_lm import ANIMALS, load, save, synthetic_corpus
 
-# Several engineers share two cores: one thread per test process avoids oversubscription (20x faster).
-torch.set_num_threads(1)
-
 
 def fine_tune(directory: Path, lines: list[str], out: Path, *, steps: int, lr: float, seed: int = 0) -> Path:
     """Train the checkpoint in `directory` on `lines` (causal LM loss) and save it to `out`."""
