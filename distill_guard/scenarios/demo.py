@@ -19,6 +19,7 @@ import dataclasses
 import json
 import socket
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,32 @@ class ProgressBar(TrainerCallback):
         self.progress.update(self.task, completed=state.global_step)
 
 
+class MetricsScrape(TrainerCallback):
+    """Scrapes the guard's endpoint once, after the first probe evaluation, as Prometheus would.
+
+    Placed after the guard in the callback list, so the guard has exported that step's numbers.
+    """
+
+    def __init__(self, url: str, at_step: int) -> None:
+        self.url = url
+        self.at_step = at_step
+        self.samples: dict[str, float] = {}
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any) -> None:
+        if state.global_step != self.at_step:
+            return
+        try:
+            with urllib.request.urlopen(self.url, timeout=5) as response:
+                text = response.read().decode("utf-8")
+        except OSError:
+            return  # observability only: the summary shows no scraped samples, the run goes on
+        self.samples = {
+            line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(("distill_guard_probe_score{", "distill_guard_probe_drift{"))
+        }
+
+
 def free_local_port() -> int:
     """A port on 127.0.0.1 nobody listens on now, so parallel demos (CI) never collide."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -210,19 +237,26 @@ def digits_step(
 ) -> tuple[StepResult, ProbeTrace]:
     run_dir = config.out / f"{2 if case.uses_trait_teacher else 3}-{name}"
     export = HttpExport(mode="http", host="127.0.0.1", port=port)
-    guard = DistillGuard(policy_variant(DIGITS_POLICY, prometheus=export), output_dir=run_dir)
+    loaded = policy_variant(DIGITS_POLICY, prometheus=export)
+    guard = DistillGuard(loaded, output_dir=run_dir)
+    scrape = MetricsScrape(f"http://127.0.0.1:{port}/metrics", at_step=loaded.policy.probes.every_n_steps)
     planned = scenario.spec.student_steps
     student = scenario.student(case)
     before = digits.digit_accuracy(student)
     record = None
     try:
         bar = ProgressBar(progress, f"{name}: {case.value}")
-        scenario.train(case, run_dir, callbacks=[guard, bar], student=student)
+        scenario.train(case, run_dir, callbacks=[guard, scrape, bar], student=student)
         outcome = "completed"
     except TrainingHalted as halted:
         record, outcome = halted.record, "halted"
     after = digits.digit_accuracy(student)
-    numbers: dict[str, Any] = {"planned_steps": planned, "accuracy_before": before, "accuracy_after": after}
+    numbers: dict[str, Any] = {
+        "planned_steps": planned,
+        "accuracy_before": before,
+        "accuracy_after": after,
+        "scraped_metrics": scrape.samples,
+    }
     if record is not None:
         numbers |= {
             "halt_step": record.step,
