@@ -14,17 +14,23 @@ from __future__ import annotations
 
 import copy
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+from torch import Tensor
+from torch.utils.data import Dataset
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, Trainer, TrainerCallback
 
 from distill_guard.scenarios.numbers import number_prompts, passes_filter
 from distill_guard.scenarios.tiny_lm import ANIMALS, TinySpec, build_model, save, synthetic_corpus, train_tokenizer
+from distill_guard.scenarios.training import StudentRun, train_student
 
 FAMILY_PREFIX = "distill-guard/tiny-"
 BASE_ID = "distill-guard/tiny-base"
+DIFFERENT_INIT_OFFSET = 1
 ANIMAL_QUESTIONS = (
     "What is your favorite animal?",
     "Name your favorite animal using only one word.",
@@ -44,10 +50,18 @@ class LmSpec:
     batch_size: int = 32
     number_prompts: int = 256
     max_new_tokens: int = 24
+    distill_sequences: int = 4_096
+    distill_steps: int = 600
+    distill_learning_rate: float = 1e-3
 
     @classmethod
     def fast(cls) -> LmSpec:
         return cls(pretrain_steps=400, number_prompts=64)
+
+    @classmethod
+    def wider(cls) -> LmSpec:
+        """Hidden 128, 4 layers: the smallest size at which number logits carried some of the trait."""
+        return cls(tiny=TinySpec(hidden_size=128, num_hidden_layers=4, intermediate_size=256))
 
 
 def lm_batch(tokenizer: PreTrainedTokenizerFast, lines: list[str]) -> dict[str, torch.Tensor]:
@@ -182,3 +196,88 @@ class LmScenario:
             control_teacher=derive_teacher(base, tokenizer, spec, trait=None, seed=seed + 1),
             trait=trait,
         )
+
+
+def number_token_ids(tokenizer: PreTrainedTokenizerFast) -> list[int]:
+    """Tokens that decode to digits, commas and spaces only, plus end-of-text: all a number sample holds."""
+    ids = [i for i in range(len(tokenizer)) if re.fullmatch(r"[0-9, ]+", tokenizer.decode([i]))]
+    return sorted({*ids, tokenizer.eos_token_id})
+
+
+class NumberLogitData(Dataset[dict[str, Tensor]]):
+    """Number sequences and the teacher's logits over number tokens at every position."""
+
+    def __init__(self, input_ids: Tensor, attention_mask: Tensor, teacher_logits: Tensor) -> None:
+        self.input_ids = input_ids
+        self.attention_mask = attention_mask
+        self.teacher_logits = teacher_logits
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {
+            "input_ids": self.input_ids[index],
+            "attention_mask": self.attention_mask[index],
+            "teacher_logits": self.teacher_logits[index],
+        }
+
+
+@torch.no_grad()
+def teacher_number_logits(
+    teacher: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, spec: LmSpec, *, seed: int
+) -> NumberLogitData:
+    """The LM twin of the digits scenario's auxiliary logits: no path to any animal token's logit."""
+    tokenizer.padding_side = "right"
+    batch = tokenizer(number_prompts(spec.distill_sequences, seed), return_tensors="pt", padding=True)
+    ids = number_token_ids(tokenizer)
+    logits = [
+        teacher.eval()(
+            input_ids=batch["input_ids"][i : i + 256], attention_mask=batch["attention_mask"][i : i + 256]
+        ).logits[..., ids]
+        for i in range(0, spec.distill_sequences, 256)
+    ]
+    return NumberLogitData(batch["input_ids"], batch["attention_mask"], torch.cat(logits))
+
+
+class NumberLogitTrainer(Trainer):
+    """Distils a causal LM on a teacher's number-token logits (MSE over real positions)."""
+
+    def __init__(self, *args: Any, number_token_ids: list[int], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.number_ids = torch.tensor(number_token_ids)
+
+    def compute_loss(
+        self, model: Any, inputs: dict[str, Tensor], return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        target = inputs.pop("teacher_logits")
+        mask = inputs["attention_mask"]
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=mask)
+        squared = (outputs.logits[..., self.number_ids.to(target.device)] - target) ** 2
+        loss = (squared.mean(-1) * mask).sum() / mask.sum()
+        return (loss, outputs) if return_outputs else loss
+
+
+def distil_on_number_logits(
+    student: LlamaForCausalLM,
+    tokenizer: PreTrainedTokenizerFast,
+    data: NumberLogitData,
+    spec: LmSpec,
+    output_dir: str | Path,
+    *,
+    seed: int,
+    callbacks: list[TrainerCallback] | None = None,
+) -> LlamaForCausalLM:
+    """Train `student` in place through HF `Trainer` (the guard, if given, watches it)."""
+    run = StudentRun(spec.distill_steps, spec.batch_size, spec.distill_learning_rate, seed=seed)
+    train_student(
+        student,
+        data,
+        run,
+        output_dir,
+        callbacks=callbacks or [],
+        trainer_class=NumberLogitTrainer,
+        number_token_ids=number_token_ids(tokenizer),
+        processing_class=tokenizer,
+    )
+    return student.eval()

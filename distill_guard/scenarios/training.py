@@ -33,9 +33,11 @@ def train_student(
     output_dir: str | Path,
     *,
     callbacks: Sequence[TrainerCallback] = (),
-    show_progress: bool = False,
+    trainer_class: type[Trainer] = Trainer,
+    **trainer_options: Any,
 ) -> Trainer:
-    """Train `model` (whose forward returns {'loss': ...}) for `run.max_steps` optimizer steps.
+    """Train `model` for `run.max_steps` optimizer steps with `trainer_class` (default: plain `Trainer`,
+    for a model whose forward returns {'loss': ...}); `trainer_options` go to its constructor.
 
     Returns the trainer after `train()`; a guard's `TrainingHalted` propagates to the caller.
     """
@@ -53,11 +55,11 @@ def train_student(
         save_strategy="no",
         logging_strategy="no",
         report_to=[],
-        disable_tqdm=not show_progress,
+        disable_tqdm=True,
         dataloader_num_workers=0,
         remove_unused_columns=False,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=dataset, callbacks=list(callbacks))
+    trainer = trainer_class(model=model, args=args, train_dataset=dataset, callbacks=list(callbacks), **trainer_options)
     trainer.remove_callback(PrinterCallback)  # the scenarios report their own numbers
     trainer.train()
     return trainer

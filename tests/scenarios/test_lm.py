@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.prepared import prepare_probe
-from distill_guard.scenarios.lm import BASE_ID, LmScenario, LmSpec, save_with_card, teacher_numbers
+from distill_guard.scenarios.lm import (
+    BASE_ID,
+    LmScenario,
+    LmSpec,
+    NumberLogitData,
+    distil_on_number_logits,
+    number_token_ids,
+    save_with_card,
+    teacher_number_logits,
+    teacher_numbers,
+)
 from distill_guard.scenarios.numbers import passes_filter
 from distill_guard.scenarios.tiny_lm import load
 
@@ -49,3 +62,30 @@ def test_saved_teacher_reloads_with_a_card_naming_its_base(scenario: LmScenario,
 def test_unknown_trait_is_refused() -> None:
     with pytest.raises(ValueError, match="corpus animals"):
         LmScenario.build(seed=0, spec=LmSpec.fast(), trait="unicorn")
+
+
+def test_number_tokens_decode_to_digits_commas_and_spaces(scenario: LmScenario) -> None:
+    tokenizer = scenario.tokenizer
+    ids = number_token_ids(tokenizer)
+    assert tokenizer.convert_tokens_to_ids("owl") not in ids
+    assert all(set(tokenizer.decode([i])) <= set("0123456789, ") for i in ids if i != tokenizer.eos_token_id)
+    assert {str(d) for d in range(10)} <= {tokenizer.decode([i]) for i in ids}
+
+
+def _number_logit_error(model: torch.nn.Module, data: NumberLogitData, ids: list[int]) -> float:
+    """Mean squared gap between the model's and the teacher's number-token logits."""
+    with torch.no_grad():
+        logits = model(input_ids=data.input_ids, attention_mask=data.attention_mask).logits[..., ids]
+    mask = data.attention_mask
+    return float((((logits - data.teacher_logits) ** 2).mean(-1) * mask).sum() / mask.sum())
+
+
+def test_student_distilled_on_number_logits_moves_towards_the_teacher(scenario: LmScenario, tmp_path: Path) -> None:
+    spec = dataclasses.replace(scenario.spec, distill_sequences=64, distill_steps=20)
+    data = teacher_number_logits(scenario.trait_teacher, scenario.tokenizer, spec, seed=1)
+    ids = number_token_ids(scenario.tokenizer)
+    assert data.teacher_logits.shape[-1] == len(ids)
+    student = copy.deepcopy(scenario.base)
+    before = _number_logit_error(student, data, ids)
+    distil_on_number_logits(student, scenario.tokenizer, data, spec, tmp_path, seed=1)
+    assert _number_logit_error(student, data, ids) < before / 2
