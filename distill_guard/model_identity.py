@@ -15,13 +15,17 @@ def model_fingerprint(model: nn.Module) -> str:
 
     Hashing all weights of a large model at halt time would stall every rank; a strided sample
     still changes with any optimizer step. Under ZeRO-3 / FSDP a rank only sees its shard, so
-    the fingerprint names that rank's view (recorded from rank 0).
+    the fingerprint names that rank's view, and computing it needs no other rank (a halt record
+    is built by the rank that tripped, alone).
     """
     digest = hashlib.sha256()
     module = getattr(model, "module", model)
     with torch.no_grad():
         for name, param in module.named_parameters():
-            flat = param.detach().reshape(-1)
+            local = param.detach()
+            if hasattr(local, "to_local"):  # an FSDP2 DTensor: read this rank's shard, never a collective
+                local = local.to_local()
+            flat = local.reshape(-1)
             stride = max(1, flat.numel() // SAMPLE_VALUES)
             sample = flat[::stride][:SAMPLE_VALUES].to(device="cpu", dtype=torch.float32)
             digest.update(f"{name}|{tuple(param.shape)}|{param.dtype}|".encode())
