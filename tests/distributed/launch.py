@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from tests.conftest import REPO
 
@@ -35,6 +38,16 @@ class TwoRankRun:
     results: list[dict[str, Any]]
     output_dir: Path
     log: str
+
+
+def _kill_launch(process: subprocess.Popen[str]) -> None:
+    """Kill the launcher and every worker: torchrun starts its workers in sessions of their own, so
+    killing the launcher's process group alone would orphan them, holding the log pipe open forever."""
+    workers = psutil.Process(process.pid).children(recursive=True)
+    os.killpg(process.pid, signal.SIGKILL)
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
 
 
 def free_port() -> int:
@@ -78,8 +91,8 @@ def launch_two_ranks(
     try:
         log, _ = process.communicate(timeout=HARD_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        log, _ = process.communicate()
+        _kill_launch(process)
+        log, _ = process.communicate(timeout=30)
         raise AssertionError(f"two-rank run hung for {HARD_TIMEOUT_SECONDS}s:\n{log[-4000:]}") from None
     assert process.returncode == 0, f"{launcher} exited {process.returncode}:\n{log[-4000:]}"
     found = [json.loads((results / f"rank-{r}.json").read_text("utf-8")) for r in range(len(plans))]
