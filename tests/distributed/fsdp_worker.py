@@ -2,7 +2,8 @@
 
 transformers' Trainer runs FSDP only on accelerators, so this worker shards the tiny model itself, the
 way FSDP2 leaves the module the Trainer hands to callbacks (sharded in place), and runs the guard's
-probes on it. Each rank writes its scores and its number of probe forwards to RESULTS/rank-N.json.
+probes on it. Each rank writes its scores, its number of probe forwards and (rank 1 alone) the model
+fingerprint a halt record carries to RESULTS/rank-N.json.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.distributed as torch_dist
 from torch.distributed.fsdp import fully_shard
 
 from distill_guard import DistillGuard
+from distill_guard.model_identity import model_fingerprint
 from distill_guard.scenarios import tiny_lm
 from tests.distributed.worker import count_probe_forwards
 
@@ -38,6 +40,8 @@ def main(scenario_file: Path) -> None:
         "sharded": sharded,
         "scores": scores,
         "probe_forwards": forwards[0],
+        # A halt record is made by the rank that tripped, alone: its fingerprint must need no other rank.
+        "fingerprint": model_fingerprint(model) if rank == 1 else None,
     }
     results = Path(scenario["results"])
     results.mkdir(parents=True, exist_ok=True)

@@ -48,3 +48,7 @@ def test_scores_on_the_sharded_model_equal_a_single_process_run(sharded_run, tin
     for probe in guard.probes:
         alone = probe.run(model, tokenizer, max_tokens_per_batch=guard.policy.probes.max_tokens_per_batch)
         assert first[probe.label] == pytest.approx(list(alone.item_scores), abs=1e-5), probe.label
+
+
+def test_the_rank_that_trips_alone_can_fingerprint_the_sharded_model(sharded_run):
+    assert sharded_run.results[1]["fingerprint"].startswith("sha256:")

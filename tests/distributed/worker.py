@@ -1,7 +1,8 @@
 """One rank of a two-process guarded run, started by torchrun or accelerate launch (see launch.py).
 
 Every rank reads the scenario file, takes its own policy and planned probe scores, trains the
-integrations/examples/trainer.py run on gloo, and writes what happened to RESULTS/rank-N.json.
+integrations/examples/trainer.py run (on gloo unless the scenario's `training_args` say otherwise),
+and writes what happened to RESULTS/rank-N.json.
 """
 
 from __future__ import annotations
@@ -49,9 +50,7 @@ def main(scenario_file: Path) -> None:
         Path(mine["policy"]),
         Path(scenario["output_dir"]),
         teacher=Path(scenario["checkpoint"]),
-        max_steps=scenario["max_steps"],
-        ddp_backend="gloo",
-        dataloader_num_workers=0,
+        **{"max_steps": scenario["max_steps"], "ddp_backend": "gloo", **scenario.get("training_args", {})},
     )
     forwards = count_probe_forwards(trainer.model)
     error: BaseException | None = None
