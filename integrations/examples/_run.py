@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from distill_guard.scenarios.tiny_lm import make_tiny_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,5 +26,7 @@ def run_example(build_trainer: Callable[..., Any], description: str) -> None:
     options = parser.parse_args()
     model = options.model or make_tiny_checkpoint(Path(tempfile.mkdtemp()) / "student")
     extra = {"teacher_dir": options.teacher} if options.teacher else {}
+    if not torch.cuda.is_available():  # TRL configs default to bf16, which needs an accelerator
+        extra.update(use_cpu=True, bf16=False)
     trainer = build_trainer(model, options.policy, options.output_dir, max_steps=options.max_steps, **extra)
     trainer.train()
