@@ -1,0 +1,72 @@
+"""`distill-guard demo --fast`: its three steps end as described, asserted on summary.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from distill_guard.cli.main import app
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("demo")
+    result = CliRunner().invoke(app, ["demo", "--fast", "--out", str(out), "--seed", "0"])
+    summary = json.loads((out / "summary.json").read_text())
+    return result.exit_code, out, summary
+
+
+def step(summary: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in summary["steps"] if s["name"] == name)
+
+
+def test_demo_exits_zero_when_every_step_ends_as_described(demo_run: tuple[int, Path, dict[str, Any]]) -> None:
+    code, _, summary = demo_run
+    assert code == 0
+    assert summary["as_expected"] is True
+    assert [s["name"] for s in summary["steps"]] == ["gate", "probes", "control"]
+
+
+def test_gate_refuses_the_trait_teachers_data_under_strict(demo_run: tuple[int, Path, dict[str, Any]]) -> None:
+    gate = step(demo_run[2], "gate")
+    assert gate["outcome"] == "denied"
+    assert "same-base-untrusted" in gate["numbers"]["rules"]
+    assert gate["numbers"]["trait_teacher"] > gate["numbers"]["base"]
+
+
+def test_probe_halts_the_same_init_student_early(demo_run: tuple[int, Path, dict[str, Any]]) -> None:
+    probes = step(demo_run[2], "probes")["numbers"]
+    assert step(demo_run[2], "probes")["outcome"] == "halted"
+    assert probes["halt_step"] < probes["planned_steps"] / 2
+    assert probes["score"] - probes["baseline"] == pytest.approx(probes["drift"])
+    assert probes["drift"] > 0.1
+    assert probes["z"] >= 3
+
+
+def test_control_trains_to_the_end(demo_run: tuple[int, Path, dict[str, Any]]) -> None:
+    control = step(demo_run[2], "control")
+    assert control["outcome"] == "completed"
+    assert control["halt_step"] is None
+    assert control["numbers"]["accuracy_after"] < control["numbers"]["accuracy_before"] + 0.1
+
+
+def test_report_has_the_plot_and_the_table(demo_run: tuple[int, Path, dict[str, Any]]) -> None:
+    _, out, summary = demo_run
+    png = Path(summary["report_png"])
+    assert png.read_bytes().startswith(b"\x89PNG")
+    page = Path(summary["report_html"]).read_text()
+    assert "data:image/png;base64," in page
+    assert all(s["name"] in page for s in summary["steps"])
+    assert summary["metrics_url"].startswith("http://127.0.0.1:")
+    assert (out / "data" / "owl-teacher-numbers.provenance.yaml").is_file()
+
+
+def test_metrics_were_served_on_localhost_while_training(demo_run: tuple[int, Path, dict[str, Any]]) -> None:
+    for name in ("probes", "control"):
+        scraped = step(demo_run[2], name)["numbers"]["scraped_metrics"]
+        assert 0.0 <= scraped["distill_guard_probe_score"] <= 1.0
+        assert "distill_guard_probe_drift" in scraped
