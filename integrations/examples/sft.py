@@ -2,7 +2,7 @@
 (`peft_config=LoraConfig(...)`): the probes score the model with its adapters applied.
 
     python integrations/examples/sft.py [--policy policies/strict.yaml] [--model DIR]
-    accelerate launch --num_processes 2 integrations/examples/sft.py
+    accelerate launch --num_processes 2 integrations/examples/sft.py   # add --multi_gpu on CPU
 """
 
 from __future__ import annotations

@@ -102,6 +102,7 @@ def test_provenance_denied_on_one_rank_refuses_on_both(tiny_checkpoint, tmp_path
         RankPlan(rank_policy(tmp_path / "rank1.yaml", threshold=TIGHT, unknown="deny"), [FLAT]),
     ]
     run = launch_two_ranks(tmp_path, tiny_checkpoint, plans, max_steps=6, launcher="accelerate")
+    assert [r["world_size"] for r in run.results] == [2, 2]
     assert [r["outcome"] for r in run.results] == ["ProvenanceDenied", "ProvenanceDenied"], run.log[-3000:]
     assert [r["global_step"] for r in run.results] == [0, 0]
     assert "another rank" in run.results[0]["message"] and "never cleared" in run.results[1]["message"]
