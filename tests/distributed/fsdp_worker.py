@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import torch.distributed as torch_dist
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
 from distill_guard import DistillGuard
@@ -27,9 +28,10 @@ def main(scenario_file: Path) -> None:
     torch_dist.init_process_group("gloo")
     rank = int(os.environ["RANK"])
     model, tokenizer = tiny_lm.load(scenario["checkpoint"])
+    mesh = init_device_mesh("cpu", (torch_dist.get_world_size(),))  # CPU even where a GPU is present
     for layer in model.model.layers:
-        fully_shard(layer)
-    fully_shard(model)
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
     sharded = all(type(p).__name__ == "DTensor" for p in model.parameters())
     forwards = count_probe_forwards(model)
     guard = DistillGuard.from_policy(scenario["ranks"][rank]["policy"])

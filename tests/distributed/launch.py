@@ -1,4 +1,5 @@
-"""Launch tests/distributed/worker.py on two CPU processes (gloo) with a hard timeout, and read each rank's result."""
+"""Launch tests/distributed/worker.py on one process per rank plan (two on CPU/gloo in CI) with a hard timeout,
+and read each rank's result."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from tests.conftest import REPO
 WORKER = Path(__file__).with_name("worker.py")
 HARD_TIMEOUT_SECONDS = 240
 LAUNCHERS = {
-    "torchrun": ["torchrun", "--nproc_per_node", "2", "--master_port"],
-    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--main_process_port"],
+    "torchrun": ["torchrun", "--nproc_per_node", "{n}", "--master_port"],
+    "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "{n}", "--main_process_port"],
 }
 
 
@@ -34,7 +35,7 @@ class RankPlan:
 
 
 @dataclass(frozen=True)
-class TwoRankRun:
+class LaunchedRun:
     results: list[dict[str, Any]]
     output_dir: Path
     log: str
@@ -56,7 +57,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def launch_two_ranks(
+def launch_ranks(
     workdir: Path,
     checkpoint: Path,
     plans: list[RankPlan],
@@ -64,8 +65,9 @@ def launch_two_ranks(
     max_steps: int = 0,
     launcher: str = "torchrun",
     worker: Path = WORKER,
-) -> TwoRankRun:
-    """Run both ranks to the end; a hang past the hard timeout kills the whole process group and fails."""
+    training_args: dict[str, Any] | None = None,
+) -> LaunchedRun:
+    """Run every rank to the end; a hang past the hard timeout kills the whole process group and fails."""
     scenario = workdir / "scenario.json"
     output_dir, results = workdir / "out", workdir / "results"
     ranks = [{"policy": str(p.policy), "scores": p.scores} for p in plans]
@@ -77,13 +79,16 @@ def launch_two_ranks(
                 "results": str(results),
                 "max_steps": max_steps,
                 "ranks": ranks,
+                "training_args": training_args or {},
             }
         ),
         "utf-8",
     )
     program = Path(sys.executable).with_name(LAUNCHERS[launcher][0])
-    command = [str(program), *LAUNCHERS[launcher][1:], str(free_port()), str(worker), str(scenario)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    options = [option.format(n=len(plans)) for option in LAUNCHERS[launcher][1:]]
+    command = [str(program), *options, str(free_port()), str(worker), str(scenario)]
+    python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("DG_CONTROLLED_SCORES", None)
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
@@ -96,4 +101,4 @@ def launch_two_ranks(
         raise AssertionError(f"two-rank run hung for {HARD_TIMEOUT_SECONDS}s:\n{log[-4000:]}") from None
     assert process.returncode == 0, f"{launcher} exited {process.returncode}:\n{log[-4000:]}"
     found = [json.loads((results / f"rank-{r}.json").read_text("utf-8")) for r in range(len(plans))]
-    return TwoRankRun(found, output_dir, log)
+    return LaunchedRun(found, output_dir, log)

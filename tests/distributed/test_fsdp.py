@@ -11,7 +11,7 @@ from distill_guard import DistillGuard
 from distill_guard.scenarios import tiny_lm
 from tests.trainers.conftest import write_guard_policy
 
-from .launch import RankPlan, TwoRankRun, launch_two_ranks
+from .launch import LaunchedRun, RankPlan, launch_ranks
 
 pytestmark = pytest.mark.distributed
 
@@ -24,11 +24,11 @@ SUITES = [
 
 
 @pytest.fixture(scope="module")
-def sharded_run(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> TwoRankRun:
+def sharded_run(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> LaunchedRun:
     workdir = tmp_path_factory.mktemp("fsdp")
     policy = write_guard_policy(workdir / "policy.yaml", SUITES)
     plans = [RankPlan(policy, []), RankPlan(policy, [])]
-    return launch_two_ranks(workdir, tiny_checkpoint, plans, worker=Path(__file__).with_name("fsdp_worker.py"))
+    return launch_ranks(workdir, tiny_checkpoint, plans, worker=Path(__file__).with_name("fsdp_worker.py"))
 
 
 def test_the_model_is_really_sharded(sharded_run):

@@ -18,7 +18,7 @@ from distill_guard.probes.prepared import prepare_probes
 from distill_guard.scenarios import tiny_lm
 from tests.trainers.conftest import TIGHT, controlled, events, read_metrics, write_guard_policy
 
-from .launch import RankPlan, TwoRankRun, launch_two_ranks
+from .launch import LaunchedRun, RankPlan, launch_ranks
 
 pytestmark = pytest.mark.distributed
 
@@ -34,7 +34,7 @@ def rank_policy(path: Path, *, threshold: dict[str, Any], unknown: str = "warn",
     return write_guard_policy(path, suites, unknown=unknown, metrics_file=path.with_suffix(".prom"))
 
 
-def assert_same_halt_on_both(run: TwoRankRun, step: int) -> None:
+def assert_same_halt_on_both(run: LaunchedRun, step: int) -> None:
     first, second = run.results
     assert first["outcome"] == second["outcome"] == "TrainingHalted", run.log[-3000:]
     assert first["global_step"] == second["global_step"] == step
@@ -43,7 +43,7 @@ def assert_same_halt_on_both(run: TwoRankRun, step: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def breach_on_rank_1(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> TwoRankRun:
+def breach_on_rank_1(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> LaunchedRun:
     """Both ranks see the same rise at step 4; only rank 1's policy calls it a breach."""
     workdir = tmp_path_factory.mktemp("breach")
     scores = [FLAT, FLAT, RISEN]
@@ -51,7 +51,7 @@ def breach_on_rank_1(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFac
         RankPlan(rank_policy(workdir / "rank0.yaml", threshold=LOOSE, sharded=True), scores),
         RankPlan(rank_policy(workdir / "rank1.yaml", threshold=TIGHT, sharded=True), scores),
     ]
-    return launch_two_ranks(workdir, tiny_checkpoint, plans, max_steps=10)
+    return launch_ranks(workdir, tiny_checkpoint, plans, max_steps=10)
 
 
 def test_breach_seen_on_one_rank_halts_both_at_the_same_step(breach_on_rank_1):
@@ -91,7 +91,7 @@ def test_gathered_scores_equal_a_single_process_run(breach_on_rank_1, tiny_check
 def test_probe_crash_on_one_rank_stops_both_without_a_hang(tiny_checkpoint, tmp_path):
     policy = rank_policy(tmp_path / "policy.yaml", threshold=TIGHT)
     plans = [RankPlan(policy, [FLAT]), RankPlan(policy, [FLAT, "raise"])]
-    run = launch_two_ranks(tmp_path, tiny_checkpoint, plans, max_steps=6)
+    run = launch_ranks(tmp_path, tiny_checkpoint, plans, max_steps=6)
     assert_same_halt_on_both(run, step=2)
     assert "rank 1: RuntimeError: controlled probe failure" in run.results[0]["halt_record"]["reasons"][0]
 
@@ -101,7 +101,7 @@ def test_provenance_denied_on_one_rank_refuses_on_both(tiny_checkpoint, tmp_path
         RankPlan(rank_policy(tmp_path / "rank0.yaml", threshold=TIGHT), [FLAT]),
         RankPlan(rank_policy(tmp_path / "rank1.yaml", threshold=TIGHT, unknown="deny"), [FLAT]),
     ]
-    run = launch_two_ranks(tmp_path, tiny_checkpoint, plans, max_steps=6, launcher="accelerate")
+    run = launch_ranks(tmp_path, tiny_checkpoint, plans, max_steps=6, launcher="accelerate")
     assert [r["world_size"] for r in run.results] == [2, 2]
     assert [r["outcome"] for r in run.results] == ["ProvenanceDenied", "ProvenanceDenied"], run.log[-3000:]
     assert [r["global_step"] for r in run.results] == [0, 0]
