@@ -98,7 +98,7 @@ def launch_ranks(
     except subprocess.TimeoutExpired:
         _kill_launch(process)
         log, _ = process.communicate(timeout=30)
-        raise AssertionError(f"two-rank run hung for {HARD_TIMEOUT_SECONDS}s:\n{log[-4000:]}") from None
+        raise AssertionError(f"{len(plans)}-rank run hung for {HARD_TIMEOUT_SECONDS}s:\n{log[-4000:]}") from None
     assert process.returncode == 0, f"{launcher} exited {process.returncode}:\n{log[-4000:]}"
     found = [json.loads((results / f"rank-{r}.json").read_text("utf-8")) for r in range(len(plans))]
     return LaunchedRun(found, output_dir, log)
