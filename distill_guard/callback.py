@@ -191,6 +191,12 @@ class DistillGuard(TrainerCallback, ExportableState):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         model = kwargs["model"]
+        reason = dist.fsdp1_reason(args, model) if self.probes else None
+        if reason:
+            raise DistillGuardError(
+                f"distill-guard cannot probe an FSDP1-sharded model ({reason}); use FSDP2 "
+                "(fsdp_config={'version': 2}, the default in transformers 5), DDP or DeepSpeed"
+            )
         self._open_telemetry(args, state, model)
         self.telemetry.event(
             "train_begin",

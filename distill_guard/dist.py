@@ -56,3 +56,20 @@ def shard_bounds(n_items: int) -> tuple[int, int, int]:
     per_rank = -(-n_items // size)
     start = min(rank() * per_rank, n_items)
     return start, min(start + per_rank, n_items), per_rank
+
+
+def fsdp1_reason(args: object, model: torch.nn.Module) -> str | None:
+    """Why this run uses FSDP1 (which the guard cannot probe), or None.
+
+    Trainer hands callbacks the unwrapped module; under FSDP1 its weights are flat shards, so no
+    probe forward can run on it. FSDP2 (`fully_shard`, transformers' default) keeps modules whole.
+    """
+    fsdp = getattr(args, "fsdp", None)
+    config = getattr(args, "fsdp_config", None) or {}
+    if fsdp and int(config.get("version", 2)) == 1:
+        return "TrainingArguments.fsdp_config['version'] is 1"
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    if any(isinstance(module, FullyShardedDataParallel) for module in model.modules()):
+        return "the model holds FSDP1 FullyShardedDataParallel modules"
+    return None
