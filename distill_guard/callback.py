@@ -87,6 +87,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.halt_record: HaltRecord | None = None
         self.last_decision: Decision | None = None
         self.telemetry = Telemetry(self.policy)
+        self._own_tokenizer: Any = None
         self._restored: dict[str, Any] | None = None
 
     @classmethod
@@ -177,13 +178,22 @@ class DistillGuard(TrainerCallback, ExportableState):
         )
 
     def _tokenizer(self, model: Any, kwargs: dict[str, Any]) -> Any:
+        """The trainer's tokenizer; else one loaded once from the student's folder, if a probe needs one."""
         tokenizer = kwargs.get("processing_class")
         tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a multimodal processor wraps one
-        if tokenizer is None and self.probes:
+        if tokenizer is not None or all(p.kind == "python" for p in self.probes):
+            return tokenizer  # python probes take what there is, even None
+        if self._own_tokenizer is None:
+            source = self.student or getattr(model, "name_or_path", None)
+            if not source:
+                raise DistillGuardError(
+                    "the probes need a tokenizer: pass processing_class=tokenizer to the trainer, "
+                    "or student=DIR (a folder with the tokenizer) to the guard"
+                )
             from transformers import AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(self.student or model.name_or_path)
-        return tokenizer
+            self._own_tokenizer = AutoTokenizer.from_pretrained(source)
+        return self._own_tokenizer
 
     # -- events -----------------------------------------------------------------------------------
 
