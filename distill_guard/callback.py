@@ -88,7 +88,6 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.last_decision: Decision | None = None
         self.telemetry = Telemetry(self.policy)
         self._own_tokenizer: Any = None
-        self._restored: dict[str, Any] | None = None
 
     @classmethod
     def from_policy(cls, path: str | Path, **options: Any) -> DistillGuard:
@@ -133,24 +132,22 @@ class DistillGuard(TrainerCallback, ExportableState):
                 "run_name": self.run_name,
                 "instance_id": self.instance_id,
             },
-            "attributes": {
-                "saved_guard_state": {
-                    "monitor": self.monitor.to_json(),
-                    "halt_record": self.halt_record.to_json() if self.halt_record else None,
-                    "probes": [p.state_dict() for p in self.probes],
-                    "policy_sha256": self._policy_sha256(),
-                }
-            },
+            "attributes": {"saved_guard_state": self.saved_guard_state},
         }
 
     @property
-    def saved_guard_state(self) -> dict[str, Any] | None:
-        return self._restored
+    def saved_guard_state(self) -> dict[str, Any]:
+        """Everything a resumed run needs, as JSON: baseline, history, streaks, directions, halt."""
+        return {
+            "monitor": self.monitor.to_json(),
+            "halt_record": self.halt_record.to_json() if self.halt_record else None,
+            "probes": [p.state_dict() for p in self.probes],
+            "policy_sha256": self._policy_sha256(),
+        }
 
     @saved_guard_state.setter
     def saved_guard_state(self, saved: dict[str, Any]) -> None:
         """Called by Trainer when resuming with restore_callback_states_from_checkpoint=True."""
-        self._restored = saved
         self.monitor = DriftMonitor.from_json(saved["monitor"])
         record = saved.get("halt_record")
         self.halt_record = HaltRecord(**record) if record else None

@@ -11,6 +11,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 UNKNOWN_KEY = "unknown_key"
 
 
+def repeated(values: list[str]) -> list[str]:
+    """The values that occur more than once, sorted: for "listed twice" checks in schemas."""
+    return sorted({value for value in values if values.count(value) > 1})
+
+
 def _known_keys(model: type[BaseModel]) -> list[str]:
     return sorted(info.alias or name for name, info in model.model_fields.items())
 

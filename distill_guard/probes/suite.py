@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from distill_guard.errors import PolicyError, SourceIssue
 from distill_guard.policy.documents import parse_document
 from distill_guard.policy.schema import Metadata
-from distill_guard.policy.strict_model import StrictModel
+from distill_guard.policy.strict_model import StrictModel, repeated
 from distill_guard.policy.yaml_source import YamlDocument, load_yaml
 
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
@@ -136,8 +136,7 @@ class ChoiceSpec(PromptStyle):
     @field_validator("items")
     @classmethod
     def _unique_ids(cls, value: list[ChoiceItem]) -> list[ChoiceItem]:
-        ids = [item.id for item in value]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        duplicates = repeated([item.id for item in value])
         if duplicates:
             raise ValueError(f"item ids repeat: {', '.join(duplicates)}")
         return value

@@ -20,7 +20,7 @@ from pydantic import Field, field_validator
 
 from distill_guard.policy.documents import load_model
 from distill_guard.policy.schema import NonEmpty
-from distill_guard.policy.strict_model import StrictModel
+from distill_guard.policy.strict_model import StrictModel, repeated
 from distill_guard.provenance.hashing import ProgressHook, sha256_file
 
 MANIFEST_KIND = "DatasetProvenance"
@@ -87,8 +87,7 @@ class DatasetProvenance(StrictModel):
     @field_validator("files")
     @classmethod
     def _unique_paths(cls, files: list[DataFile]) -> list[DataFile]:
-        seen = [f.path for f in files]
-        dupes = sorted({p for p in seen if seen.count(p) > 1})
+        dupes = repeated([f.path for f in files])
         if dupes:
             raise ValueError(f"file listed twice: {', '.join(dupes)}")
         return files
