@@ -15,6 +15,7 @@ from torch import nn
 from distill_guard.dist import gather_objects, shard_bounds
 from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import LoadedPolicy
+from distill_guard.policy.probe_suite import ActivationSpec, ChoiceSpec, LoadedSuite, PreferenceSpec, PythonSpec
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.policy.semantics import suite_label
 from distill_guard.probes.kinds import ItemScorer
@@ -23,9 +24,8 @@ from distill_guard.probes.kinds.choice import choice_scorer
 from distill_guard.probes.kinds.preference import preference_scorer
 from distill_guard.probes.kinds.python_probe import PythonScorer
 from distill_guard.probes.model_access import probing, unwrap
-from distill_guard.probes.registry import load_suite_reference, resolve_function
 from distill_guard.probes.result import ProbeResult
-from distill_guard.probes.suite import ActivationSpec, ChoiceSpec, LoadedSuite, PreferenceSpec, PythonSpec
+from distill_guard.probes.suite_sources import load_suite_reference, resolve_function
 
 
 def make_scorer(loaded: LoadedSuite, target: str | None) -> ItemScorer | PythonScorer:

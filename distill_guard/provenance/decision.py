@@ -1,4 +1,4 @@
-"""The gate's verdict: immutable, JSON-serialisable, and readable by a reviewer as plain text."""
+"""The gate's decision: immutable, JSON-serialisable, and readable by a reviewer as plain text."""
 
 from __future__ import annotations
 

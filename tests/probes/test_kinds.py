@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.policy.probe_suite import load_suite
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.prepared import PreparedProbe, prepare_probe
-from distill_guard.probes.registry import load_builtin
-from distill_guard.probes.suite import load_suite
+from distill_guard.probes.suite_sources import load_builtin
 from distill_guard.scenarios.tiny_lm import load
 
 BUDGET = 2048

@@ -19,10 +19,10 @@ import torch
 from torch import nn
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.policy.probe_suite import ActivationSpec
 from distill_guard.probes.engine import BatchPlan, Query, last_token_states
 from distill_guard.probes.model_access import pad_token_id
 from distill_guard.probes.prompting import Formatter
-from distill_guard.probes.suite import ActivationSpec
 
 
 def layer_count(model: nn.Module) -> int:
