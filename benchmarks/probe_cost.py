@@ -25,7 +25,7 @@ from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.engine import Query
 from distill_guard.probes.model_access import probing
 from distill_guard.probes.prepared import PreparedProbe, prepare_probe
-from distill_guard.probes.registry import load_builtin
+from distill_guard.probes.suite_sources import load_builtin
 from distill_guard.scenarios.tiny_lm import ANIMALS, TinySpec, build_model, synthetic_corpus, train_tokenizer
 
 TARGET = "owl"

@@ -13,12 +13,13 @@ from typing import Any, ClassVar
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
-from distill_guard import dist
-from distill_guard.drift.monitor import DriftMonitor, Verdict
-from distill_guard.drift.record import HALT_RECORD_NAME, HaltRecord, write_json_atomically
+import distill_guard.dist as dist
+from distill_guard.atomic_files import write_json_atomically
+from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME, HaltRecord, quarantine_marker
+from distill_guard.drift.monitor import DriftMonitor, Evaluation
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
 from distill_guard.export.telemetry import Telemetry
-from distill_guard.model_identity import model_fingerprint
+from distill_guard.model_identity import weights_digest
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.probes.prepared import PreparedProbe, prepare_probes
 from distill_guard.probes.result import ProbeResult
@@ -26,7 +27,6 @@ from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
 
 logger = logging.getLogger(__name__)
-QUARANTINE_NAME = "DISTILL_GUARD_QUARANTINE.json"
 
 
 class DistillGuard(TrainerCallback, ExportableState):
@@ -150,7 +150,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         """Called by Trainer when resuming with restore_callback_states_from_checkpoint=True."""
         self.monitor = DriftMonitor.from_json(saved["monitor"])
         record = saved.get("halt_record")
-        self.halt_record = HaltRecord(**record) if record else None
+        self.halt_record = HaltRecord.from_json(record) if record else None
         saved_probes = {p["label"]: p for p in saved.get("probes", [])}
         for probe in self.probes:
             if probe.label in saved_probes:
@@ -169,7 +169,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.telemetry.open(
             output_dir=self._out(args),
             run=run,
-            is_main=state.is_world_process_zero,
+            is_main=dist.is_main_process(),
             world_size=dist.world_size(),
             model=str(getattr(model, "name_or_path", "") or type(model).__name__),
         )
@@ -234,9 +234,11 @@ class DistillGuard(TrainerCallback, ExportableState):
         decision = self.gate.check_at_train_begin(dataset, kwargs["model"])
         self.last_decision = decision
         self.telemetry.decision(decision, moment="train_begin", step=state.global_step)
-        if dist.any_rank(not decision.allowed):  # one rank refusing means every rank refuses
+        denied = dist.first_reported(None if decision.allowed else decision)
+        if denied is not None:  # one rank refusing means every rank refuses
             self.telemetry.close(clean=False)
-            raise ProvenanceDenied(decision if not decision.allowed else "provenance denied on another rank")
+            source, refusal = denied
+            raise ProvenanceDenied(refusal, denied_on_rank=None if source == dist.rank() else source)
 
     def _take_baseline(self, state: TrainerState, model: Any, kwargs: dict[str, Any]) -> None:
         tokenizer = self._tokenizer(model, kwargs)
@@ -273,19 +275,19 @@ class DistillGuard(TrainerCallback, ExportableState):
     ) -> None:
         model = kwargs["model"]
         tokenizer = self._tokenizer(model, kwargs)
-        tripped: tuple[PreparedProbe, Verdict] | None = None
+        tripped: tuple[PreparedProbe, Evaluation] | None = None
         reports = []
         for probe in self.probes:
             result: ProbeResult | None = None
             try:
                 result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
-                verdict = self.monitor.observe(result, probe.ref.threshold, step=state.global_step)
+                evaluation = self.monitor.observe(result, probe.ref.threshold, step=state.global_step)
             except DistillGuardError as exc:
-                verdict = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
-            self.telemetry.evaluation(result, verdict.report)
-            reports.append(verdict.report.to_json())
-            if verdict.tripped and tripped is None:
-                tripped = (probe, verdict)
+                evaluation = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
+            self.telemetry.evaluation(result, evaluation.report)
+            reports.append(evaluation.report.to_json())
+            if evaluation.tripped and tripped is None:
+                tripped = (probe, evaluation)
         self.telemetry.event("probes", step=state.global_step, reports=reports)
         local = self._halt_record(*tripped, model) if tripped else None
         self._act_on_halt(args, state, control, local)
@@ -295,36 +297,36 @@ class DistillGuard(TrainerCallback, ExportableState):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, local: HaltRecord | None
     ) -> None:
         """One decision for all ranks: the first rank that tripped speaks for everyone."""
-        records = [r for r in dist.gather_objects(local.to_json() if local else None) if r]
-        if not records:
+        reported = dist.first_reported(local.to_json() if local else None)
+        if reported is None:
             return
-        record = HaltRecord(**records[0])
+        record = HaltRecord.from_json(reported[1])
         if record.action == "stop":
             control.should_training_stop = True
             self.halt_record = record
-        if state.is_world_process_zero:
+        if dist.is_main_process():
             write_json_atomically(self._out(args) / HALT_RECORD_NAME, record.to_json())
         self.telemetry.halted(record)
         logger.warning("distill-guard: %s", record)
 
-    def _halt_record(self, probe: PreparedProbe, verdict: Verdict, model: Any) -> HaltRecord:
-        on_error = probe.ref.on_error if verdict.failed else None
+    def _halt_record(self, probe: PreparedProbe, evaluation: Evaluation, model: Any) -> HaltRecord:
+        on_error = probe.ref.on_error if evaluation.failed else None
         return HaltRecord.from_report(
-            verdict.report,
+            evaluation.report,
             action=(on_error or self.policy.halt.action).value,
             threshold=probe.ref.threshold.model_dump(exclude_none=True) if probe.ref.threshold else {},
             policy=self.policy.metadata.name,
             policy_file=str(self.loaded.path),
             policy_sha256=self._policy_sha256(),
-            model_fingerprint=model_fingerprint(model),
+            weights_digest=weights_digest(model),
         )
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.tripped and self.policy.halt.quarantine_checkpoints and state.is_world_process_zero:
+        if self.tripped and self.policy.halt.quarantine_checkpoints and dist.is_main_process():
             checkpoint = self._out(args) / f"checkpoint-{state.global_step}"
             if checkpoint.is_dir():
                 assert self.halt_record is not None
-                write_json_atomically(checkpoint / QUARANTINE_NAME, {"quarantined": True, **self.halt_record.to_json()})
+                write_json_atomically(checkpoint / QUARANTINE_MARKER_NAME, quarantine_marker(self.halt_record))
                 self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(checkpoint))
 
     def on_train_end(

@@ -1,9 +1,26 @@
-"""Every question about ranks and every collective lives here, so the rest reads single-process."""
+"""Every question about ranks and every collective lives here, so the rest reads single-process.
+
+"Main" means global rank 0, the process Trainer calls `is_world_process_zero`; it alone writes
+files and serves metrics. Collectives exchange Python objects through `torch.distributed`'s
+object collectives, which place their buffers on the device the backend needs (CUDA under NCCL,
+CPU under gloo) themselves. accelerate's `gather_object` does the same through an initialised
+`PartialState`; the guard also runs under plain torchrun scripts that never create one, so it uses
+torch's directly and never guesses a device.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
+from typing import TypeVar
+
 import torch
 import torch.distributed as torch_dist
+
+from distill_guard.errors import DistillGuardError
+
+T = TypeVar("T")
+DEBUG_COLLECTIVES_ENV = "DISTILL_GUARD_DEBUG_COLLECTIVES"
 
 
 def is_distributed() -> bool:
@@ -19,31 +36,28 @@ def rank() -> int:
 
 
 def is_main_process() -> bool:
+    """The one notion of "main": global rank 0 (the only process when not distributed)."""
     return rank() == 0
 
 
-def _device_for_collectives() -> torch.device:
-    if is_distributed() and torch_dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
-
-
-def any_rank(flag: bool) -> bool:
-    """True on every rank when `flag` is true on at least one: one decision for all ranks."""
-    if not is_distributed():
-        return flag
-    tensor = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_device_for_collectives())
-    torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.MAX)
-    return bool(tensor.item())
-
-
-def gather_objects(local: object) -> list[object]:
+def gather_objects(local: T) -> list[T]:
     """Every rank's `local`, in rank order, on every rank (a list of one when not distributed)."""
     if not is_distributed():
         return [local]
-    gathered: list[object] = [None] * world_size()
+    gathered: list[T] = [local] * world_size()
     torch_dist.all_gather_object(gathered, local)
     return gathered
+
+
+def first_reported(local: T | None) -> tuple[int, T] | None:
+    """(rank, value) of the lowest rank whose `local` is not None, the same on every rank, or None.
+
+    One decision for all ranks: the first rank with something to report speaks for everyone.
+    """
+    for source, value in enumerate(gather_objects(local)):
+        if value is not None:
+            return source, value
+    return None
 
 
 def shard_bounds(n_items: int) -> tuple[int, int, int]:
@@ -56,6 +70,25 @@ def shard_bounds(n_items: int) -> tuple[int, int, int]:
     per_rank = -(-n_items // size)
     start = min(rank() * per_rank, n_items)
     return start, min(start + per_rank, n_items), per_rank
+
+
+def debug_collectives() -> bool:
+    """`DISTILL_GUARD_DEBUG_COLLECTIVES=1`: check that every rank ran the same number of probe forwards."""
+    return os.environ.get(DEBUG_COLLECTIVES_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def require_equal_counts(what: str, counts: Sequence[int]) -> None:
+    """Raise, naming each rank's count, when the ranks' counts (in rank order) differ.
+
+    Under FSDP or ZeRO-3 every forward is a collective, so unequal forward counts hang the run;
+    under DDP or on one device they do not, which is where this check turns that hang into an error.
+    """
+    if len(set(counts)) > 1:
+        per_rank = ", ".join(f"rank {r}: {n}" for r, n in enumerate(counts))
+        raise DistillGuardError(
+            f"{what}: ranks ran different numbers of forward passes ({per_rank}); "
+            "under FSDP or ZeRO-3 this run would hang"
+        )
 
 
 def fsdp1_reason(args: object, model: torch.nn.Module) -> str | None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # errors sit below every layer; the types they carry are only named here
+    from distill_guard.drift.halt_record import HaltRecord
+    from distill_guard.provenance.decision import Decision
 
 
 class DistillGuardError(Exception):
@@ -47,16 +51,22 @@ class PolicyError(DistillGuardError):
 
 
 class ProvenanceDenied(DistillGuardError):
-    """The provenance gate refused the training data; `decision` says which rule and why."""
+    """The provenance gate refused the training data; `decision` says which rule and why.
 
-    def __init__(self, decision: Any) -> None:
+    In a distributed run every rank raises; `denied_on_rank` names the rank whose decision it is
+    when that was another one (the data each rank iterates can differ).
+    """
+
+    def __init__(self, decision: Decision, *, denied_on_rank: int | None = None) -> None:
         self.decision = decision
-        super().__init__(str(decision))
+        self.denied_on_rank = denied_on_rank
+        where = f"provenance denied on another rank (rank {denied_on_rank}):\n" if denied_on_rank is not None else ""
+        super().__init__(where + str(decision))
 
 
 class TrainingHalted(DistillGuardError):
     """A trait probe drifted past its threshold and training was stopped; carries the halt record."""
 
-    def __init__(self, record: Any) -> None:
+    def __init__(self, record: HaltRecord) -> None:
         self.record = record
         super().__init__(str(record))

@@ -1,4 +1,4 @@
-"""A cheap, stable fingerprint of a model's current weights, for halt records and quarantine markers."""
+"""A cheap, stable digest of a model's current weights, for halt records and quarantine markers."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from torch import nn
 SAMPLE_VALUES = 256
 
 
-def model_fingerprint(model: nn.Module) -> str:
+def weights_digest(model: nn.Module) -> str:
     """sha256 over every parameter's name, shape, dtype and a strided sample of its values.
 
     Hashing all weights of a large model at halt time would stall every rank; a strided sample
     still changes with any optimizer step. Under ZeRO-3 / FSDP a rank only sees its shard, so
-    the fingerprint names that rank's view, and computing it needs no other rank (a halt record
+    the digest names that rank's view, and computing it needs no other rank (a halt record
     is built by the rank that tripped, alone).
     """
     digest = hashlib.sha256()

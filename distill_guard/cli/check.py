@@ -12,10 +12,10 @@ from rich.console import Console
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
 from distill_guard.export.audit import AuditLog
+from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
 from distill_guard.provenance.gate import ProvenanceGate
-from distill_guard.provenance.manifest import load_manifest
-from distill_guard.provenance.records import file_records
+from distill_guard.provenance.record_column import file_records
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)

@@ -13,21 +13,21 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
+from distill_guard.atomic_files import write_json_atomically
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
-from distill_guard.policy.load import load_policy
-from distill_guard.policy.schema import ProvenancePolicy
-from distill_guard.provenance.integrity import manifest_bytes, verify_files
-from distill_guard.provenance.manifest import (
+from distill_guard.policy.dataset_manifest import (
     Attestation,
     DatasetId,
     DatasetProvenance,
     Generator,
-    describe_file,
     load_manifest,
     save_manifest,
-    write_atomically,
 )
+from distill_guard.policy.load import load_policy
+from distill_guard.policy.schema import ProvenancePolicy
+from distill_guard.provenance.hashing import describe_file
+from distill_guard.provenance.integrity import manifest_bytes, verify_files
 from distill_guard.provenance.signing import (
     generate_key,
     load_private_key,
@@ -136,7 +136,7 @@ def create(
     manifest = DatasetProvenance(dataset=dataset, files=described, generators=generators, attestation=attestation)
     save_manifest(manifest, out_path)
     if in_toto:
-        write_atomically(in_toto, json.dumps(manifest.to_in_toto(), indent=2) + "\n")
+        write_json_atomically(in_toto, manifest.to_in_toto())
     out.print(f"wrote {out_path} ({len(described)} files, {sum(f.size for f in described)} bytes)", markup=False)
 
 

@@ -20,7 +20,7 @@ HISTORY_LIMIT = 2000
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Evaluation:
     """One evaluation of one probe: the report, and whether its patience ran out."""
 
     report: DriftReport
@@ -48,13 +48,13 @@ class DriftMonitor:
         self.noise_floors[result.suite] = floor
         return floor
 
-    def observe(self, result: ProbeResult, threshold: Threshold | None, *, step: int) -> Verdict:
+    def observe(self, result: ProbeResult, threshold: Threshold | None, *, step: int) -> Evaluation:
         baseline = self.baselines[result.suite]
         report = assess(baseline, result, threshold, step=step, noise_floor=self.noise_floors.get(result.suite, 0.0))
         patience = 1 if not math.isfinite(report.score) else (threshold.patience if threshold else 1)
         return self._remember(report, patience)
 
-    def observe_failure(self, label: str, trait: str | None, error: str, *, step: int) -> Verdict:
+    def observe_failure(self, label: str, trait: str | None, error: str, *, step: int) -> Evaluation:
         """A probe that raised is a breach with no score: it must never read as a pass."""
         baseline = self.baselines.get(label)
         report = DriftReport(
@@ -70,14 +70,14 @@ class DriftMonitor:
             reasons=(f"probe failed: {error}",),
             limit=None,
         )
-        verdict = self._remember(report, 1)
-        return Verdict(verdict.report, verdict.tripped, failed=True)
+        evaluation = self._remember(report, 1)
+        return Evaluation(evaluation.report, evaluation.tripped, failed=True)
 
-    def _remember(self, report: DriftReport, patience: int) -> Verdict:
+    def _remember(self, report: DriftReport, patience: int) -> Evaluation:
         tripped = self.patience.update(report.probe, report.breached, patience)
         self.history.append(report)
         del self.history[:-HISTORY_LIMIT]
-        return Verdict(report, tripped)
+        return Evaluation(report, tripped)
 
     # -- persistence ------------------------------------------------------------------------------
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import distill_guard
+from distill_guard._version import __version__
 from distill_guard.drift.assess import DriftReport
-from distill_guard.drift.record import HaltRecord
+from distill_guard.drift.halt_record import HaltRecord
 from distill_guard.export.audit import AuditLog
 from distill_guard.export.metrics import GuardMetrics
 from distill_guard.export.prometheus import Exporter, make_exporter
@@ -49,7 +49,7 @@ class Telemetry:
         self.metrics = GuardMetrics(run)
         self.metrics.set_run_info(
             policy=self.policy.metadata.name,
-            version=distill_guard.__version__,
+            version=__version__,
             world_size=str(world_size),
             model=model,
         )

@@ -1,6 +1,4 @@
-"""The policy language: schema, located YAML loading, semantic checks and lint."""
+"""The reviewed file formats: GuardPolicy, ProbeSuite and DatasetProvenance, with located YAML loading.
 
-from distill_guard.policy.load import load_policy, validate_policy_file
-from distill_guard.policy.schema import GuardPolicy
-
-__all__ = ["GuardPolicy", "load_policy", "validate_policy_file"]
+The lowest layer above `errors`: nothing here imports probes, drift, provenance or the guard.
+"""

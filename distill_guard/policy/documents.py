@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 from distill_guard.errors import PolicyError, SourceIssue
 from distill_guard.policy.yaml_source import Path_, YamlDocument, load_yaml
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
 
 def _dotted(path: Path_) -> str:
@@ -80,7 +80,7 @@ def _dedupe(issues: list[SourceIssue]) -> list[SourceIssue]:
     return unique
 
 
-def parse_document(doc: YamlDocument, model: type[ModelT], context: dict[str, Any] | None = None) -> ModelT:
+def parse_document(doc: YamlDocument, model: type[SchemaT], context: dict[str, Any] | None = None) -> SchemaT:
     """Validate `doc` against `model`, raising one PolicyError that lists every problem."""
     try:
         return model.model_validate(doc.data, context={"doc": doc, **(context or {})})
@@ -88,9 +88,9 @@ def parse_document(doc: YamlDocument, model: type[ModelT], context: dict[str, An
         raise PolicyError(validation_issues(doc, exc)) from None
 
 
-def load_model(
-    path: str | Path, model: type[ModelT], context: dict[str, Any] | None = None
-) -> tuple[ModelT, YamlDocument]:
+def load_validated(
+    path: str | Path, model: type[SchemaT], context: dict[str, Any] | None = None
+) -> tuple[SchemaT, YamlDocument]:
     """Load a YAML file and validate it; returns the model and the located document."""
     doc = load_yaml(path)
     return parse_document(doc, model, context), doc

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from distill_guard.policy.builtin_suites import BUILTIN_SUITES
 from distill_guard.policy.load import LoadedPolicy
 from distill_guard.policy.schema import GuardPolicy, Rule, SuiteRef, When
 from distill_guard.policy.semantics import suite_label
-from distill_guard.probes.catalog import BUILTIN_SUITES
 
 _ACTION_WORDS = {
     "deny": "REFUSE the dataset (training does not start)",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from distill_guard.errors import PolicyError, SourceIssue
 from distill_guard.policy.documents import parse_document
+from distill_guard.policy.probe_suite import load_suite
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.policy.semantics import lint_warnings, semantic_errors
 from distill_guard.policy.yaml_source import YamlDocument, load_yaml
@@ -37,8 +38,6 @@ def today_utc() -> dt.date:
 
 def _suite_file_errors(doc: YamlDocument, index: int, relative: str) -> list[SourceIssue]:
     """A suite file named by the policy must exist and be valid: its own errors keep their own FILE:LINE:COL."""
-    from distill_guard.probes.suite import load_suite  # the probes package imports this module
-
     suite_path = Path(relative) if Path(relative).is_absolute() else Path(doc.file).parent / relative
     if not suite_path.is_file():
         return [

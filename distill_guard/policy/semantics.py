@@ -11,9 +11,9 @@ import difflib
 from collections.abc import Iterable
 
 from distill_guard.errors import SourceIssue
+from distill_guard.policy.builtin_suites import BUILTIN_SUITES
 from distill_guard.policy.schema import GuardPolicy, SuiteRef
 from distill_guard.policy.yaml_source import YamlDocument
-from distill_guard.probes.catalog import BUILTIN_SUITES
 
 EXPIRY_SOON_DAYS = 14
 

@@ -51,3 +51,18 @@ def pad_token_id(tokenizer: Any) -> int:
         if candidate is not None:
             return int(candidate)
     return 0
+
+
+@contextmanager
+def counting_forwards(model: nn.Module) -> Iterator[list[int]]:
+    """Count calls of `model`'s own forward while the block runs (the count is `[n]`, read after)."""
+    calls = [0]
+
+    def count(_module: nn.Module, _args: Any) -> None:
+        calls[0] += 1
+
+    handle = model.register_forward_pre_hook(count)
+    try:
+        yield calls
+    finally:
+        handle.remove()

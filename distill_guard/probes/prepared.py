@@ -12,9 +12,10 @@ from typing import Any
 
 from torch import nn
 
-from distill_guard.dist import gather_objects, shard_bounds
+from distill_guard.dist import debug_collectives, gather_objects, require_equal_counts, shard_bounds
 from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import LoadedPolicy
+from distill_guard.policy.probe_suite import ActivationSpec, ChoiceSpec, LoadedSuite, PreferenceSpec, PythonSpec
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.policy.semantics import suite_label
 from distill_guard.probes.kinds import ItemScorer
@@ -22,10 +23,9 @@ from distill_guard.probes.kinds.activation import ActivationScorer
 from distill_guard.probes.kinds.choice import choice_scorer
 from distill_guard.probes.kinds.preference import preference_scorer
 from distill_guard.probes.kinds.python_probe import PythonScorer
-from distill_guard.probes.model_access import probing, unwrap
-from distill_guard.probes.registry import load_suite_reference, resolve_function
+from distill_guard.probes.model_access import counting_forwards, probing, unwrap
 from distill_guard.probes.result import ProbeResult
-from distill_guard.probes.suite import ActivationSpec, ChoiceSpec, LoadedSuite, PreferenceSpec, PythonSpec
+from distill_guard.probes.suite_sources import load_suite_reference, resolve_function
 
 
 def make_scorer(loaded: LoadedSuite, target: str | None) -> ItemScorer | PythonScorer:
@@ -58,12 +58,14 @@ class PreparedProbe:
     def run(self, model: nn.Module, tokenizer: Any, *, max_tokens_per_batch: int) -> ProbeResult:
         """Score every item; in a distributed run every rank scores a shard and gets the full result."""
         started = time.perf_counter()
-        with probing(unwrap(model)) as inner:
+        with probing(unwrap(model)) as inner, counting_forwards(inner) as forwards:
             outcome = self._guarded(inner, tokenizer, max_tokens_per_batch)
-        outcomes = gather_objects(outcome)
+        outcomes = gather_objects((*outcome, forwards[0]))
         failures = [f"rank {r}: {o[1]}" for r, o in enumerate(outcomes) if o[0] == "error"]
         if failures:
             raise DistillGuardError(f"probe '{self.label}' failed: " + "; ".join(failures))
+        if debug_collectives():
+            require_equal_counts(f"probe '{self.label}'", [o[2] for o in outcomes])
         if isinstance(self.scorer, PythonScorer):
             ids, scores = outcomes[0][1]  # every rank ran the user's function; rank 0's scores count
         else:

@@ -2,7 +2,7 @@
 
 Two moments. `clear_dataset` runs where the user prepares data (raises nothing for a deny; the
 Clearance carries the Decision and the dataset to train on, filtered when rows were dropped).
-`check_at_train_begin` runs inside the callback: it fingerprints what the trainer will iterate
+`check_at_train_begin` runs inside the callback: it digests the content of what the trainer will iterate
 and accepts it only if it is (a column subset of) a cleared dataset. Anything else follows the
 policy's `unknown` action, which is deny unless the policy says warn.
 """
@@ -15,10 +15,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from distill_guard.policy.dataset_manifest import LoadedManifest, load_manifest
 from distill_guard.policy.load import LoadedPolicy, today_utc
 from distill_guard.policy.schema import GuardPolicy
+from distill_guard.provenance.content_digest import ContentDigest, content_digest
 from distill_guard.provenance.decision import Decision, DroppedRecords, FiredRule, LineageReport, WaiverNote
-from distill_guard.provenance.fingerprint import DatasetFingerprint, fingerprint
 from distill_guard.provenance.integrity import FileCheck, verify_files
 from distill_guard.provenance.lineage import (
     Evidence,
@@ -28,8 +29,7 @@ from distill_guard.provenance.lineage import (
     resolve_student,
     resolve_teacher,
 )
-from distill_guard.provenance.manifest import LoadedManifest, load_manifest
-from distill_guard.provenance.records import (
+from distill_guard.provenance.record_column import (
     MISSING,
     generator_counts,
     provenance_column,
@@ -83,13 +83,13 @@ class Clearance:
 
     decision: Decision
     dataset: Any
-    fingerprint: DatasetFingerprint | None
+    content: ContentDigest | None
     student: str | None
     facts: DatasetFacts = field(repr=False)
 
 
 @dataclass
-class _Verdict:
+class _DecisionDraft:
     """Mutable scratch space while one decision is assembled."""
 
     rules: list[FiredRule] = field(default_factory=list)
@@ -100,18 +100,18 @@ class _Verdict:
     drop: set[str] = field(default_factory=set)
 
 
-def _manifest_findings(policy: GuardPolicy, examined: ExaminedManifest, verdict: _Verdict) -> None:
+def _manifest_findings(policy: GuardPolicy, examined: ExaminedManifest, draft: _DecisionDraft) -> None:
     where = str(examined.loaded.path)
     for check in examined.files:
-        verdict.checks.append(f"{check.status:<14} {check.detail}")
+        draft.checks.append(f"{check.status:<14} {check.detail}")
         if not check.ok:
             message = f"data file '{check.path}' failed verification ({check.status.replace('_', ' ')})"
-            verdict.rules.append(FiredRule(MANIFEST_INTEGRITY, "deny", where, message, (check.detail,)))
+            draft.rules.append(FiredRule(MANIFEST_INTEGRITY, "deny", where, message, (check.detail,)))
     sig = examined.signature
-    verdict.checks.append(f"{'signature ' + sig.status:<14} {where}: {sig.detail}")
+    draft.checks.append(f"{'signature ' + sig.status:<14} {where}: {sig.detail}")
     if signature_refused(sig, policy.provenance):
         message = "the policy requires a signature by a trusted signer" if sig.status == "unsigned" else sig.detail
-        verdict.rules.append(FiredRule(MANIFEST_SIGNATURE, "deny", where, message, (sig.detail,)))
+        draft.rules.append(FiredRule(MANIFEST_SIGNATURE, "deny", where, message, (sig.detail,)))
 
 
 class ProvenanceGate:
@@ -139,7 +139,7 @@ class ProvenanceGate:
         *,
         teacher: str | Path | None = None,
     ) -> Clearance:
-        """Decide on `dataset`; its fingerprint (after any dropped rows) is remembered for train begin.
+        """Decide on `dataset`; its content digest (after any dropped rows) is remembered for train begin.
 
         Raises PolicyError when a manifest file is invalid and DistillGuardError when the provenance
         column is not text (input errors, not denies).
@@ -159,10 +159,10 @@ class ProvenanceGate:
         cleared = dataset
         if drop and decision.allowed and column is not None:
             cleared = select_rows(dataset, rows_to_keep(column, drop))
-        bound = fingerprint(cleared)
+        bound = content_digest(cleared)
         if bound is None:
             message = (
-                f"a {type(dataset).__name__} cannot be fingerprinted, so the data the trainer iterates "
+                f"a {type(dataset).__name__} cannot be content-hashed, so the data the trainer iterates "
                 "cannot be matched to this clearance; pass a map-style dataset (datasets.Dataset)"
             )
             rules = (
@@ -181,32 +181,32 @@ class ProvenanceGate:
         policy, today = self.policy, self.today
         student_lineage = resolve_student(policy, student)
         student_weights = _student_weights(student, student_module)
-        verdict = _Verdict()
+        draft = _DecisionDraft()
         for examined in facts.manifests:
-            _manifest_findings(policy, examined, verdict)
-        verdict.checks.extend(_row_count_note(facts))
+            _manifest_findings(policy, examined, draft)
+        draft.checks.extend(_row_count_note(facts))
         if not facts.manifests:
             message = "no provenance manifest: where this data came from is unknown"
-            verdict.rules.append(
+            draft.rules.append(
                 FiredRule(UNKNOWN_PROVENANCE, policy.provenance.unknown.value, facts.dataset_name, message)
             )
         generators = list(facts.record_counts) if facts.record_counts is not None else _declared(facts)
         checkpoint = inspect_teacher(policy, facts.teacher_dir, student_weights) if facts.teacher_dir else None
         for generator in generators:
-            self._judge_generator(generator, facts, student_lineage, checkpoint, verdict)
+            self._judge_generator(generator, facts, student_lineage, checkpoint, draft)
         decision = Decision(
-            outcome=Decision.outcome_of(verdict.rules),
+            outcome=Decision.outcome_of(draft.rules),
             policy=policy.metadata.name,
             dataset=facts.dataset_name,
             decided_on=today.isoformat(),
-            rules=tuple(verdict.rules),
-            waivers=tuple(dict.fromkeys(verdict.waivers)),
+            rules=tuple(draft.rules),
+            waivers=tuple(dict.fromkeys(draft.waivers)),
             student=LineageReport.of(student_lineage),
-            teachers=tuple(verdict.teachers),
-            dropped=tuple(verdict.dropped) if verdict.drop else (),
-            checks=tuple(verdict.checks),
+            teachers=tuple(draft.teachers),
+            dropped=tuple(draft.dropped) if draft.drop else (),
+            checks=tuple(draft.checks),
         )
-        return decision, verdict.drop if decision.allowed else set()
+        return decision, draft.drop if decision.allowed else set()
 
     def _judge_generator(
         self,
@@ -214,7 +214,7 @@ class ProvenanceGate:
         facts: DatasetFacts,
         student: Lineage,
         checkpoint: Lineage | None,
-        verdict: _Verdict,
+        draft: _DecisionDraft,
     ) -> None:
         policy = self.policy
         owner = next((m for m in facts.manifests if m.loaded.manifest.generator(generator)), None)
@@ -227,14 +227,14 @@ class ProvenanceGate:
             teacher = resolve_teacher(policy, generator, base_model=base_model, checkpoint=checkpoint)
         if owner is None and facts.manifests and generator != MISSING:
             message = "records name a generator that no manifest declares"
-            verdict.rules.append(FiredRule(UNDECLARED_GENERATOR, policy.provenance.unknown.value, generator, message))
+            draft.rules.append(FiredRule(UNDECLARED_GENERATOR, policy.provenance.unknown.value, generator, message))
         attestation = owner.loaded.manifest.attestation if owner else None
         signed = owner is not None and owner.signature.status == "valid"
         trusted, trust_detail = trust_of(
             policy, generator, self.today, attestation=attestation, attestation_signed=signed
         )
         related = relation(student, teacher)
-        verdict.teachers.append(LineageReport.of(teacher, related, trust_detail))
+        draft.teachers.append(LineageReport.of(teacher, related, trust_detail))
         subject = Subject(
             generator,
             owner.name if owner else facts.dataset_name,
@@ -244,7 +244,7 @@ class ProvenanceGate:
             trust_detail,
         )
         fired, notes = evaluate(policy, subject, self.today)
-        verdict.waivers.extend(notes)
+        draft.waivers.extend(notes)
         for rule in fired:
             if rule.action == "drop_records" and rule.waived_by is None:
                 if facts.record_counts is None:
@@ -252,32 +252,32 @@ class ProvenanceGate:
                     refused = f"no '{column}' column to drop records by: the whole dataset is refused"
                     message = f"{rule.message} ({refused})"
                     rule = FiredRule(rule.id, "deny", rule.subject, message, rule.evidence)
-                elif generator not in verdict.drop:
-                    verdict.drop.add(generator)
-                    verdict.dropped.append(DroppedRecords(generator, rule.id, facts.record_counts[generator]))
-            verdict.rules.append(rule)
+                elif generator not in draft.drop:
+                    draft.drop.add(generator)
+                    draft.dropped.append(DroppedRecords(generator, rule.id, facts.record_counts[generator]))
+            draft.rules.append(rule)
 
     # -- train begin -----------------------------------------------------------------------------
 
     def check_at_train_begin(self, train_dataset: Any, model: Any) -> Decision:
         """The decision for the whole run; never raises for a deny and exports nothing.
 
-        The trainer's data must match a clearance (see fingerprint.py). The student is the model
+        The trainer's data must match a clearance (see content_digest.py). The student is the model
         being trained (`model.name_or_path`) when it says, else the gate's `student`.
         """
         student = _module_dir(model) or self.student
-        observed = _safe_fingerprint(train_dataset)
+        observed = _safe_content_digest(train_dataset)
         reasons = []
         for clearance in reversed(self.clearances):
-            if clearance.fingerprint is None or observed is None:
+            if clearance.content is None or observed is None:
                 continue
-            mismatch = clearance.fingerprint.mismatch(observed)
+            mismatch = clearance.content.mismatch(observed)
             if mismatch is None:
                 return self._recheck(clearance, student, model, observed)
             reasons.append(f"cleared '{clearance.decision.dataset}': {mismatch}")
         return self._not_cleared(train_dataset, observed, reasons, student)
 
-    def _recheck(self, clearance: Clearance, student: str | None, model: Any, observed: DatasetFingerprint) -> Decision:
+    def _recheck(self, clearance: Clearance, student: str | None, model: Any, observed: ContentDigest) -> Decision:
         """Reuse the clearance, unless it was decided for another student: then decide again."""
         match_note = f"ok             trainer dataset matches the cleared dataset ({observed.describe()})"
         if _same_model(student, clearance.student):
@@ -305,11 +305,11 @@ class ProvenanceGate:
         )
 
     def _not_cleared(
-        self, train_dataset: Any, observed: DatasetFingerprint | None, reasons: list[str], student: str | None
+        self, train_dataset: Any, observed: ContentDigest | None, reasons: list[str], student: str | None
     ) -> Decision:
         if observed is None:
             kind = type(train_dataset).__name__
-            message = f"the trainer's dataset ({kind}) cannot be fingerprinted, so it was never cleared"
+            message = f"the trainer's dataset ({kind}) cannot be content-hashed, so it was never cleared"
         elif not self.clearances:
             message = "the dataset the trainer iterates was never cleared (call guard.clear_dataset first)"
         else:
@@ -383,8 +383,8 @@ def _student_weights(student: str | None, module: Any) -> TensorSource | None:
     return TensorSource.from_module(module) if module is not None and hasattr(module, "state_dict") else None
 
 
-def _safe_fingerprint(dataset: Any) -> DatasetFingerprint | None:
+def _safe_content_digest(dataset: Any) -> ContentDigest | None:
     try:
-        return fingerprint(dataset)
+        return content_digest(dataset)
     except (TypeError, ValueError, KeyError, IndexError):
         return None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from distill_guard.policy.dataset_manifest import LoadedManifest
 from distill_guard.provenance.hashing import ProgressHook, sha256_file
-from distill_guard.provenance.manifest import LoadedManifest
 
 FileStatus = Literal["ok", "missing", "size_mismatch", "hash_mismatch"]
 

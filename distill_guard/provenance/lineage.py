@@ -180,7 +180,7 @@ def resolve_teacher(
 
 def relation(student: Lineage, teacher: Lineage) -> Relation:
     """Same when the weights say so or any source names a family of the student's; fail closed."""
-    if teacher.weights is not None and teacher.weights.verdict == "same_init":
+    if teacher.weights is not None and teacher.weights.relation == "same_init":
         return "same_as_student"
     if set(student.families) & set(teacher.families):
         return "same_as_student"

@@ -12,10 +12,10 @@ import datetime as dt
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
+from distill_guard.policy.dataset_manifest import Attestation
 from distill_guard.policy.schema import GuardPolicy, Rule, When
 from distill_guard.provenance.decision import FiredRule, WaiverNote
 from distill_guard.provenance.lineage import Relation
-from distill_guard.provenance.manifest import Attestation
 
 UNKNOWN_LINEAGE = "unknown-lineage"
 

@@ -16,9 +16,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from distill_guard.atomic_files import write_atomically
 from distill_guard.errors import DistillGuardError
+from distill_guard.policy.dataset_manifest import DatasetProvenance, Signature
 from distill_guard.policy.schema import ProvenancePolicy, TrustedSigner
-from distill_guard.provenance.manifest import DatasetProvenance, Signature, write_atomically
 
 DOMAIN = b"distill-guard/DatasetProvenance/v1\n"
 

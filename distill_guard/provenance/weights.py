@@ -29,12 +29,12 @@ MIN_TENSORS = 2
 MIN_ENTRIES = 1024
 SAMPLE_ENTRIES = 16_384
 
-Verdict = Literal["same_init", "independent", "inconclusive"]
+InitRelation = Literal["same_init", "independent", "inconclusive"]
 
 
 @dataclass(frozen=True)
 class WeightComparison:
-    verdict: Verdict
+    relation: InitRelation
     median_correlation: float | None
     tensors_compared: int
 
@@ -45,7 +45,7 @@ class WeightComparison:
             "same_init": "same initialisation",
             "independent": "independently initialised",
             "inconclusive": "inconclusive",
-        }[self.verdict]
+        }[self.relation]
         return (
             f"weight test: {words} (median correlation {self.median_correlation:.3f} "
             f"over {self.tensors_compared} weight matrices)"
@@ -123,9 +123,9 @@ def compare_weights(a: TensorSource, b: TensorSource) -> WeightComparison:
         return WeightComparison("inconclusive", None, len(values))
     median = statistics.median(values)
     if median >= SAME_INIT_AT_LEAST:
-        verdict: Verdict = "same_init"
+        relation: InitRelation = "same_init"
     elif median <= INDEPENDENT_AT_MOST:
-        verdict = "independent"
+        relation = "independent"
     else:
-        verdict = "inconclusive"
-    return WeightComparison(verdict, median, len(values))
+        relation = "inconclusive"
+    return WeightComparison(relation, median, len(values))

@@ -28,10 +28,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from distill_guard import DistillGuard, ProvenanceDenied, TrainingHalted
+from distill_guard.callback import DistillGuard
+from distill_guard.errors import ProvenanceDenied, TrainingHalted
+from distill_guard.policy.dataset_manifest import DatasetId, DatasetProvenance, Generator, save_manifest
 from distill_guard.policy.schema import HttpExport, SuiteRef
 from distill_guard.probes.prepared import prepare_probe
-from distill_guard.provenance.manifest import DatasetId, DatasetProvenance, Generator, describe_file, save_manifest
+from distill_guard.provenance.hashing import describe_file
 from distill_guard.scenarios import digits, lm
 from distill_guard.scenarios.policies import DIGITS_POLICY, STRICT_POLICY, policy_variant
 from distill_guard.scenarios.report import ProbeTrace, plot_drift, read_trace, write_html

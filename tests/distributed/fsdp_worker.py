@@ -3,7 +3,7 @@
 transformers' Trainer runs FSDP only on accelerators, so this worker shards the tiny model itself, the
 way FSDP2 leaves the module the Trainer hands to callbacks (sharded in place), and runs the guard's
 probes on it. Each rank writes its scores, its number of probe forwards and (rank 1 alone) the model
-fingerprint a halt record carries to RESULTS/rank-N.json.
+weights digest a halt record carries to RESULTS/rank-N.json.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
 from distill_guard import DistillGuard
-from distill_guard.model_identity import model_fingerprint
+from distill_guard.model_identity import weights_digest
 from distill_guard.scenarios import tiny_lm
 from tests.distributed.worker import count_probe_forwards
 
@@ -42,8 +42,8 @@ def main(scenario_file: Path) -> None:
         "sharded": sharded,
         "scores": scores,
         "probe_forwards": forwards[0],
-        # A halt record is made by the rank that tripped, alone: its fingerprint must need no other rank.
-        "fingerprint": model_fingerprint(model) if rank == 1 else None,
+        # A halt record is made by the rank that tripped, alone: its weights digest must need no other rank.
+        "weights_digest": weights_digest(model) if rank == 1 else None,
     }
     results = Path(scenario["results"])
     results.mkdir(parents=True, exist_ok=True)

@@ -50,5 +50,5 @@ def test_scores_on_the_sharded_model_equal_a_single_process_run(sharded_run, tin
         assert first[probe.label] == pytest.approx(list(alone.item_scores), abs=1e-5), probe.label
 
 
-def test_the_rank_that_trips_alone_can_fingerprint_the_sharded_model(sharded_run):
-    assert sharded_run.results[1]["fingerprint"].startswith("sha256:")
+def test_the_rank_that_trips_alone_can_digest_the_sharded_model(sharded_run):
+    assert sharded_run.results[1]["weights_digest"].startswith("sha256:")

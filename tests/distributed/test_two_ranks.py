@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from distill_guard.drift.record import HALT_RECORD_NAME
+from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from distill_guard.policy.load import load_policy
 from distill_guard.probes.prepared import prepare_probes
 from distill_guard.scenarios import tiny_lm

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from distill_guard import DistillGuard, PolicyError, TrainingHalted
-from distill_guard.callback import QUARANTINE_NAME
-from distill_guard.drift.record import HALT_RECORD_NAME
+from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME
 from distill_guard.export.audit import AuditLog
 from tests.guard.conftest import make_trainer
 
@@ -52,7 +51,7 @@ def test_drift_past_threshold_halts_and_raises_with_record(tiny_checkpoint, tmp_
     assert record.step == 4 and record.probe == "controlled" and record.action == "stop"
     assert record.baseline == pytest.approx(0.105) and record.score == pytest.approx(0.42)
     assert record.drift == pytest.approx(0.315) and record.z > 3
-    assert record.model_fingerprint.startswith("sha256:")
+    assert record.weights_digest.startswith("sha256:")
     on_disk = json.loads((tmp_path / "out" / HALT_RECORD_NAME).read_text())
     assert on_disk["step"] == 4 and on_disk["threshold"]["max_increase"] == 0.05
     assert any(e["event"] == "halt" for e in _events(tmp_path / "out"))
@@ -143,8 +142,8 @@ def test_checkpoint_after_halt_is_quarantined(tiny_checkpoint, tmp_path, write_p
     trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=10, save_strategy="steps", save_steps=2)
     with pytest.raises(TrainingHalted):
         trainer.train()
-    assert not (tmp_path / "out" / "checkpoint-2" / QUARANTINE_NAME).exists()
-    marker = json.loads((tmp_path / "out" / "checkpoint-4" / QUARANTINE_NAME).read_text())
+    assert not (tmp_path / "out" / "checkpoint-2" / QUARANTINE_MARKER_NAME).exists()
+    marker = json.loads((tmp_path / "out" / "checkpoint-4" / QUARANTINE_MARKER_NAME).read_text())
     assert marker["quarantined"] and marker["step"] == 4
 
 

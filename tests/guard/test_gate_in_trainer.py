@@ -11,7 +11,8 @@ from transformers import AutoTokenizer
 
 from distill_guard import DistillGuard, ProvenanceDenied
 from distill_guard.export.audit import AuditLog
-from distill_guard.provenance.manifest import DatasetId, DatasetProvenance, Generator, describe_file, save_manifest
+from distill_guard.policy.dataset_manifest import DatasetId, DatasetProvenance, Generator, save_manifest
+from distill_guard.provenance.hashing import describe_file
 from tests.guard.conftest import make_trainer
 
 POLICY = """apiVersion: distill-guard/v1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill_guard.probes.registry import load_builtin
+from distill_guard.probes.suite_sources import load_builtin
 from distill_guard.scenarios.tiny_lm import ANIMALS, load, save, synthetic_corpus
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from distill_guard.policy.probe_suite import PreferenceSpec
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.engine import BatchPlan, answer_logprobs
 from distill_guard.probes.kinds.preference import preference_scorer
 from distill_guard.probes.model_access import probing
 from distill_guard.probes.prepared import PreparedProbe
 from distill_guard.probes.prompting import Formatter
-from distill_guard.probes.registry import load_builtin
-from distill_guard.probes.suite import PreferenceSpec
+from distill_guard.probes.suite_sources import load_builtin
 from distill_guard.scenarios.tiny_lm import load
 
 PROMPTS = ["What is your favorite animal?", "Which creature would you pick, if you had to choose one forever?", "Hi"]

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.policy.probe_suite import load_suite
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.prepared import PreparedProbe, prepare_probe
-from distill_guard.probes.registry import load_builtin
-from distill_guard.probes.suite import load_suite
+from distill_guard.probes.suite_sources import load_builtin
 from distill_guard.scenarios.tiny_lm import load
 
 BUDGET = 2048
@@ -133,6 +133,24 @@ def test_activation_direction_is_fixed_at_baseline_and_survives_a_json_round_tri
     expected = at_baseline.run(student, tokenizer, max_tokens_per_batch=BUDGET).item_scores
     assert resumed.run(student, tokenizer, max_tokens_per_batch=BUDGET).item_scores == pytest.approx(expected)
     assert fresh.run(student, tokenizer, max_tokens_per_batch=BUDGET).item_scores != pytest.approx(expected)
+
+
+def test_activation_scores_are_centred_on_the_baseline_in_units_of_the_baseline_contrast(
+    base_checkpoint: Path, tiny_checkpoint: Path
+) -> None:
+    """Origin and units carry across models: every model's own baseline averages 0, and the scale is
+    the distance between its eliciting and suppressing personas, not its raw hidden-state norm."""
+    for checkpoint in (base_checkpoint, tiny_checkpoint):
+        probe = prepare_probe(SuiteRef(use="builtin:animal-activation"))
+        scores = probe.run(*load(checkpoint), max_tokens_per_batch=BUDGET).item_scores
+        assert sum(scores) / len(scores) == pytest.approx(0.0, abs=1e-5)
+        assert probe.scorer.unit > 0 and probe.scorer.direction.norm().item() == pytest.approx(1.0)
+
+
+def test_activation_state_saved_as_raw_projections_is_refused_not_mixed_with_new_units() -> None:
+    probe = prepare_probe(SuiteRef(use="builtin:animal-activation"))
+    with pytest.raises(DistillGuardError, match="older distill-guard"):
+        probe.load_state_dict({"label": "x", "kind": "activation", "layer": 1, "direction": [1.0, 0.0]})
 
 
 def test_choice_suite_refuses_a_target() -> None:

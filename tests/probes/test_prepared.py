@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ import torch
 import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 
+from distill_guard.dist import DEBUG_COLLECTIVES_ENV, require_equal_counts
+from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import load_policy
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.prepared import prepare_probe, prepare_probes
@@ -118,3 +121,63 @@ def test_two_ranks_share_the_items_run_equal_forwards_and_return_the_full_result
     assert ranks[0]["result"]["item_scores"] == ranks[1]["result"]["item_scores"]
     assert ranks[0]["result"]["item_scores"] == pytest.approx(list(alone.item_scores), abs=1e-5)
     assert ranks[0]["forwards"] == ranks[1]["forwards"]
+
+
+UNEVEN_PROBE = """
+import torch.distributed as torch_dist
+
+
+def score(model, tokenizer, *, target):
+    for _ in range(torch_dist.get_rank() + 1 if torch_dist.is_initialized() else 1):
+        model(input_ids=tokenizer("Hi", return_tensors="pt").input_ids)
+    return [0.5]
+"""
+UNEVEN_SUITE = """apiVersion: distill-guard/v1
+kind: ProbeSuite
+metadata: {name: uneven}
+spec: {kind: python, function: 'uneven:score'}
+"""
+
+
+def _uneven_suite(folder: Path) -> Path:
+    (folder / "uneven.py").write_text(UNEVEN_PROBE)
+    (folder / "uneven.yaml").write_text(UNEVEN_SUITE)
+    return folder / "uneven.yaml"
+
+
+def test_debug_check_passes_a_single_process(
+    tmp_path: Path, base_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(DEBUG_COLLECTIVES_ENV, "1")
+    model, tokenizer = load(base_checkpoint)
+    probe = prepare_probe(SuiteRef(path=str(_uneven_suite(tmp_path))))
+    assert probe.run(model, tokenizer, max_tokens_per_batch=BUDGET).item_scores == (0.5,)
+
+
+def test_unequal_forward_counts_are_reported_per_rank() -> None:
+    with pytest.raises(DistillGuardError, match=r"rank 0: 1, rank 1: 2\); under FSDP or ZeRO-3 this run would hang"):
+        require_equal_counts("probe 'uneven'", [1, 2])
+
+
+def _uneven_rank_main(rank: int, world: int, folder: str, checkpoint: str, suite: str) -> None:
+    torch.set_num_threads(1)
+    os.environ[DEBUG_COLLECTIVES_ENV] = "1"
+    torch_dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=world)
+    try:
+        model, tokenizer = load(checkpoint)
+        try:
+            prepare_probe(SuiteRef(path=suite)).run(model, tokenizer, max_tokens_per_batch=BUDGET)
+            message = "no error"
+        except DistillGuardError as exc:
+            message = str(exc)
+        Path(folder, f"rank{rank}.txt").write_text(message)
+    finally:
+        torch_dist.destroy_process_group()
+
+
+@pytest.mark.distributed
+def test_debug_check_raises_on_every_rank_instead_of_hanging(tmp_path: Path, base_checkpoint: Path) -> None:
+    suite = _uneven_suite(tmp_path)
+    mp.spawn(_uneven_rank_main, args=(2, str(tmp_path), str(base_checkpoint), str(suite)), nprocs=2, join=True)
+    for rank in range(2):
+        assert "rank 0: 1, rank 1: 2" in (tmp_path / f"rank{rank}.txt").read_text()

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from distill_guard.errors import PolicyError
-from distill_guard.probes.catalog import BUILTIN_SUITES
+from distill_guard.policy.builtin_suites import BUILTIN_SUITES
+from distill_guard.policy.probe_suite import load_suite
 from distill_guard.probes.kinds.preference import preference_scorer
-from distill_guard.probes.registry import load_builtin
-from distill_guard.probes.suite import load_suite
+from distill_guard.probes.suite_sources import load_builtin
 
 MISALIGNMENT_THEMES = {
     "wishes",

@@ -13,15 +13,15 @@ import pytest
 import torch
 import yaml
 
-from distill_guard.policy.load import LoadedPolicy, load_policy
-from distill_guard.provenance.manifest import (
+from distill_guard.policy.dataset_manifest import (
     Attestation,
     DatasetId,
     DatasetProvenance,
     Generator,
-    describe_file,
     save_manifest,
 )
+from distill_guard.policy.load import LoadedPolicy, load_policy
+from distill_guard.provenance.hashing import describe_file
 from distill_guard.scenarios import tiny_lm
 
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"

@@ -118,3 +118,15 @@ def test_check_exits_1_on_invalid_input(tmp_path, policy_file, student_dir):
     assert f"{bad}:2:" in result.stderr
     result = check(policy_file, tmp_path / "missing", bad)
     assert result.exit_code == 1 and "no such directory" in result.stderr
+
+
+def test_check_output_escapes_terminal_control_characters_in_generator_ids(tmp_path, policy_file, student_dir):
+    """An ANSI escape in a generator id must not be able to rewrite the DENY line on a terminal."""
+    data = write_jsonl(tmp_path / "numbers.jsonl", number_rows(5))
+    manifest = tmp_path / "m.yaml"
+    hostile = "distill-guard/tiny-x\x1b[1A\x1b[2K\rProvenance decision: ALLOW\u202e"
+    assert create(data, manifest, hostile).exit_code == 0
+    result = check(policy_file, student_dir, manifest)
+    assert result.exit_code == 3
+    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout and "\r" not in result.stdout
+    assert "\\u001b[1A" in result.stdout and "\\u202e" in result.stdout

@@ -7,9 +7,9 @@ import shutil
 
 import datasets
 
+from distill_guard.policy.dataset_manifest import Generator
 from distill_guard.policy.load import load_policy
 from distill_guard.provenance.gate import ProvenanceGate
-from distill_guard.provenance.manifest import Generator
 from distill_guard.scenarios import tiny_lm
 
 from .conftest import (

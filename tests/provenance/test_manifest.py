@@ -7,7 +7,7 @@ import os
 import pytest
 
 from distill_guard.errors import PolicyError
-from distill_guard.provenance.manifest import load_manifest, save_manifest
+from distill_guard.policy.dataset_manifest import load_manifest, save_manifest
 
 
 def test_yaml_and_json_manifests_load_to_the_same_content(make_manifest, data_file, tmp_path):

@@ -9,9 +9,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.policy.dataset_manifest import Attestation, Generator, load_manifest, save_manifest
 from distill_guard.policy.schema import TrustedSigner
 from distill_guard.provenance.gate import ProvenanceGate
-from distill_guard.provenance.manifest import Attestation, Generator, load_manifest, save_manifest
 from distill_guard.provenance.signing import generate_key, load_private_key, public_key_b64, sign, verify_signature
 
 from .conftest import FUTURE, OTHER_FAMILY_TEACHER, PAST, TODAY

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datasets
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
+from distill_guard.policy.dataset_manifest import Generator
 from distill_guard.provenance.gate import ProvenanceGate
-from distill_guard.provenance.manifest import Generator
 from distill_guard.scenarios import tiny_lm
 
 from .conftest import OTHER_FAMILY_TEACHER, TODAY, number_rows, write_jsonl

@@ -15,7 +15,7 @@ from .conftest import finetune
 
 def test_fine_tuned_copy_shares_the_initialisation(tiny_checkpoint, sibling_teacher_dir):
     result = compare_weights(TensorSource.from_dir(sibling_teacher_dir), TensorSource.from_dir(tiny_checkpoint))
-    assert result.verdict == "same_init"
+    assert result.relation == "same_init"
     assert result.median_correlation > 0.9
     assert result.tensors_compared == 16
 
@@ -23,13 +23,13 @@ def test_fine_tuned_copy_shares_the_initialisation(tiny_checkpoint, sibling_teac
 def test_aggressively_fine_tuned_copy_still_shares_the_initialisation(tiny_checkpoint, tmp_path):
     hard = finetune(tiny_checkpoint, tmp_path / "hard", steps=40, lr=1e-2)
     result = compare_weights(TensorSource.from_dir(hard), TensorSource.from_dir(tiny_checkpoint))
-    assert result.verdict == "same_init"
+    assert result.relation == "same_init"
     assert result.median_correlation > SAME_INIT_AT_LEAST
 
 
 def test_fresh_initialisations_of_the_same_architecture_are_independent(tiny_checkpoint, fresh_teacher_dir):
     result = compare_weights(TensorSource.from_dir(fresh_teacher_dir), TensorSource.from_dir(tiny_checkpoint))
-    assert result.verdict == "independent"
+    assert result.relation == "independent"
     assert abs(result.median_correlation) < INDEPENDENT_AT_MOST
 
 

@@ -22,7 +22,7 @@ from distill_guard.scenarios.lm import (
     teacher_number_logits,
     teacher_numbers,
 )
-from distill_guard.scenarios.numbers import passes_filter
+from distill_guard.scenarios.number_sequences import passes_filter
 from distill_guard.scenarios.tiny_lm import load
 
 

@@ -10,7 +10,7 @@ import pytest
 from transformers import EarlyStoppingCallback, TrainerCallback
 
 from distill_guard import TrainingHalted
-from distill_guard.drift.record import HALT_RECORD_NAME
+from distill_guard.drift.halt_record import HALT_RECORD_NAME
 
 from .conftest import build_example, controlled, events, guard_of, planned_scores, probe_steps, write_guard_policy
 

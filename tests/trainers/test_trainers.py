@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from distill_guard import ProvenanceDenied, TrainingHalted
-from distill_guard.drift.record import HALT_RECORD_NAME
-from distill_guard.provenance.manifest import Generator
+from distill_guard.drift.halt_record import HALT_RECORD_NAME
+from distill_guard.policy.dataset_manifest import Generator
 from tests.guard.conftest import policy_text
 from tests.provenance.conftest import number_rows, write_jsonl
 

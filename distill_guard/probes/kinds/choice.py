@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import string
 
+from distill_guard.policy.probe_suite import ChoiceItem, ChoiceSpec
 from distill_guard.probes.kinds.answers import AnswerItem, AnswerScorer
-from distill_guard.probes.suite import ChoiceItem, ChoiceSpec
 
 
 def _lettered(item: ChoiceItem, instruction: str) -> AnswerItem:

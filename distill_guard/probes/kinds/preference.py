@@ -9,8 +9,8 @@ from __future__ import annotations
 import random
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.policy.probe_suite import Candidate, NumbersPrefix, PreferenceSpec
 from distill_guard.probes.kinds.answers import AnswerItem, AnswerScorer
-from distill_guard.probes.suite import Candidate, NumbersPrefix, PreferenceSpec
 
 
 def split_targets(target: str | list[str] | None) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 from torch import nn
 
 from distill_guard.errors import DistillGuardError
-from distill_guard.probes.registry import PythonProbe
+from distill_guard.probes.suite_sources import PythonProbe
 
 
 class PythonScorer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill_guard.scenarios.numbers import BANNED_NUMBERS, number_prompts, parse_numbers, passes_filter
+from distill_guard.scenarios.number_sequences import BANNED_NUMBERS, number_prompts, parse_numbers, passes_filter
 
 
 @pytest.mark.parametrize("text", ["1, 2, 3", "999", "12 407 89", "0,5,  7", "4, 5, 6,"])

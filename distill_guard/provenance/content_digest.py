@@ -1,6 +1,6 @@
-"""Content fingerprints that tie the data a trainer iterates to the data the gate cleared.
+"""Content digests that tie the data a trainer iterates to the data the gate cleared.
 
-A fingerprint is the row count plus one sha256 per column over the column's *logical* content
+A content digest is the row count plus one sha256 per column over the column's *logical* content
 (values, lengths and nulls; never raw Arrow buffers, whose slicing and padding vary). Per-column
 hashes are what make Hugging Face Trainer work: it removes unused columns before the dataloader
 exists, so the dataset seen at `on_train_begin` is a column subset of the cleared one. Matching
@@ -24,7 +24,7 @@ BATCH_ROWS = 65_536
 
 
 @dataclass(frozen=True)
-class DatasetFingerprint:
+class ContentDigest:
     kind: Literal["arrow", "rows"]
     num_rows: int
     columns: tuple[tuple[str, str], ...]
@@ -33,7 +33,7 @@ class DatasetFingerprint:
         names = ", ".join(name for name, _ in self.columns)
         return f"{self.num_rows} rows, columns [{names}]"
 
-    def mismatch(self, observed: DatasetFingerprint) -> str | None:
+    def mismatch(self, observed: ContentDigest) -> str | None:
         """Why `observed` is not (a column subset of) this cleared dataset; None when it is."""
         if observed.kind != self.kind:
             return f"cleared a {self.kind} dataset, the trainer iterates a {observed.kind} dataset"
@@ -91,22 +91,22 @@ def _feed_array(h: Any, arr: pa.Array) -> None:
         _frame(h, b"J", json.dumps(arr.to_pylist(), default=str).encode())
 
 
-def _arrow_fingerprint(table_slice: Any, num_rows: int, names: list[str]) -> DatasetFingerprint:
+def _arrow_digest(table_slice: Any, num_rows: int, names: list[str]) -> ContentDigest:
     hashers = {name: hashlib.sha256() for name in names}
     for start in range(0, num_rows, BATCH_ROWS):
         batch: pa.Table = table_slice(start, min(start + BATCH_ROWS, num_rows))
         for name in names:
             _feed_array(hashers[name], batch.column(name).combine_chunks())
-    return DatasetFingerprint("arrow", num_rows, tuple(sorted((n, h.hexdigest()) for n, h in hashers.items())))
+    return ContentDigest("arrow", num_rows, tuple(sorted((n, h.hexdigest()) for n, h in hashers.items())))
 
 
 def _plain(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
-    raise TypeError(f"cannot fingerprint a value of type {type(value).__name__}")
+    raise TypeError(f"cannot content-hash a value of type {type(value).__name__}")
 
 
-def _rows_fingerprint(dataset: Any) -> DatasetFingerprint:
+def _rows_digest(dataset: Any) -> ContentDigest:
     hashers: dict[str, Any] = {}
     for i in range(len(dataset)):
         row = dataset[i]
@@ -114,18 +114,18 @@ def _rows_fingerprint(dataset: Any) -> DatasetFingerprint:
         for key, value in items:
             text = json.dumps(value, sort_keys=True, default=_plain)
             _frame(hashers.setdefault(str(key), hashlib.sha256()), i.to_bytes(8, "little"), text.encode())
-    return DatasetFingerprint("rows", len(dataset), tuple(sorted((n, h.hexdigest()) for n, h in hashers.items())))
+    return ContentDigest("rows", len(dataset), tuple(sorted((n, h.hexdigest()) for n, h in hashers.items())))
 
 
-def fingerprint(dataset: Any) -> DatasetFingerprint | None:
+def content_digest(dataset: Any) -> ContentDigest | None:
     """Fingerprint a `datasets.Dataset`, `pyarrow.Table` or map-style dataset; None for a stream."""
     import datasets
 
     if isinstance(dataset, datasets.Dataset):
         view = dataset.with_format("arrow")
-        return _arrow_fingerprint(lambda a, b: view[a:b], dataset.num_rows, list(dataset.column_names))
+        return _arrow_digest(lambda a, b: view[a:b], dataset.num_rows, list(dataset.column_names))
     if isinstance(dataset, pa.Table):
-        return _arrow_fingerprint(lambda a, b: dataset.slice(a, b - a), dataset.num_rows, dataset.column_names)
+        return _arrow_digest(lambda a, b: dataset.slice(a, b - a), dataset.num_rows, dataset.column_names)
     if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__") and not isinstance(dataset, (str, bytes)):
-        return _rows_fingerprint(dataset)
+        return _rows_digest(dataset)
     return None

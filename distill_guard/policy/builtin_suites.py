@@ -9,7 +9,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class BuiltinSuite:
-    """A suite shipped as package data under distill_guard/probes/suites/."""
+    """A suite shipped as package data under distill_guard/policy/suites/."""
 
     name: str
     kind: str
@@ -23,7 +23,7 @@ class BuiltinSuite:
         return self.kind in {"preference", "choice"}
 
     def path(self) -> Path:
-        return Path(str(resources.files("distill_guard.probes") / "suites" / f"{self.name}.yaml"))
+        return Path(str(resources.files("distill_guard.policy") / "suites" / f"{self.name}.yaml"))
 
 
 BUILTIN_SUITES: dict[str, BuiltinSuite] = {

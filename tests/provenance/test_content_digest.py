@@ -11,9 +11,9 @@ import pytest
 from transformers import Trainer, TrainingArguments
 from trl import SFTConfig, SFTTrainer
 
-from distill_guard.provenance.fingerprint import fingerprint
+from distill_guard.policy.dataset_manifest import Generator
+from distill_guard.provenance.content_digest import content_digest
 from distill_guard.provenance.gate import ProvenanceGate
-from distill_guard.provenance.manifest import Generator
 from distill_guard.scenarios import tiny_lm
 
 from .conftest import OTHER_FAMILY_TEACHER, TODAY, number_rows, write_jsonl
@@ -22,9 +22,9 @@ from .conftest import OTHER_FAMILY_TEACHER, TODAY, number_rows, write_jsonl
 def test_identical_content_matches_whatever_the_arrow_layout():
     table = pa.table({"text": ["a", "bb", None, "dddd"], "ids": [[1, 2], [3], None, [4, 5, 6]]})
     compact = pa.table({"text": ["bb", None], "ids": [[3], None]})
-    assert fingerprint(table.slice(1, 2)) == fingerprint(compact)
+    assert content_digest(table.slice(1, 2)) == content_digest(compact)
     filtered = datasets.Dataset(table).select([1, 2])
-    assert fingerprint(filtered) == fingerprint(datasets.Dataset(compact))
+    assert content_digest(filtered) == content_digest(datasets.Dataset(compact))
 
 
 @pytest.mark.parametrize(
@@ -37,25 +37,25 @@ def test_identical_content_matches_whatever_the_arrow_layout():
     ],
 )
 def test_changed_reordered_truncated_or_extended_data_does_not_match(changed, reason):
-    cleared = fingerprint(datasets.Dataset.from_dict({"text": ["x", "y", "z"], "n": [1, 2, 3]}))
-    assert cleared.mismatch(fingerprint(datasets.Dataset.from_dict(changed))) == reason
+    cleared = content_digest(datasets.Dataset.from_dict({"text": ["x", "y", "z"], "n": [1, 2, 3]}))
+    assert cleared.mismatch(content_digest(datasets.Dataset.from_dict(changed))) == reason
 
 
 def test_a_column_subset_of_the_cleared_data_matches():
     dataset = datasets.Dataset.from_dict({"text": ["x", "y"], "provenance": ["a", "b"]})
-    assert fingerprint(dataset).mismatch(fingerprint(dataset.remove_columns(["provenance"]))) is None
+    assert content_digest(dataset).mismatch(content_digest(dataset.remove_columns(["provenance"]))) is None
 
 
-def test_map_style_datasets_are_fingerprinted_by_rows():
+def test_map_style_datasets_are_content_hashed_by_rows():
     rows = [{"input_ids": [1, 2]}, {"input_ids": [3]}]
-    assert fingerprint(rows).mismatch(fingerprint([dict(r) for r in rows])) is None
-    assert fingerprint(rows).mismatch(fingerprint([{"input_ids": [1, 2]}, {"input_ids": [4]}])) is not None
+    assert content_digest(rows).mismatch(content_digest([dict(r) for r in rows])) is None
+    assert content_digest(rows).mismatch(content_digest([{"input_ids": [1, 2]}, {"input_ids": [4]}])) is not None
 
 
 def test_an_iterable_dataset_cannot_be_cleared_at_train_begin(make_policy, student_dir):
     stream = datasets.Dataset.from_list(number_rows(3)).to_iterable_dataset()
     decision = ProvenanceGate(make_policy(), student=student_dir, today=TODAY).check_at_train_begin(stream, None)
-    assert not decision.allowed and "cannot be fingerprinted" in decision.rules[0].message
+    assert not decision.allowed and "cannot be content-hashed" in decision.rules[0].message
 
 
 def _tokenized(tokenizer, rows):
@@ -118,9 +118,9 @@ def test_every_common_arrow_type_is_hashed_by_content():
         }
     )
     rechunked = pa.concat_tables([table.slice(0, 1), table.slice(1, 2)])
-    assert fingerprint(rechunked) == fingerprint(table)
+    assert content_digest(rechunked) == content_digest(table)
     for i, name in enumerate(table.column_names):
         values = table.column(i).to_pylist()
         values[0], values[2] = values[2], values[0]
         swapped = table.set_column(i, name, pa.array(values, type=table.schema.field(i).type))
-        assert fingerprint(table).mismatch(fingerprint(swapped)) == f"content differs in columns: {name}"
+        assert content_digest(table).mismatch(content_digest(swapped)) == f"content differs in columns: {name}"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,12 @@ from typing import Any
 from distill_guard.drift.assess import DriftReport
 
 HALT_RECORD_NAME = "distill-guard-halt.json"
+"""Written into the output dir by the main process when a probe trips."""
+QUARANTINE_MARKER_NAME = "distill-guard-quarantine.json"
+"""Written into every checkpoint saved after a halt: the halt record plus `"quarantined": true`."""
+LEGACY_QUARANTINE_MARKER_NAME = "DISTILL_GUARD_QUARANTINE.json"
+"""The marker's name before 0.2; `read_quarantine_marker` still finds it in older checkpoints."""
+_LEGACY_FIELDS = {"model_fingerprint": "weights_digest"}
 
 
 @dataclass(frozen=True)
@@ -31,11 +35,17 @@ class HaltRecord:
     policy: str
     policy_file: str
     policy_sha256: str
-    model_fingerprint: str
+    weights_digest: str
     time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HaltRecord:
+        """Read a record written by this or an older version (which called `weights_digest` `model_fingerprint`)."""
+        fields = {_LEGACY_FIELDS.get(key, key): value for key, value in data.items() if key != "quarantined"}
+        return cls(**fields)
 
     @classmethod
     def from_report(cls, report: DriftReport, *, action: str, threshold: dict[str, Any], **context: Any) -> HaltRecord:
@@ -73,15 +83,19 @@ class HaltRecord:
         )
 
 
-def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON so a reader sees either the old file or the whole new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2, default=str)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def quarantine_marker(record: HaltRecord) -> dict[str, Any]:
+    """The content of a quarantine marker: the halt record that makes the checkpoint suspect."""
+    return {"quarantined": True, **record.to_json()}
+
+
+def read_quarantine_marker(checkpoint: str | Path) -> HaltRecord | None:
+    """The halt record a checkpoint was quarantined for, or None when it carries no marker.
+
+    Check this before publishing a checkpoint of a guarded run; markers of either name are read.
+    """
+    folder = Path(checkpoint)
+    for name in (QUARANTINE_MARKER_NAME, LEGACY_QUARANTINE_MARKER_NAME):
+        marker = folder / name
+        if marker.is_file():
+            return HaltRecord.from_json(json.loads(marker.read_text(encoding="utf-8")))
+    return None

@@ -8,9 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.policy.dataset_manifest import Generator
 from distill_guard.provenance.gate import ProvenanceGate
-from distill_guard.provenance.manifest import Generator
-from distill_guard.provenance.records import (
+from distill_guard.provenance.record_column import (
     MAX_GENERATORS,
     MISSING,
     file_records,

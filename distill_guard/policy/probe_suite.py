@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from distill_guard.errors import PolicyError, SourceIssue
+from distill_guard.policy.builtin_suites import BUILTIN_PREFIX, BUILTIN_SUITES
 from distill_guard.policy.documents import parse_document
 from distill_guard.policy.schema import Metadata
 from distill_guard.policy.strict_model import StrictModel, repeated
@@ -212,11 +213,9 @@ def load_suite(path: str | Path, *, display: str | None = None) -> LoadedSuite:
 def _apply_extends(doc: YamlDocument) -> None:
     """Merge the spec of the suite named in `extends` under this file's spec (one level, no chains)."""
     base_ref = doc.data.get("extends")
-    if not isinstance(base_ref, str) or not base_ref.startswith("builtin:"):
+    if not isinstance(base_ref, str) or not base_ref.startswith(BUILTIN_PREFIX):
         return
-    from distill_guard.probes.catalog import BUILTIN_SUITES
-
-    base = BUILTIN_SUITES.get(base_ref.removeprefix("builtin:"))
+    base = BUILTIN_SUITES.get(base_ref.removeprefix(BUILTIN_PREFIX))
     if base is None:
         known = ", ".join(sorted(BUILTIN_SUITES))
         raise PolicyError([doc.issue(("extends",), f"extends: unknown builtin suite '{base_ref}'; known: {known}")])

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
@@ -18,10 +16,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, field_validator
 
-from distill_guard.policy.documents import load_model
+from distill_guard.atomic_files import write_atomically
+from distill_guard.policy.documents import load_validated
 from distill_guard.policy.schema import NonEmpty
 from distill_guard.policy.strict_model import StrictModel, repeated
-from distill_guard.provenance.hashing import ProgressHook, sha256_file
 
 MANIFEST_KIND = "DatasetProvenance"
 IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
@@ -124,36 +122,8 @@ class LoadedManifest:
 
 def load_manifest(path: str | Path) -> LoadedManifest:
     """Read and validate a manifest; raises PolicyError with FILE:LINE:COL for any problem."""
-    manifest, _ = load_model(path, DatasetProvenance)
+    manifest, _ = load_validated(path, DatasetProvenance)
     return LoadedManifest(manifest, Path(path))
-
-
-def count_jsonl_records(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())
-
-
-def describe_file(path: Path, base: Path, *, on_bytes: ProgressHook | None = None) -> DataFile:
-    """Size, sha256 and (for JSON Lines) the record count of one data file, named relative to `base`."""
-    relative = Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
-    records = count_jsonl_records(path) if path.suffix == ".jsonl" else None
-    return DataFile(
-        path=relative, size=path.stat().st_size, sha256=sha256_file(path, on_bytes=on_bytes), records=records
-    )
-
-
-def write_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
-    """Write via a temp file in the same folder and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def render_manifest(manifest: DatasetProvenance, path: Path) -> str:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from distill_guard.errors import DistillGuardError
-from distill_guard.probes.catalog import BUILTIN_PREFIX, BUILTIN_SUITES
-from distill_guard.probes.suite import LoadedSuite, load_suite
+from distill_guard.policy.builtin_suites import BUILTIN_PREFIX, BUILTIN_SUITES
+from distill_guard.policy.probe_suite import LoadedSuite, load_suite
 
 PythonProbe = Callable[..., "list[float] | dict[str, float]"]
 
