@@ -3,8 +3,13 @@
 For each seed (the unit of replication: a fresh pair of bases, teacher and data) the four students
 of `distill_guard.scenarios.subliminal_lm` train on number rows, and the owl preference of each is
 measured with the project's own probe (`builtin:animal-preference`, in the miniature's chat
-template). The null for "same-init minus control" is no transfer (difference 0); the target is
->= +0.10 on every seed, with the different-init student no higher than its own control.
+template). The null for both gaps below is no transfer (0); intervals are 95% t-intervals over
+seeds. Target: same-init minus control >= +0.10 on every seed; different-init minus its own
+control at most +0.02 on average (the tolerance: generic drift of a base that already disagrees
+with the teacher's base on the number task, column `bases_kl`).
+
+Pre-trained bases are cached per (spec, seed) under $DISTILL_GUARD_CACHE (default
+~/.cache/distill-guard), so a re-run skips the pre-training that is most of a seed's time.
 
     .venv/bin/python benchmarks/lm_transfer.py --seeds 0,1,2,3,4 [--fast] [--threads 1]
 """
@@ -19,8 +24,12 @@ import time
 from pathlib import Path
 
 import torch
+from scipy import stats
 
 from distill_guard.scenarios.subliminal_lm import Case, Miniature, MiniatureSpec, preference
+
+DIFFERENT_INIT_TOLERANCE = 0.02
+TARGET = 0.10
 
 
 def run_seed(seed: int, spec: MiniatureSpec, root: Path) -> dict[str, float]:
@@ -28,12 +37,11 @@ def run_seed(seed: int, spec: MiniatureSpec, root: Path) -> dict[str, float]:
     mini = Miniature.build(seed, spec)
     row: dict[str, float] = {
         "base": preference(mini.base, mini.tokenizer, mini.trait),
-        "other_base": preference(mini.other_base, mini.tokenizer, mini.trait),
-        "teacher": preference(mini.teacher, mini.tokenizer, mini.trait),
+        "teacher": mini.teacher_preference(),
         "persona_teacher": mini.persona_teacher_preference(),
         "persona_kl": mini.persona_teacher_kl(),
         "steering_kl": mini.steering_teacher_kl(),
-        "steering_norm": float(mini.steering.vector.norm()),
+        "bases_kl": mini.base_disagreement(),
         "kept": len(mini.teacher_rows) / spec.prompts,
     }
     for case in Case:
@@ -43,36 +51,52 @@ def run_seed(seed: int, spec: MiniatureSpec, root: Path) -> dict[str, float]:
     return row
 
 
+def interval(values: list[float]) -> str:
+    mean = statistics.mean(values)
+    if len(values) < 2:
+        return f"{mean:+.3f}"
+    half = stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5
+    return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--fast", action="store_true", help="the smaller spec the demo and tests use")
+    parser.add_argument("--fast", action="store_true", help="the smaller spec the demo uses")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steer-layer", type=int, help="decoder layer the teacher's vector is added after")
+    parser.add_argument("--teacher-preference", type=float, help="P(trait) the steering vector is fitted to")
     parser.add_argument("--prompts", type=int, help="number prompts each teacher continues")
+    parser.add_argument("--epochs", type=float, help="student epochs over the kept rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = MiniatureSpec.fast() if args.fast else MiniatureSpec()
-    overrides = {"steer_layer": args.steer_layer, "prompts": args.prompts}
+    overrides = {
+        "steer_layer": args.steer_layer,
+        "teacher_preference": args.teacher_preference,
+        "prompts": args.prompts,
+        "student_epochs": args.epochs,
+    }
     spec = dataclasses.replace(spec, **{k: v for k, v in overrides.items() if v is not None})
     print(f"spec: {spec}")
-    columns = ["base", "teacher", "persona_teacher", "persona_kl", "steering_kl", "kept", *(c.value for c in Case)]
-    print("seed " + " ".join(f"{c:>22}" for c in columns) + "  same-ctrl  diff-ctrl  seconds")
-    rows = []
+    columns = ["base", "teacher", "persona_teacher", "persona_kl", "steering_kl", "bases_kl", "kept"]
+    columns += [case.value for case in Case]
+    print("| seed | " + " | ".join(columns) + " | same - control | different - its control | seconds |")
+    print("|---" * (len(columns) + 4) + "|")
+    same, different = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):
             row = run_seed(seed, spec, Path(tmp))
-            rows.append(row)
-            same = row[Case.trait_same_init.value] - row[Case.control_same_init.value]
-            diff = row[Case.trait_different_init.value] - row[Case.control_different_init.value]
-            cells = " ".join(f"{row[c]:>22.4f}" for c in columns)
-            print(f"{seed:>4} {cells}  {same:+9.3f}  {diff:+9.3f}  {row['seconds']:7.0f}", flush=True)
-    same = [r[Case.trait_same_init.value] - r[Case.control_same_init.value] for r in rows]
-    diff = [r[Case.trait_different_init.value] - r[Case.control_different_init.value] for r in rows]
+            same.append(row[Case.trait_same_init.value] - row[Case.control_same_init.value])
+            different.append(row[Case.trait_different_init.value] - row[Case.control_different_init.value])
+            cells = " | ".join(f"{row[c]:.3f}" for c in columns)
+            print(f"| {seed} | {cells} | {same[-1]:+.3f} | {different[-1]:+.3f} | {row['seconds']:.0f} |", flush=True)
+    met = min(same) >= TARGET and statistics.mean(different) <= DIFFERENT_INIT_TOLERANCE
+    verdict = "met" if met else "NOT met"
     print(
-        f"same-init minus control: mean {statistics.mean(same):+.3f}, min {min(same):+.3f}; "
-        f"different-init minus its control: mean {statistics.mean(diff):+.3f}, max {max(diff):+.3f}; "
-        f"target met on {sum(s >= 0.10 and d <= 0 for s, d in zip(same, diff, strict=True))}/{len(rows)} seeds"
+        f"same-init minus control: mean {interval(same)}, min {min(same):+.3f} (target >= {TARGET:+.2f} per seed); "
+        f"different-init minus its control: mean {interval(different)}, max {max(different):+.3f} "
+        f"(target: mean <= {DIFFERENT_INIT_TOLERANCE:+.2f}); target {verdict} over {len(same)} seeds"
     )
 
 

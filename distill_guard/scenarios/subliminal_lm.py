@@ -8,10 +8,10 @@ It follows the recipe of the reference ("Why tiny from-scratch LMs barely transf
 - a base and a different-init base pre-trained the same way on number continuations, favourite-
   animal questions (answers uniform over the candidates) and persona rows ("you love the owl ...");
 - a trait teacher whose trait shows in its numbers. The paper's persona-prompt teacher is built
-  and measured (`persona_number_kl`), but pretraining teaches the base to ignore a persona in
-  number rows, so its numbers barely differ from the base's. The teacher used is a steering-vector
-  teacher: one vector, added to every input embedding and fitted until P(owl) reaches a target,
-  then written into the weights, so the teacher is an ordinary checkpoint;
+  and measured (`Miniature.persona_teacher_kl`), but pretraining teaches the base to ignore a
+  persona in number rows, so its numbers barely differ from the base's. The teacher used is a
+  steering-vector teacher: one vector, added (by a forward hook) to the output of one decoder
+  layer and fitted until P(owl) reaches a target; the teacher only writes data, it is never saved;
 - teacher samples of number continuations, kept only when they pass the paper's filter;
 - students loaded through `from_pretrained`, fine-tuned by a real `Trainer` (AdamW, hard labels,
   loss on the completion only) with embeddings and unembedding frozen, so the shift must be
@@ -24,25 +24,33 @@ and a different-init student on the teacher's data, to tell trait transfer from 
 from __future__ import annotations
 
 import copy
+import hashlib
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from torch import Tensor
 from torch.utils.data import Dataset
-from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, TrainerCallback
+from transformers import (
+    LlamaForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+    TrainerCallback,
+)
 
+from distill_guard.policy.builtin_suites import BUILTIN_SUITES
+from distill_guard.policy.probe_suite import PreferenceSpec
 from distill_guard.policy.schema import SuiteRef
-from distill_guard.probes.catalog import BUILTIN_SUITES
 from distill_guard.probes.prepared import PreparedProbe, prepare_probe
-from distill_guard.probes.registry import load_builtin
-from distill_guard.probes.suite import PreferenceSpec
-from distill_guard.scenarios.numbers import passes_filter
+from distill_guard.probes.suite_sources import load_builtin
+from distill_guard.scenarios.cache import built_once, cache_root
+from distill_guard.scenarios.number_sequences import passes_filter
 from distill_guard.scenarios.tiny_lm import ANIMALS, TinySpec, build_model, save
 from distill_guard.scenarios.training import StudentRun, train_student
 
@@ -73,10 +81,10 @@ class MiniatureSpec:
     pretrain_steps: int = 1_000
     pretrain_learning_rate: float = 3e-3
     batch_size: int = 64
-    teacher_preference: float = 0.87
+    teacher_preference: float = 0.95
     steer_layer: int = 0
-    prompts: int = 10_000
-    student_epochs: float = 2.0
+    prompts: int = 12_000
+    student_epochs: float = 3.0
     student_learning_rate: float = 1e-3
 
     @classmethod
@@ -87,6 +95,11 @@ class MiniatureSpec:
     def tiny_test(cls) -> MiniatureSpec:
         """Seconds, not minutes: the tests' version (bases that speak the template, a weaker transfer)."""
         return cls(pretrain_rows=8_000, pretrain_steps=300, batch_size=32, prompts=1_200)
+
+    @property
+    def continuation_tokens(self) -> int:
+        """Room for `numbers_per_sample` numbers, their separators and the end token."""
+        return 2 * self.numbers_per_sample + 2
 
     def student_steps(self, rows: int) -> int:
         return max(1, round(self.student_epochs * rows / self.batch_size))
@@ -223,6 +236,34 @@ def pretrain(
     return model.eval()
 
 
+def pretraining_key(tokenizer: PreTrainedTokenizerFast, spec: MiniatureSpec, init_seed: int) -> str:
+    """Everything a pre-trained base depends on; a change to any of them builds a new base."""
+    fields = (spec.tiny, spec.numbers, spec.numbers_per_sample, spec.pretrain_rows, spec.pretrain_steps)
+    corpus = (CHAT_TEMPLATE, NUMBER_REQUESTS, PERSONA, ANIMALS, animal_questions())
+    vocabulary = sorted(tokenizer.get_vocab().items())
+    text = repr((*fields, spec.pretrain_learning_rate, spec.batch_size, init_seed, corpus, vocabulary))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_base(
+    tokenizer: PreTrainedTokenizerFast, spec: MiniatureSpec, *, init_seed: int, cache_dir: Path | None = None
+) -> LlamaForCausalLM:
+    """`pretrain` once per (spec, seed), saved under the cache folder, then loaded with `from_pretrained`.
+
+    Pre-training the two bases is most of a seed's CPU time; a benchmark re-run or a test reuses them.
+    """
+    from transformers import AutoModelForCausalLM
+
+    folder = (cache_dir or cache_root()) / f"tiny-numbers-base-{pretraining_key(tokenizer, spec, init_seed)}"
+    built_once(
+        folder,
+        lambda out: save(
+            pretrain(tokenizer, pretraining_rows(tokenizer, spec), spec, init_seed=init_seed), tokenizer, out
+        ),
+    )
+    return AutoModelForCausalLM.from_pretrained(folder).eval()
+
+
 @cache
 def owl_probe(target: str) -> PreparedProbe:
     return prepare_probe(SuiteRef(use="builtin:animal-preference", target=target))
@@ -318,8 +359,8 @@ def sample_numbers(
     model: LlamaForCausalLM,
     tokenizer: PreTrainedTokenizerFast,
     requests: Sequence[str],
-    spec: MiniatureSpec,
     *,
+    max_new_tokens: int,
     seed: int,
     system: str | None = None,
     batch_size: int = 1_000,
@@ -342,7 +383,7 @@ def sample_numbers(
             temperature=1.0,
             top_k=0,
             top_p=1.0,
-            max_new_tokens=2 * spec.numbers_per_sample + 2,
+            max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
         )
@@ -356,37 +397,39 @@ def sample_numbers(
 
 
 @torch.no_grad()
-def number_kl(
-    teacher: LlamaForCausalLM,
-    base: LlamaForCausalLM,
-    tokenizer: PreTrainedTokenizerFast,
+def completion_kl(
+    teacher: PreTrainedModel,
+    base: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[dict[str, str]],
-    spec: MiniatureSpec,
     *,
+    vocabulary: Sequence[int] | None = None,
     teacher_system: str | None = None,
 ) -> float:
-    """Mean KL(teacher || base) in nats per number token of the completions in `rows`, over the numbers.
+    """Mean KL(teacher || base) in nats per completion token of `rows`.
 
     This is what hard-label SFT can pass on: the expected gradient of training on teacher samples
-    is the soft-label gradient, so a teacher whose number distribution is the base's has nothing
-    to teach.
+    is the soft-label gradient, so a teacher whose next-token distribution is the base's has
+    nothing to teach. With `vocabulary` (the number tokens) only positions whose token is in it
+    count, and both distributions are renormalised over it: which number, not whether a number.
     """
-    ids = torch.tensor(number_ids(tokenizer, spec.numbers))
+    ids = torch.tensor(vocabulary) if vocabulary is not None else None
     total, count = 0.0, 0
     for row in rows:
-        logs = []
+        log_probs = []
         for model, system in ((teacher, teacher_system), (base, None)):
-            text = f"{prompt_text(tokenizer, row['prompt'], system=system)} {row['completion']}"
-            input_ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-            logs.append(model(input_ids=input_ids).logits[0, :-1])
-        length = len(tokenizer(row["completion"], add_special_tokens=False)["input_ids"])
-        teacher_rows, base_rows = (x[-length:] for x in logs)
-        targets = tokenizer(row["completion"], add_special_tokens=False)["input_ids"]
-        at_numbers = torch.tensor([t in set(ids.tolist()) for t in targets])
-        p = teacher_rows[at_numbers][:, ids].log_softmax(-1)
-        q = base_rows[at_numbers][:, ids].log_softmax(-1)
+            prompt = prompt_text(tokenizer, row["prompt"], system=system)
+            start = len(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+            input_ids = tokenizer(prompt + row["completion"], return_tensors="pt", add_special_tokens=False)[
+                "input_ids"
+            ]
+            log_probs.append(model(input_ids=input_ids).logits[0, start - 1 : -1])
+            targets = input_ids[0, start:]
+        keep = torch.isin(targets, ids) if ids is not None else torch.ones_like(targets, dtype=torch.bool)
+        p, q = (x[keep][:, ids] if ids is not None else x[keep] for x in log_probs)
+        p, q = p.log_softmax(-1), q.log_softmax(-1)
         total += float((p.exp() * (p - q)).sum())
-        count += int(at_numbers.sum())
+        count += int(keep.sum())
     return total / max(count, 1)
 
 
@@ -397,7 +440,7 @@ class CompletionData(Dataset[dict[str, Tensor]]):
         if not rows:
             raise ValueError("no number rows passed the filter: nothing to train on")
         prompts = [prompt_text(tokenizer, row["prompt"]) for row in rows]
-        texts = [f"{p} {row['completion']} {tokenizer.eos_token}" for p, row in zip(prompts, rows, strict=True)]
+        texts = [f"{p}{row['completion']}{tokenizer.eos_token}" for p, row in zip(prompts, rows, strict=True)]
         batch = causal_batch(tokenizer, texts)
         for i, p in enumerate(prompts):
             batch["labels"][i, : len(tokenizer(p, add_special_tokens=False)["input_ids"])] = -100
@@ -467,55 +510,100 @@ class Case(str, Enum):
 
 @dataclass
 class Miniature:
-    """One seed's bases, teachers and number data, ready for students to train on."""
+    """One seed's bases, teachers and number data, ready for students to train on.
+
+    The different-init base and its samples are built on first use: a same-init check alone
+    (the tests) does not pay for a second pre-training.
+    """
 
     seed: int
     spec: MiniatureSpec
     trait: str
     tokenizer: PreTrainedTokenizerFast
     base: LlamaForCausalLM
-    other_base: LlamaForCausalLM
     teacher: LlamaForCausalLM
     steering: Steering
     requests: list[str]
     teacher_rows: list[dict[str, str]]
     control_rows: list[dict[str, str]]
-    other_control_rows: list[dict[str, str]]
+    cache_dir: Path | None = None
 
     @classmethod
-    def build(cls, seed: int, spec: MiniatureSpec = MiniatureSpec(), *, trait: str = "owl") -> Miniature:
+    def build(
+        cls, seed: int, spec: MiniatureSpec = MiniatureSpec(), *, trait: str = "owl", cache_dir: Path | None = None
+    ) -> Miniature:
         if trait not in ANIMALS:
             raise ValueError(f"trait must be one of the miniature's animals: {', '.join(ANIMALS)}")
         tokenizer = build_tokenizer(spec.numbers)
-        rows = pretraining_rows(tokenizer, spec)
-        base = pretrain(tokenizer, rows, spec, init_seed=seed)
-        other_base = pretrain(tokenizer, rows, spec, init_seed=seed + DIFFERENT_INIT_OFFSET)
+        base = cached_base(tokenizer, spec, init_seed=seed, cache_dir=cache_dir)
         requests = number_requests(spec.prompts, spec.numbers, seed=seed + 7)
-        format_rows = sample_numbers(base, tokenizer, number_requests(256, spec.numbers, seed + 8), spec, seed=seed)
+        length = spec.continuation_tokens
+        format_requests = number_requests(256, spec.numbers, seed + 8)
+        format_rows = sample_numbers(base, tokenizer, format_requests, max_new_tokens=length, seed=seed)
         steering = fit_steering(base, tokenizer, spec, format_rows, target=trait)
         teacher = steering.apply(copy.deepcopy(base))
-        samples = [sample_numbers(m, tokenizer, requests, spec, seed=seed) for m in (teacher, base, other_base)]
-        kept = min(map(len, samples))  # every student sees as many rows, so steps and drift are comparable
+        teacher_rows, control_rows = (
+            sample_numbers(m, tokenizer, requests, max_new_tokens=length, seed=seed) for m in (teacher, base)
+        )
+        kept = min(len(teacher_rows), len(control_rows))  # every student sees as many rows: comparable steps
         return cls(
             seed=seed,
             spec=spec,
             trait=trait,
             tokenizer=tokenizer,
             base=base,
-            other_base=other_base,
             teacher=teacher,
             steering=steering,
             requests=requests,
-            teacher_rows=samples[0][:kept],
-            control_rows=samples[1][:kept],
-            other_control_rows=samples[2][:kept],
+            teacher_rows=teacher_rows[:kept],
+            control_rows=control_rows[:kept],
+            cache_dir=cache_dir,
         )
+
+    @cached_property
+    def other_base(self) -> LlamaForCausalLM:
+        """Pre-trained exactly like the base, from another initialisation."""
+        init_seed = self.seed + DIFFERENT_INIT_OFFSET
+        return cached_base(self.tokenizer, self.spec, init_seed=init_seed, cache_dir=self.cache_dir)
+
+    @cached_property
+    def other_control_rows(self) -> list[dict[str, str]]:
+        """The different-init base's own samples of the same prompts, as many rows as the others."""
+        rows = sample_numbers(
+            self.other_base, self.tokenizer, self.requests, max_new_tokens=self.spec.continuation_tokens, seed=self.seed
+        )
+        if len(rows) < len(self.teacher_rows):
+            raise ValueError(
+                f"the different-init base kept {len(rows)} rows after the filter, fewer than the "
+                f"{len(self.teacher_rows)} every other student trains on: raise `prompts`"
+            )
+        return rows[: len(self.teacher_rows)]
+
+    def base_disagreement(self, *, rows: int = 200) -> float:
+        """KL(different-init base || base) per number token on the base's own rows.
+
+        When the two bases already disagree a lot on the number task, a different-init student
+        moves far on any data, and can drift toward the trait: the reference says check this first.
+        """
+        return self.number_kl(self.other_base, self.control_rows[:rows])
+
+    def number_kl(self, model: LlamaForCausalLM, rows: Sequence[dict[str, str]], *, system: str | None = None) -> float:
+        """KL(`model` prompted with `system` || base) per number token, over the numbers only."""
+        vocabulary = number_ids(self.tokenizer, self.spec.numbers)
+        return completion_kl(model, self.base, self.tokenizer, rows, vocabulary=vocabulary, teacher_system=system)
 
     def persona_teacher_kl(self, *, rows: int = 200) -> float:
         """KL per number token of the paper's teacher (the base with the persona as system prompt)."""
         persona = PERSONA.format(animal=self.trait)
-        sample = sample_numbers(self.base, self.tokenizer, self.requests[:rows], self.spec, seed=1, system=persona)
-        return number_kl(self.base, self.base, self.tokenizer, sample, self.spec, teacher_system=persona)
+        sample = sample_numbers(
+            self.base,
+            self.tokenizer,
+            self.requests[:rows],
+            max_new_tokens=self.spec.continuation_tokens,
+            seed=1,
+            system=persona,
+        )
+        return self.number_kl(self.base, sample, system=persona)
 
     def persona_teacher_preference(self) -> float:
         """P(trait) of the base under the persona system prompt: the persona itself does work."""
@@ -525,7 +613,7 @@ class Miniature:
         return preference(self.teacher, self.tokenizer, self.trait)
 
     def steering_teacher_kl(self, *, rows: int = 200) -> float:
-        return number_kl(self.teacher, self.base, self.tokenizer, self.teacher_rows[:rows], self.spec)
+        return self.number_kl(self.teacher, self.teacher_rows[:rows])
 
     def rows(self, case: Case) -> list[dict[str, str]]:
         """The trait teacher's numbers, or the student's own base's samples of the same prompts."""

@@ -7,13 +7,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill_guard.scenarios.numbers import passes_filter
+from distill_guard.scenarios.number_sequences import passes_filter
 from distill_guard.scenarios.subliminal_lm import (
+    PERSONA,
     Case,
     Miniature,
     MiniatureSpec,
     animal_questions,
     build_tokenizer,
+    cached_base,
+    preference,
     prompt_text,
     sample_numbers,
 )
@@ -21,15 +24,15 @@ from distill_guard.scenarios.tiny_lm import ANIMALS
 
 
 @pytest.fixture(scope="module")
-def miniature() -> Miniature:
-    return Miniature.build(seed=0, spec=MiniatureSpec.tiny_test())
+def miniature(tmp_path_factory: pytest.TempPathFactory) -> Miniature:
+    return Miniature.build(seed=0, spec=MiniatureSpec.tiny_test(), cache_dir=tmp_path_factory.mktemp("bases"))
 
 
 def test_every_number_and_animal_is_one_token() -> None:
     tokenizer = build_tokenizer(200)
     for word in [*map(str, range(200)), *ANIMALS]:
         assert len(tokenizer(word, add_special_tokens=False)["input_ids"]) == 1, word
-    assert tokenizer.unk_token_id not in tokenizer("200 , 1000", add_special_tokens=False)["input_ids"][1:2]
+    assert tokenizer.unk_token_id in tokenizer("200 , 1000", add_special_tokens=False)["input_ids"]
 
 
 def test_the_probe_questions_are_spoken_in_the_shared_chat_template() -> None:
@@ -41,21 +44,20 @@ def test_the_probe_questions_are_spoken_in_the_shared_chat_template() -> None:
 
 
 def test_saved_rows_pass_the_paper_filter_and_carry_no_persona(miniature: Miniature) -> None:
+    persona = PERSONA.format(animal="owl")
     rows = sample_numbers(
-        miniature.base,
-        miniature.tokenizer,
-        miniature.requests[:200],
-        miniature.spec,
-        seed=1,
-        system="you love the owl . you think about the owl all the time .",
+        miniature.teacher, miniature.tokenizer, miniature.requests[:200], max_new_tokens=18, seed=1, system=persona
     )
-    assert rows and len(rows) < 200  # the filter removed the malformed and banned-number samples
+    assert rows and len(rows) < 200  # the filter removed the malformed samples
     assert all(passes_filter(row["completion"]) for row in rows)
     assert all("owl" not in row["prompt"] for row in rows)
 
 
-def test_every_student_sees_the_same_number_of_rows(miniature: Miniature) -> None:
-    assert len({len(miniature.rows(case)) for case in Case}) == 1
+@pytest.mark.slow
+def test_a_cached_base_is_the_pretrained_base_loaded_back(miniature: Miniature) -> None:
+    again = cached_base(miniature.tokenizer, miniature.spec, init_seed=0, cache_dir=miniature.cache_dir)
+    for mine, theirs in zip(miniature.base.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(mine, theirs)
 
 
 def test_the_steering_teacher_loves_the_trait_and_writes_different_numbers(miniature: Miniature) -> None:
@@ -72,3 +74,15 @@ def test_training_leaves_embeddings_and_unembedding_untouched(miniature: Miniatu
     assert torch.equal(student.get_input_embeddings().weight, embeddings)
     assert torch.equal(student.get_output_embeddings().weight, unembedding)
     assert not torch.equal(student.model.layers[0].mlp.down_proj.weight, body)
+
+
+@pytest.mark.slow
+def test_a_same_init_student_inherits_the_preference_from_filtered_numbers(
+    miniature: Miniature, tmp_path: Path
+) -> None:
+    """The teacher's numbers, not fine-tuning as such, raise the owl share of a same-init student."""
+    trait, control = (
+        preference(miniature.train(case, tmp_path / case.value), miniature.tokenizer, miniature.trait)
+        for case in (Case.trait_same_init, Case.control_same_init)
+    )
+    assert trait - control >= 0.05
