@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,12 @@ class LmSpec:
         return cls(tiny=TinySpec(hidden_size=128, num_hidden_layers=4, intermediate_size=256))
 
 
-def lm_batch(tokenizer: PreTrainedTokenizerFast, lines: list[str]) -> dict[str, torch.Tensor]:
-    """Right-padded causal-LM batch whose labels ignore the padding."""
+def lm_batch(
+    tokenizer: PreTrainedTokenizerFast, lines: Sequence[str], *, add_special_tokens: bool = True
+) -> dict[str, torch.Tensor]:
+    """Right-padded causal-LM batch whose labels ignore the padding (a chat template writes its own specials)."""
     tokenizer.padding_side = "right"
-    batch = dict(tokenizer(lines, return_tensors="pt", padding=True))
+    batch = dict(tokenizer(list(lines), return_tensors="pt", padding=True, add_special_tokens=add_special_tokens))
     batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
     return batch
 

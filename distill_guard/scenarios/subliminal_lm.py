@@ -50,11 +50,11 @@ from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.prepared import PreparedProbe, prepare_probe
 from distill_guard.probes.suite_sources import load_builtin
 from distill_guard.scenarios.cache import built_once, cache_root
+from distill_guard.scenarios.lm import lm_batch, save_with_card
 from distill_guard.scenarios.number_sequences import passes_filter
 from distill_guard.scenarios.tiny_lm import ANIMALS, TinySpec, build_model, save
 from distill_guard.scenarios.training import StudentRun, train_student
 
-FAMILY_PREFIX = "distill-guard/tiny-"
 BASE_ID = "distill-guard/tiny-numbers-base"
 DIFFERENT_INIT_OFFSET = 1_000
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "<system>", "<user>", "<assistant>"]
@@ -212,10 +212,8 @@ def pretraining_rows(tokenizer: PreTrainedTokenizerFast, spec: MiniatureSpec, se
 
 
 def causal_batch(tokenizer: PreTrainedTokenizerFast, texts: Sequence[str]) -> dict[str, Tensor]:
-    tokenizer.padding_side = "right"
-    batch = dict(tokenizer(list(texts), return_tensors="pt", padding=True, add_special_tokens=False))
-    batch["labels"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    return batch
+    """Rows already in the chat template, which writes its own `<s>`."""
+    return lm_batch(tokenizer, texts, add_special_tokens=False)
 
 
 def pretrain(
@@ -477,15 +475,6 @@ def train_on_numbers(
     run = StudentRun(spec.student_steps(len(rows)), spec.batch_size, spec.student_learning_rate, seed=seed)
     train_student(student, CompletionData(tokenizer, rows), run, output_dir, callbacks=callbacks)
     return student.eval()
-
-
-def save_with_card(
-    model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, directory: Path, *, base_model: str
-) -> Path:
-    """Save through `save_pretrained` with a model card naming the base, as a hub upload would carry."""
-    save(model, tokenizer, directory)
-    (directory / "README.md").write_text(f"---\nbase_model: {base_model}\n---\n", encoding="utf-8")
-    return directory
 
 
 class Case(str, Enum):
