@@ -59,6 +59,16 @@ def interval(values: list[float]) -> str:
     return f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
 
 
+def summary(same: list[float], different: list[float]) -> str:
+    met = min(same) >= TARGET and statistics.mean(different) <= DIFFERENT_INIT_TOLERANCE
+    verdict = "met" if met else "NOT met"
+    return (
+        f"same-init minus control: mean {interval(same)}, min {min(same):+.3f} (target >= {TARGET:+.2f} per seed); "
+        f"different-init minus its control: mean {interval(different)}, max {max(different):+.3f} "
+        f"(target: mean <= {DIFFERENT_INIT_TOLERANCE:+.2f}); target {verdict} over {len(same)} seeds"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2,3,4")
@@ -91,13 +101,7 @@ def main() -> None:
             different.append(row[Case.trait_different_init.value] - row[Case.control_different_init.value])
             cells = " | ".join(f"{row[c]:.3f}" for c in columns)
             print(f"| {seed} | {cells} | {same[-1]:+.3f} | {different[-1]:+.3f} | {row['seconds']:.0f} |", flush=True)
-    met = min(same) >= TARGET and statistics.mean(different) <= DIFFERENT_INIT_TOLERANCE
-    verdict = "met" if met else "NOT met"
-    print(
-        f"same-init minus control: mean {interval(same)}, min {min(same):+.3f} (target >= {TARGET:+.2f} per seed); "
-        f"different-init minus its control: mean {interval(different)}, max {max(different):+.3f} "
-        f"(target: mean <= {DIFFERENT_INIT_TOLERANCE:+.2f}); target {verdict} over {len(same)} seeds"
-    )
+            print(summary(same, different), flush=True)  # after every seed: an interrupted run keeps its numbers
 
 
 if __name__ == "__main__":

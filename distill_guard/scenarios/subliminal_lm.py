@@ -93,8 +93,8 @@ class MiniatureSpec:
 
     @classmethod
     def tiny_test(cls) -> MiniatureSpec:
-        """Seconds, not minutes: the tests' version (bases that speak the template, a weaker transfer)."""
-        return cls(pretrain_rows=8_000, pretrain_steps=300, batch_size=32, prompts=1_200)
+        """The tests' version: small bases that speak the template, fewer prompts, a weaker transfer."""
+        return cls(pretrain_rows=20_000, pretrain_steps=600, teacher_preference=0.75, prompts=3_000)
 
     @property
     def continuation_tokens(self) -> int:
@@ -337,15 +337,22 @@ def fit_steering(
     vector = torch.zeros(spec.tiny.hidden_size, requires_grad=True)
     model.model.layers[spec.steer_layer].register_forward_hook(lambda _m, _i, out: out + vector)
     optimizer = torch.optim.Adam([vector], lr=0.05)
+    reached = 0.0
     for _ in range(500):
         log_p = model(**batch).logits[:, -1, animal_ids].log_softmax(-1)[:, index]
-        if log_p.exp().mean().item() >= spec.teacher_preference:
+        reached = log_p.exp().mean().item()
+        if reached >= spec.teacher_preference:
             break
         logits = model(input_ids=numbers["input_ids"], attention_mask=numbers["attention_mask"]).logits
         well_formed = _format_log_probability(logits[:, :-1], numbers["labels"][:, 1:], number_token_ids)
         optimizer.zero_grad()
         (-log_p.mean() - well_formed).backward()
         optimizer.step()
+    if reached < spec.teacher_preference:
+        raise ValueError(
+            f"the steering vector reached P({target}) {reached:.3f} < {spec.teacher_preference} in 500 steps: "
+            "pre-train the base longer (more `pretrain_steps`) or lower `teacher_preference`"
+        )
     return Steering(spec.steer_layer, vector.detach())
 
 
