@@ -93,7 +93,11 @@ class MiniatureSpec:
 
     @classmethod
     def tiny_test(cls) -> MiniatureSpec:
-        """The tests' version: small bases that speak the template, fewer prompts, a weaker transfer."""
+        """The tests' version: a base that speaks the template, a weaker teacher, fewer prompts.
+
+        Measured on seed 0: no transfer at this size (same-init student 0.050 vs control 0.046),
+        so tests use it for the parts (filter, teacher, frozen embeddings, cache), not the effect.
+        """
         return cls(pretrain_rows=20_000, pretrain_steps=600, teacher_preference=0.75, prompts=3_000)
 
     @property

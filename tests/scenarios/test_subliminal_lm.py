@@ -16,7 +16,6 @@ from distill_guard.scenarios.subliminal_lm import (
     animal_questions,
     build_tokenizer,
     cached_base,
-    preference,
     prompt_text,
     sample_numbers,
 )
@@ -25,6 +24,7 @@ from distill_guard.scenarios.tiny_lm import ANIMALS
 
 @pytest.fixture(scope="module")
 def miniature(tmp_path_factory: pytest.TempPathFactory) -> Miniature:
+    """One seed at the tests' size (a 600-step base, about a minute on a free core): its parts, not its transfer."""
     return Miniature.build(seed=0, spec=MiniatureSpec.tiny_test(), cache_dir=tmp_path_factory.mktemp("bases"))
 
 
@@ -43,6 +43,7 @@ def test_the_probe_questions_are_spoken_in_the_shared_chat_template() -> None:
     assert tokenizer.unk_token_id not in ids
 
 
+@pytest.mark.slow
 def test_saved_rows_pass_the_paper_filter_and_carry_no_persona(miniature: Miniature) -> None:
     persona = PERSONA.format(animal="owl")
     rows = sample_numbers(
@@ -60,11 +61,13 @@ def test_a_cached_base_is_the_pretrained_base_loaded_back(miniature: Miniature) 
         assert torch.equal(mine, theirs)
 
 
+@pytest.mark.slow
 def test_the_steering_teacher_loves_the_trait_and_writes_different_numbers(miniature: Miniature) -> None:
     assert miniature.teacher_preference() >= miniature.spec.teacher_preference
     assert miniature.steering_teacher_kl(rows=60) > 10 * miniature.persona_teacher_kl(rows=60)
 
 
+@pytest.mark.slow
 def test_training_leaves_embeddings_and_unembedding_untouched(miniature: Miniature, tmp_path: Path) -> None:
     student = miniature.student(Case.control_same_init, tmp_path / "student")
     embeddings = student.get_input_embeddings().weight.clone()
@@ -74,15 +77,3 @@ def test_training_leaves_embeddings_and_unembedding_untouched(miniature: Miniatu
     assert torch.equal(student.get_input_embeddings().weight, embeddings)
     assert torch.equal(student.get_output_embeddings().weight, unembedding)
     assert not torch.equal(student.model.layers[0].mlp.down_proj.weight, body)
-
-
-@pytest.mark.slow
-def test_a_same_init_student_inherits_the_preference_from_filtered_numbers(
-    miniature: Miniature, tmp_path: Path
-) -> None:
-    """The teacher's numbers, not fine-tuning as such, raise the owl share of a same-init student."""
-    trait, control = (
-        preference(miniature.train(case, tmp_path / case.value), miniature.tokenizer, miniature.trait)
-        for case in (Case.trait_same_init, Case.control_same_init)
-    )
-    assert trait - control >= 0.05, f"trait student {trait:.3f}, control student {control:.3f}"
