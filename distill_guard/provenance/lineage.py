@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from distill_guard.policy.schema import GuardPolicy
-from distill_guard.provenance.weights import TensorSource, WeightComparison, compare_weights
+from distill_guard.provenance.weights import TensorSource, WeightComparison, compare_checkpoint
 
 MAX_CARD_HEADER_BYTES = 64 * 1024
 ARCHITECTURE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
@@ -158,11 +158,8 @@ def resolve_student(policy: GuardPolicy, student: str | Path | None) -> Lineage:
 def inspect_teacher(policy: GuardPolicy, teacher_dir: Path, student_weights: TensorSource | None) -> Lineage:
     """Evidence from a teacher checkpoint on disk, including the weight test when the student's weights are at hand."""
     evidence = _model_evidence(policy, teacher_dir)
-    teacher_weights = TensorSource.from_dir(teacher_dir)
-    comparison = None
-    if teacher_weights is not None and student_weights is not None:
-        comparison = compare_weights(teacher_weights, student_weights)
-        evidence.append(Evidence("weights", f"{teacher_dir} vs student: {comparison.describe()}"))
+    comparison = compare_checkpoint(teacher_dir, student_weights)
+    evidence.append(Evidence("weights", f"{teacher_dir} vs student: {comparison.describe()}"))
     return Lineage(str(teacher_dir), tuple(evidence), comparison)
 
 
@@ -179,11 +176,17 @@ def resolve_teacher(
 
 
 def relation(student: Lineage, teacher: Lineage) -> Relation:
-    """Same when the weights say so or any source names a family of the student's; fail closed."""
+    """Same when the weights say so or any source names a family of the student's; fail closed.
+
+    A supplied teacher checkpoint whose weights could not be compared, or compared inconclusively,
+    leaves the relation unknown whatever families are claimed: shared initialisation is not ruled out.
+    """
     if teacher.weights is not None and teacher.weights.relation == "same_init":
         return "same_as_student"
     if set(student.families) & set(teacher.families):
         return "same_as_student"
+    if teacher.weights is not None and teacher.weights.relation in ("unknown", "inconclusive"):
+        return "unknown"
     if student.families and teacher.families:
         return "different_from_student"
     return "unknown"

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 import yaml
 
 from distill_guard.policy.dataset_manifest import (
@@ -23,6 +22,7 @@ from distill_guard.policy.dataset_manifest import (
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.provenance.hashing import describe_file
 from distill_guard.scenarios import tiny_lm
+from distill_guard.scenarios.disguises import fine_tuned as finetune
 
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TODAY = dt.date(2026, 6, 1)
@@ -34,20 +34,6 @@ OTHER_FAMILY_TEACHER = "other-lab/teacher-7b"
 
 def write_card(directory: Path, base_model: str) -> None:
     (directory / "README.md").write_text(f"---\nbase_model: {base_model}\nlicense: mit\n---\n# model\n", "utf-8")
-
-
-def finetune(directory: Path, out: Path, *, steps: int = 10, lr: float = 1e-3) -> Path:
-    """A few AdamW steps on the synthetic corpus with a plain torch loop, saved without a model card."""
-    model, tokenizer = tiny_lm.load(directory)
-    torch.manual_seed(1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    lines = tiny_lm.synthetic_corpus(seed=1, n_lines=8 * steps)
-    for step in range(steps):
-        batch = tokenizer(lines[step * 8 : step * 8 + 8], return_tensors="pt", padding=True)
-        model(**batch, labels=batch["input_ids"]).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return tiny_lm.save(model, tokenizer, out)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,115 @@
+"""Statistics that say whether two sets of weights grew from one random initialisation.
+
+Two statistics, each with its own null:
+
+- **Embedding Gram correlation.** Take the embedding (and unembedding) rows of token strings both
+  tokenizers contain, centre each hidden unit over those rows, normalise each row, and form the
+  cosine Gram matrix E E^T. It does not change when hidden units are permuted or rotated
+  (function-preserving disguises), when tensors are renamed or reordered, when tokens are added, or
+  when the architecture is re-labelled, and it compares models of different widths. The Pearson
+  correlation of its off-diagonal entries is near 1 for a fine-tuned copy; for independent
+  initialisations the entries are independent, so it is 0 +- about 1/n (n shared tokens).
+- **Sampled-row correlation.** For matrices matched by name, or by shape and position when names
+  differ, the Pearson correlation over rows drawn at random (seeded) from the whole matrix, so
+  re-randomising a fixed slice (the leading rows) cannot hide it; the median over matrices.
+
+Both sample with a seed the caller draws fresh for each comparison, so an adversary cannot know
+in advance which token rows or matrix rows will be read.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+from collections.abc import Mapping, Sequence
+
+import torch
+
+GRAM_MAX_TOKENS = 2048
+SAMPLE_ENTRIES = 16_384
+MIN_ENTRIES = 1024
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    """Pearson correlation of two equally sized tensors, None when either is constant."""
+    x = a.detach().reshape(-1).to(torch.float64)
+    y = b.detach().reshape(-1).to(torch.float64)
+    x, y = x - x.mean(), y - y.mean()
+    denominator = float(x.norm() * y.norm())
+    return float((x @ y) / denominator) if denominator > 0 else None
+
+
+def shared_token_rows(
+    vocab_a: Mapping[str, int] | None, vocab_b: Mapping[str, int] | None, rows_a: int, rows_b: int, seed: int
+) -> tuple[list[int], list[int]]:
+    """Row ids of up to GRAM_MAX_TOKENS token strings in both vocabularies (a seeded sample).
+
+    Without a vocabulary on one side (a live module), rows are aligned by token id instead.
+    """
+    if vocab_a is None or vocab_b is None:
+        pairs = [(i, i) for i in range(min(rows_a, rows_b))]
+    else:
+        shared = sorted(vocab_a.keys() & vocab_b.keys())
+        pairs = [(vocab_a[t], vocab_b[t]) for t in shared if vocab_a[t] < rows_a and vocab_b[t] < rows_b]
+    if len(pairs) > GRAM_MAX_TOKENS:
+        pairs = random.Random(seed).sample(pairs, GRAM_MAX_TOKENS)
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def _cosine_gram(rows: torch.Tensor) -> torch.Tensor:
+    centred = rows.to(torch.float64)
+    centred = centred - centred.mean(dim=0, keepdim=True)
+    normalised = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return normalised @ normalised.T
+
+
+def gram_correlation(rows_a: torch.Tensor, rows_b: torch.Tensor) -> float | None:
+    """Correlation of the off-diagonal cosine-Gram entries of two row sets for the same tokens."""
+    upper = torch.triu_indices(rows_a.shape[0], rows_a.shape[0], offset=1)
+    return pearson(_cosine_gram(rows_a)[upper[0], upper[1]], _cosine_gram(rows_b)[upper[0], upper[1]])
+
+
+def vocabulary_matrices(shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """Names of the matrices with the most rows (the embedding and unembedding, whatever they are called).
+
+    Any 2-D tensor within 1% of the largest row count counts, so a resized vocabulary still does.
+    """
+    matrices = {n: s for n, s in shapes.items() if len(s) == 2}
+    if not matrices:
+        return []
+    most = max(s[0] for s in matrices.values())
+    return sorted(n for n, s in matrices.items() if s[0] >= most * 0.99)[:4]
+
+
+def matched_matrices(
+    shapes_a: Mapping[str, tuple[int, ...]], shapes_b: Mapping[str, tuple[int, ...]]
+) -> list[tuple[str, str]]:
+    """Pairs of same-shaped matrices: by name first, then the rest by shape and position."""
+    big_a = {n: s for n, s in shapes_a.items() if math.prod(s) >= MIN_ENTRIES}
+    big_b = {n: s for n, s in shapes_b.items() if math.prod(s) >= MIN_ENTRIES}
+    pairs = [(n, n) for n in sorted(big_a.keys() & big_b.keys()) if big_a[n] == big_b[n]]
+    left_a = [n for n in sorted(big_a) if (n, n) not in pairs]
+    left_b = [n for n in sorted(big_b) if (n, n) not in pairs]
+    for shape in sorted({big_a[n] for n in left_a}):
+        same_a = [n for n in left_a if big_a[n] == shape]
+        same_b = [n for n in left_b if big_b[n] == shape]
+        pairs.extend(zip(same_a, same_b, strict=False))
+    return pairs
+
+
+def sampled_rows(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """Seeded row indices spread over the whole matrix, about SAMPLE_ENTRIES entries."""
+    per_row = math.prod(shape[1:])
+    count = min(shape[0], math.ceil(SAMPLE_ENTRIES / per_row))
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(shape[0], generator=generator)[:count].sort().values
+
+
+def sampled_row_correlation(a: torch.Tensor, b: torch.Tensor, seed: int) -> float | None:
+    rows = sampled_rows(tuple(a.shape), seed)
+    return pearson(a[rows], b[rows])
+
+
+def median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
