@@ -2,13 +2,14 @@
 
 Two statistics, each with its own null:
 
-- **Embedding Gram correlation.** Take the embedding (and unembedding) rows of token strings both
-  tokenizers contain, centre each hidden unit over those rows, normalise each row, and form the
-  cosine Gram matrix E E^T. It does not change when hidden units are permuted or rotated
-  (function-preserving disguises), when tensors are renamed or reordered, when tokens are added, or
-  when the architecture is re-labelled, and it compares models of different widths. The Pearson
-  correlation of its off-diagonal entries is near 1 for a fine-tuned copy; for independent
-  initialisations the entries are independent, so it is 0 +- about 1/n (n shared tokens).
+- **Unit-pairing margin.** Take the embedding (and unembedding) rows of token strings both
+  tokenizers contain and pair each hidden unit of one model with one of the other; a shared
+  origin pairs them one-to-one (see `unit_pairing_margin`). It does not change when hidden units
+  are permuted or sign-flipped (function-preserving disguises), when tensors are renamed or
+  reordered, when tokens are added, or when the architecture is re-labelled, and it compares
+  models of different widths. Rejected on the tiny models: the Gram matrix E E^T and the plain
+  paired correlation, which two independent initialisations trained on the same data share
+  (0.98 and 0.5): both read learned structure, not the initialisation.
 - **Sampled-row correlation.** For matrices matched by name, or by shape and position when names
   differ, the Pearson correlation over rows drawn at random (seeded) from the whole matrix, so
   re-randomising a fixed slice (the leading rows) cannot hide it; the median over matrices.
@@ -25,8 +26,9 @@ import statistics
 from collections.abc import Mapping, Sequence
 
 import torch
+from scipy.optimize import linear_sum_assignment
 
-GRAM_MAX_TOKENS = 2048
+MAX_SHARED_TOKENS = 16_384
 SAMPLE_ENTRIES = 16_384
 MIN_ENTRIES = 1024
 
@@ -43,7 +45,7 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float | None:
 def shared_token_rows(
     vocab_a: Mapping[str, int] | None, vocab_b: Mapping[str, int] | None, rows_a: int, rows_b: int, seed: int
 ) -> tuple[list[int], list[int]]:
-    """Row ids of up to GRAM_MAX_TOKENS token strings in both vocabularies (a seeded sample).
+    """Row ids of up to MAX_SHARED_TOKENS token strings in both vocabularies (a seeded sample).
 
     Without a vocabulary on one side (a live module), rows are aligned by token id instead.
     """
@@ -52,22 +54,46 @@ def shared_token_rows(
     else:
         shared = sorted(vocab_a.keys() & vocab_b.keys())
         pairs = [(vocab_a[t], vocab_b[t]) for t in shared if vocab_a[t] < rows_a and vocab_b[t] < rows_b]
-    if len(pairs) > GRAM_MAX_TOKENS:
-        pairs = random.Random(seed).sample(pairs, GRAM_MAX_TOKENS)
+    if len(pairs) > MAX_SHARED_TOKENS:
+        pairs = random.Random(seed).sample(pairs, MAX_SHARED_TOKENS)
     return [a for a, _ in pairs], [b for _, b in pairs]
 
 
-def _cosine_gram(rows: torch.Tensor) -> torch.Tensor:
+def unit_pairing_margin(rows_a: torch.Tensor, rows_b: torch.Tensor, seed: int) -> float | None:
+    """How distinctly the hidden units of two row sets (same tokens) pair one-to-one, beyond chance.
+
+    Each unit (column) is correlated with every unit of the other side over the shared tokens and
+    units are paired by a maximum-weight assignment on |correlation|, so neither a permutation nor a
+    sign flip of units hides a shared origin. A unit's margin is its paired |correlation| minus its
+    best |correlation| with any other unit: a shared initialisation pairs each unit with exactly one
+    (margin near 1), while structure two independently trained models both learn correlates each
+    unit with many (margin near 0). The statistic is the median margin minus the median margin with
+    the token correspondence shuffled (seeded), which is what chance alone gives.
+    """
+    observed = _median_margin(rows_a, rows_b)
+    shuffle = torch.randperm(rows_b.shape[0], generator=torch.Generator().manual_seed(seed))
+    chance = _median_margin(rows_a, rows_b[shuffle])
+    return None if observed is None or chance is None else observed - chance
+
+
+def _median_margin(rows_a: torch.Tensor, rows_b: torch.Tensor) -> float | None:
+    a = _standardised_columns(rows_a)
+    b = _standardised_columns(rows_b)
+    if a is None or b is None or min(a.shape[1], b.shape[1]) < 2:
+        return None
+    strength = (a.T @ b).abs()
+    units_a, units_b = linear_sum_assignment(strength.numpy(), maximize=True)
+    paired = strength[units_a, units_b]
+    others = strength[units_a].clone()
+    others[torch.arange(len(units_a)), torch.as_tensor(units_b)] = -1.0
+    return float((paired - others.max(dim=1).values).median())
+
+
+def _standardised_columns(rows: torch.Tensor) -> torch.Tensor | None:
     centred = rows.to(torch.float64)
     centred = centred - centred.mean(dim=0, keepdim=True)
-    normalised = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return normalised @ normalised.T
-
-
-def gram_correlation(rows_a: torch.Tensor, rows_b: torch.Tensor) -> float | None:
-    """Correlation of the off-diagonal cosine-Gram entries of two row sets for the same tokens."""
-    upper = torch.triu_indices(rows_a.shape[0], rows_a.shape[0], offset=1)
-    return pearson(_cosine_gram(rows_a)[upper[0], upper[1]], _cosine_gram(rows_b)[upper[0], upper[1]])
+    norms = centred.norm(dim=0, keepdim=True)
+    return centred / norms.clamp_min(1e-12) if bool((norms > 0).any()) else None
 
 
 def vocabulary_matrices(shapes: Mapping[str, tuple[int, ...]]) -> list[str]:

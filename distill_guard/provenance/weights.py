@@ -5,7 +5,7 @@ who wants a same-base teacher to pass renames tensors, permutes hidden units, ad
 re-labels the architecture, or hides the real weights behind a decoy file, so the test uses
 statistics that survive those disguises (provenance/weight_statistics.py) on weights read without
 trusting the folder (provenance/checkpoint_reading.py): same initialisation when either the
-embedding Gram correlation or the sampled-row correlation says so. When nothing comparable can be
+unit-pairing margin or the sampled-row correlation says so. When nothing comparable can be
 read the relation is "unknown" with the reason, never silently absent.
 Thresholds come from `benchmarks/weight_evidence.py` (table in docs/provenance.md).
 """
@@ -30,8 +30,8 @@ from distill_guard.provenance.checkpoint_reading import (
     read_vocabulary,
 )
 
-GRAM_SAME_INIT_AT_LEAST = 0.1
-GRAM_INDEPENDENT_AT_MOST = 0.05
+UNITS_SAME_INIT_AT_LEAST = 0.1
+UNITS_INDEPENDENT_AT_MOST = 0.05
 SAME_INIT_AT_LEAST = 0.1
 INDEPENDENT_AT_MOST = 0.05
 MIN_TENSORS = 2
@@ -52,18 +52,18 @@ class WeightComparison:
     relation: InitRelation
     median_correlation: float | None
     tensors_compared: int
-    gram_correlation: float | None = None
+    unit_margin: float | None = None
     shared_tokens: int = 0
     reason: str | None = None
     seed: int | None = None
 
     def describe(self) -> str:
-        if self.reason is not None and self.gram_correlation is None and self.median_correlation is None:
+        if self.reason is not None and self.unit_margin is None and self.median_correlation is None:
             return f"weight test unknown: {self.reason}"
-        gram = "n/a" if self.gram_correlation is None else f"{self.gram_correlation:.3f}"
+        units = "n/a" if self.unit_margin is None else f"{self.unit_margin:.3f}"
         rows = "n/a" if self.median_correlation is None else f"{self.median_correlation:.3f}"
         text = (
-            f"weight test: {_WORDS[self.relation]} (embedding Gram correlation {gram} over "
+            f"weight test: {_WORDS[self.relation]} (unit-pairing margin {units} over "
             f"{self.shared_tokens} shared tokens; median sampled-row correlation {rows} over "
             f"{self.tensors_compared} weight matrices; seed {self.seed})"
         )
@@ -103,15 +103,15 @@ def _source(directory: Path, checkpoint: CheckpointWeights) -> TensorSource | st
     return TensorSource(checkpoint.sets, vocabulary)
 
 
-def _gram(a: WeightSet, b: WeightSet, vocab_a: dict | None, vocab_b: dict | None, seed: int) -> tuple[float, int]:
-    """The highest Gram correlation over the vocabulary-sized matrices of each side, and the token count."""
+def _units(a: WeightSet, b: WeightSet, vocab_a: dict | None, vocab_b: dict | None, seed: int) -> tuple[float, int]:
+    """The highest unit-pairing margin over the vocabulary-sized matrices of each side, and the token count."""
     best: tuple[float, int] = (float("-inf"), 0)
     for name_a in stats.vocabulary_matrices(a.shapes):
         for name_b in stats.vocabulary_matrices(b.shapes):
             ids_a, ids_b = stats.shared_token_rows(vocab_a, vocab_b, a.shapes[name_a][0], b.shapes[name_b][0], seed)
             if len(ids_a) < MIN_SHARED_TOKENS:
                 continue
-            value = stats.gram_correlation(a.fetch(name_a)[ids_a], b.fetch(name_b)[ids_b])
+            value = stats.unit_pairing_margin(a.fetch(name_a)[ids_a], b.fetch(name_b)[ids_b], seed)
             if value is not None and value > best[0]:
                 best = (value, len(ids_a))
     return best
@@ -124,10 +124,10 @@ def _sampled_rows(a: WeightSet, b: WeightSet, seed: int) -> Iterator[float]:
             yield value
 
 
-def _verdict(gram: float | None, median: float | None) -> InitRelation:
+def _verdict(units: float | None, median: float | None) -> InitRelation:
     votes = []
-    if gram is not None:
-        votes.append((gram >= GRAM_SAME_INIT_AT_LEAST, gram <= GRAM_INDEPENDENT_AT_MOST))
+    if units is not None:
+        votes.append((units >= UNITS_SAME_INIT_AT_LEAST, units <= UNITS_INDEPENDENT_AT_MOST))
     if median is not None:
         votes.append((median >= SAME_INIT_AT_LEAST, median <= INDEPENDENT_AT_MOST))
     if not votes:
@@ -140,15 +140,15 @@ def _verdict(gram: float | None, median: float | None) -> InitRelation:
 def _compare_sets(
     a: WeightSet, b: WeightSet, vocab_a: dict | None, vocab_b: dict | None, seed: int
 ) -> WeightComparison:
-    gram, tokens = _gram(a, b, vocab_a, vocab_b, seed)
-    gram_value = gram if tokens else None
+    units, tokens = _units(a, b, vocab_a, vocab_b, seed)
+    units_value = units if tokens else None
     values = list(_sampled_rows(a, b, seed))
     median = stats.median(values) if len(values) >= MIN_TENSORS else None
-    relation = _verdict(gram_value, median)
+    relation = _verdict(units_value, median)
     reason = None
     if relation == "unknown":
         reason = f"no comparable weights: {len(values)} same-shaped matrices, {tokens} shared vocabulary rows"
-    return WeightComparison(relation, median, len(values), gram_value, tokens, reason, seed)
+    return WeightComparison(relation, median, len(values), units_value, tokens, reason, seed)
 
 
 def compare_weights(a: TensorSource, b: TensorSource, seed: int | None = None) -> WeightComparison:
