@@ -30,8 +30,8 @@ from distill_guard.provenance.checkpoint_reading import (
     read_vocabulary,
 )
 
-UNITS_SAME_INIT_AT_LEAST = 0.1
-UNITS_INDEPENDENT_AT_MOST = 0.05
+UNITS_SAME_INIT_AT_LEAST = 0.05
+UNITS_INDEPENDENT_AT_MOST = 0.03
 SAME_INIT_AT_LEAST = 0.1
 INDEPENDENT_AT_MOST = 0.05
 MIN_TENSORS = 2
