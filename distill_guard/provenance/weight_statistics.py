@@ -52,8 +52,8 @@ def shared_token_rows(
     if vocab_a is None or vocab_b is None:
         pairs = [(i, i) for i in range(min(rows_a, rows_b))]
     else:
-        shared = sorted(vocab_a.keys() & vocab_b.keys())
-        pairs = [(vocab_a[t], vocab_b[t]) for t in shared if vocab_a[t] < rows_a and vocab_b[t] < rows_b]
+        shared = vocab_a.keys() & vocab_b.keys()
+        pairs = sorted((vocab_a[t], vocab_b[t]) for t in shared if vocab_a[t] < rows_a and vocab_b[t] < rows_b)
     if len(pairs) > MAX_SHARED_TOKENS:
         pairs = random.Random(seed).sample(pairs, MAX_SHARED_TOKENS)
     return [a for a, _ in pairs], [b for _, b in pairs]
