@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +118,8 @@ def _bin_set(root: Path, files: list[str], label: str) -> WeightSet:
     for name in files:
         path = confined(root, name)
         try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            zipped = zipfile.is_zipfile(path)  # torch >= 1.6 format; only it can be memory-mapped
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
         except Exception as error:  # torch raises many types for a hostile pickle
             raise UnreadableCheckpoint(f"{path}: not a weights-only PyTorch file ({type(error).__name__})") from None
         if not isinstance(loaded, dict):
@@ -194,7 +196,8 @@ def read_vocabulary(root: Path) -> dict[str, int] | None:
         vocab.update({k: v for k, v in raw.items() if isinstance(k, str) and _is_id(v)})
     elif isinstance(raw, list):  # Unigram: [[piece, score], ...], the id is the position
         vocab.update({p[0]: i for i, p in enumerate(raw) if isinstance(p, list) and p and isinstance(p[0], str)})
-    for added in data.get("added_tokens") or [] if isinstance(data, dict) else []:
+    added_tokens = data.get("added_tokens") if isinstance(data, dict) else None
+    for added in added_tokens if isinstance(added_tokens, list) else []:
         if isinstance(added, dict) and isinstance(added.get("content"), str) and _is_id(added.get("id")):
             vocab[added["content"]] = added["id"]
     return vocab or None
