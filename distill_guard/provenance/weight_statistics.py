@@ -33,10 +33,15 @@ SAMPLE_ENTRIES = 16_384
 MIN_ENTRIES = 1024
 
 
+def finite(values: torch.Tensor) -> torch.Tensor:
+    """float64 with NaN and infinities as 0: a few poisoned entries (an unused token row) must not blind a test."""
+    return torch.nan_to_num(values.detach().to(torch.float64), nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def pearson(a: torch.Tensor, b: torch.Tensor) -> float | None:
     """Pearson correlation of two equally sized tensors, None when either is constant."""
-    x = a.detach().reshape(-1).to(torch.float64)
-    y = b.detach().reshape(-1).to(torch.float64)
+    x = finite(a).reshape(-1)
+    y = finite(b).reshape(-1)
     x, y = x - x.mean(), y - y.mean()
     denominator = float(x.norm() * y.norm())
     return float((x @ y) / denominator) if denominator > 0 else None
@@ -90,7 +95,7 @@ def _median_margin(rows_a: torch.Tensor, rows_b: torch.Tensor) -> float | None:
 
 
 def _standardised_columns(rows: torch.Tensor) -> torch.Tensor | None:
-    centred = rows.to(torch.float64)
+    centred = finite(rows)
     centred = centred - centred.mean(dim=0, keepdim=True)
     norms = centred.norm(dim=0, keepdim=True)
     return centred / norms.clamp_min(1e-12) if bool((norms > 0).any()) else None

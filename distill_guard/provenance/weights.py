@@ -147,7 +147,10 @@ def _compare_sets(
     relation = _verdict(units_value, median)
     reason = None
     if relation == "unknown":
-        reason = f"no comparable weights: {len(values)} same-shaped matrices, {tokens} shared vocabulary rows"
+        reason = (
+            "no comparable weights: no two vocabulary matrices over enough shared tokens and fewer than "
+            f"{MIN_TENSORS} matrices matched by name or shape, with varying values"
+        )
     return WeightComparison(relation, median, len(values), units_value, tokens, reason, seed)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 from typer.testing import CliRunner
 
@@ -147,6 +147,22 @@ def test_a_hugging_face_cache_snapshot_may_link_into_its_blobs(tiny_checkpoint, 
         (blobs / name).write_bytes((tiny_checkpoint / name).read_bytes())
         os.symlink(f"../../blobs/{name}", snapshot / name)
     assert compare_checkpoint(snapshot, student_weights, seed=0).relation == "same_init"
+
+
+def test_a_truncated_safetensors_file_is_unknown_naming_the_file(tiny_checkpoint, tmp_path, student_weights):
+    data = (tiny_checkpoint / "model.safetensors").read_bytes()
+    (tmp_path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    assert f"{tmp_path / 'model.safetensors'}: not a readable safetensors file" in _unknown(tmp_path, student_weights)
+
+
+def test_poisoned_entries_do_not_blind_the_test(tiny_checkpoint, tmp_path, student_weights):
+    """NaN in one entry of every matrix (say an unused token's row) keeps the function and must not hide the copy."""
+    tensors = load_file(tiny_checkpoint / "model.safetensors")
+    for tensor in tensors.values():
+        tensor.view(-1)[0] = float("nan")
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    (tmp_path / "tokenizer.json").write_bytes((tiny_checkpoint / "tokenizer.json").read_bytes())
+    assert compare_checkpoint(tmp_path, student_weights, seed=0).relation == "same_init"
 
 
 def test_a_folder_without_weights_or_with_a_remote_adapter_base_is_unknown_with_the_reason(tmp_path, student_weights):
