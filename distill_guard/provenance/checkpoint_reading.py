@@ -28,6 +28,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 MAX_JSON_BYTES = 64 * 1024 * 1024
 
 Fetch = Callable[[str], torch.Tensor]
+FetchRows = Callable[[str, list[int]], torch.Tensor]
 
 
 class UnreadableCheckpoint(Exception):
@@ -41,6 +42,11 @@ class WeightSet:
     label: str
     shapes: Mapping[str, tuple[int, ...]]
     fetch: Fetch
+    fetch_rows: FetchRows | None = None
+
+    def rows(self, name: str, index: list[int]) -> torch.Tensor:
+        """Some rows of a tensor; from safetensors only those rows are read, so a huge checkpoint costs megabytes."""
+        return self.fetch_rows(name, index) if self.fetch_rows is not None else self.fetch(name)[index]
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,12 @@ def _safetensors_set(root: Path, files: list[str], label: str) -> WeightSet:
         with safe_open(str(where[key]), framework="pt") as handle:
             return handle.get_tensor(key)
 
-    return WeightSet(label, shapes, fetch)
+    def fetch_rows(key: str, index: list[int]) -> torch.Tensor:
+        with safe_open(str(where[key]), framework="pt") as handle:
+            tensor = handle.get_slice(key)
+            return torch.cat([tensor[i : i + 1] for i in index])
+
+    return WeightSet(label, shapes, fetch, fetch_rows)
 
 
 def _bin_set(root: Path, files: list[str], label: str) -> WeightSet:

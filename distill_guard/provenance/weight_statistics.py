@@ -129,17 +129,12 @@ def matched_matrices(
     return pairs
 
 
-def sampled_rows(shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    """Seeded row indices spread over the whole matrix, about SAMPLE_ENTRIES entries."""
+def sampled_rows(shape: tuple[int, ...], seed: int) -> list[int]:
+    """Seeded row indices spread over the whole matrix, about SAMPLE_ENTRIES entries, in order."""
     per_row = math.prod(shape[1:])
     count = min(shape[0], math.ceil(SAMPLE_ENTRIES / per_row))
     generator = torch.Generator().manual_seed(seed)
-    return torch.randperm(shape[0], generator=generator)[:count].sort().values
-
-
-def sampled_row_correlation(a: torch.Tensor, b: torch.Tensor, seed: int) -> float | None:
-    rows = sampled_rows(tuple(a.shape), seed)
-    return pearson(a[rows], b[rows])
+    return sorted(torch.randperm(shape[0], generator=generator)[:count].tolist())
 
 
 def median(values: Sequence[float]) -> float | None:

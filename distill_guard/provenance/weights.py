@@ -111,7 +111,7 @@ def _units(a: WeightSet, b: WeightSet, vocab_a: dict | None, vocab_b: dict | Non
             ids_a, ids_b = stats.shared_token_rows(vocab_a, vocab_b, a.shapes[name_a][0], b.shapes[name_b][0], seed)
             if len(ids_a) < MIN_SHARED_TOKENS:
                 continue
-            value = stats.unit_pairing_margin(a.fetch(name_a)[ids_a], b.fetch(name_b)[ids_b], seed)
+            value = stats.unit_pairing_margin(a.rows(name_a, ids_a), b.rows(name_b, ids_b), seed)
             if value is not None and value > best[0]:
                 best = (value, len(ids_a))
     return best
@@ -119,7 +119,8 @@ def _units(a: WeightSet, b: WeightSet, vocab_a: dict | None, vocab_b: dict | Non
 
 def _sampled_rows(a: WeightSet, b: WeightSet, seed: int) -> Iterator[float]:
     for position, (name_a, name_b) in enumerate(stats.matched_matrices(a.shapes, b.shapes)):
-        value = stats.sampled_row_correlation(a.fetch(name_a), b.fetch(name_b), seed + position)
+        rows = stats.sampled_rows(a.shapes[name_a], seed + position)
+        value = stats.pearson(a.rows(name_a, rows), b.rows(name_b, rows))
         if value is not None:
             yield value
 
