@@ -78,7 +78,15 @@ class TensorSource:
     vocabulary: dict[str, int] | None = None
 
     @classmethod
-    def from_module(cls, module: torch.nn.Module, vocabulary: dict[str, int] | None = None) -> TensorSource:
+    def from_module(cls, module: torch.nn.Module) -> TensorSource:
+        """The live module's weights; its vocabulary from the folder it was loaded from, when that is readable."""
+        loaded_from = getattr(module, "name_or_path", None)
+        vocabulary = None
+        if isinstance(loaded_from, str) and loaded_from and Path(loaded_from).is_dir():
+            try:
+                vocabulary = read_vocabulary(Path(loaded_from))
+            except UnreadableCheckpoint:
+                vocabulary = None
         return cls((module_weights(module),), vocabulary)
 
     @classmethod
@@ -125,10 +133,15 @@ def _sampled_rows(a: WeightSet, b: WeightSet, seed: int) -> Iterator[float]:
             yield value
 
 
-def _verdict(units: float | None, median: float | None) -> InitRelation:
+def _verdict(units: float | None, median: float | None, *, by_token_strings: bool) -> InitRelation:
+    """Same when either statistic says so; independent only when both do and tokens were matched by string.
+
+    Without both vocabularies, rows are aligned by token id: a match still proves a shared origin, but
+    a miss may only mean the ids were shuffled (and the tokenizer withheld), so it cannot read independent.
+    """
     votes = []
     if units is not None:
-        votes.append((units >= UNITS_SAME_INIT_AT_LEAST, units <= UNITS_INDEPENDENT_AT_MOST))
+        votes.append((units >= UNITS_SAME_INIT_AT_LEAST, by_token_strings and units <= UNITS_INDEPENDENT_AT_MOST))
     if median is not None:
         votes.append((median >= SAME_INIT_AT_LEAST, median <= INDEPENDENT_AT_MOST))
     if not votes:
@@ -145,7 +158,7 @@ def _compare_sets(
     units_value = units if tokens else None
     values = list(_sampled_rows(a, b, seed))
     median = stats.median(values) if len(values) >= MIN_TENSORS else None
-    relation = _verdict(units_value, median)
+    relation = _verdict(units_value, median, by_token_strings=vocab_a is not None and vocab_b is not None)
     reason = None
     if relation == "unknown":
         reason = (

@@ -145,6 +145,19 @@ def permuted_as_mistral(directory: Path, out: Path, seed: int = DISGUISE_SEED) -
     return _save(mistral, directory, out)
 
 
+@torch.no_grad()
+def permuted_ids_without_tokenizer(directory: Path, out: Path, seed: int = DISGUISE_SEED) -> Path:
+    """Permuted hidden units and token ids, saved without a tokenizer: nothing to match rows by."""
+    model = permute_hidden_units(_load(directory), seed)
+    ids = torch.randperm(model.config.vocab_size, generator=torch.Generator().manual_seed(seed + 1))
+    model.model.embed_tokens.weight.data = model.model.embed_tokens.weight.data[ids]
+    if model.lm_head.weight is not model.model.embed_tokens.weight:
+        model.lm_head.weight.data = model.lm_head.weight.data[ids]
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    return out
+
+
 def bin_only(directory: Path, out: Path) -> Path:
     """The same weights saved only as `pytorch_model.bin` (transformers 5 itself writes safetensors only)."""
     model = _load(directory)

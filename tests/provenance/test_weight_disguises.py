@@ -90,6 +90,21 @@ def test_independent_initialisations_do_not_read_same(tiny_checkpoint, student_w
         assert compare_checkpoint(teacher, student_weights, seed=0).relation == "independent", teacher
 
 
+def test_a_teacher_without_its_tokenizer_is_matched_by_token_id_but_never_read_independent(
+    tiny_checkpoint, student_weights, tmp_path
+):
+    same_ids = disguises.permuted(tiny_checkpoint, tmp_path / "same-ids")
+    (same_ids / "tokenizer.json").unlink()
+    assert compare_checkpoint(same_ids, student_weights, seed=0).relation == "same_init"
+    shuffled = disguises.permuted_ids_without_tokenizer(tiny_checkpoint, tmp_path / "shuffled-ids")
+    assert compare_checkpoint(shuffled, student_weights, seed=0).relation == "inconclusive"
+
+
+def test_a_live_module_reads_the_vocabulary_of_the_folder_it_came_from(tiny_checkpoint):
+    model, _ = tiny_lm.load(tiny_checkpoint)
+    assert TensorSource.from_module(model).vocabulary == TensorSource.from_dir(tiny_checkpoint).vocabulary
+
+
 def test_a_decoy_safetensors_beside_the_real_bin_does_not_decide(
     tiny_checkpoint, student_weights, independent_dir, tmp_path
 ):
