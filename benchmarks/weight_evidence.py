@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel
 
+from distill_guard.provenance import weights
 from distill_guard.provenance.weights import TensorSource, compare_checkpoint
 from distill_guard.scenarios import disguises, smollm2, tiny_lm
 
@@ -37,6 +38,11 @@ class Case:
     same_init: bool
     build: Build
     student: Path | None = None  # None: the run's base checkpoint
+    expected: str | None = None  # None: "same_init" for a shared init, "independent" otherwise
+
+    @property
+    def should_read(self) -> str:
+        return self.expected or ("same_init" if self.same_init else "independent")
 
 
 def _fresh_tiny(seed: int, base: Path) -> Build:
@@ -103,6 +109,13 @@ def disguise_cases(
         Case(model, "pytorch_model.bin only", True, lambda o: disguises.bin_only(base, o)),
         Case(model, "real .bin beside a decoy model.safetensors", True, with_decoy),
         Case(model, "adapter-only folder, base on disk", True, lambda o: disguises.adapter_only(str(base), o)),
+        Case(
+            model,
+            "permuted token ids and units, tokenizer withheld (fails closed)",
+            True,
+            lambda o: disguises.permuted_ids_without_tokenizer(base, o),
+            expected="inconclusive",
+        ),
     ]
 
 
@@ -146,8 +159,8 @@ def run(cases: list[Case], student: Path, work: Path) -> list[tuple[Case, str, f
     rows = []
     for index, case in enumerate(cases):
         out = work / f"case-{index}"
-        started = time.perf_counter()
         teacher = case.build(out)
+        started = time.perf_counter()
         result = compare_checkpoint(teacher, TensorSource.from_dir(case.student or student), seed=SEED)
         rows.append(
             (case, result.relation, result.unit_margin, result.median_correlation, time.perf_counter() - started)
@@ -164,12 +177,13 @@ def _number(value: float | None) -> str:
 
 def table(rows: list[tuple[Case, str, float | None, float | None, float]]) -> str:
     lines = [
-        "| model | teacher checkpoint | shares the init | unit-pairing margin | sampled-row median | reads |",
-        "|---|---|---|---|---|---|",
+        "| model | teacher checkpoint | shares the init | unit-pairing margin | sampled-row median | reads | test s |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for case, relation, margin, median, _ in rows:
+    for case, relation, margin, median, seconds in rows:
         shared = "yes" if case.same_init else "no"
-        lines.append(f"| {case.model} | {case.name} | {shared} | {_number(margin)} | {_number(median)} | {relation} |")
+        numbers = f"{_number(margin)} | {_number(median)} | {relation} | {seconds:.1f}"
+        lines.append(f"| {case.model} | {case.name} | {shared} | {numbers} |")
     return "\n".join(lines)
 
 
@@ -191,8 +205,13 @@ def main() -> None:
             rows += run(smollm2_cases(base, tiny_base), base, work)
     print()
     print(table(rows))
-    wrong = [c.name for c, relation, *_ in rows if (relation == "same_init") != c.same_init]
-    print(f"\n{len(rows)} pairs, {len(wrong)} misread" + (f": {', '.join(wrong)}" if wrong else ""))
+    wrong = [c.name for c, relation, *_ in rows if relation != c.should_read]
+    print(
+        f"\nthresholds: same initialisation when margin >= {weights.UNITS_SAME_INIT_AT_LEAST} or sampled-row "
+        f"median >= {weights.SAME_INIT_AT_LEAST}; independent when margin <= {weights.UNITS_INDEPENDENT_AT_MOST} "
+        f"and median <= {weights.INDEPENDENT_AT_MOST}"
+    )
+    print(f"{len(rows)} pairs, {len(wrong)} read otherwise than expected" + (f": {', '.join(wrong)}" if wrong else ""))
 
 
 if __name__ == "__main__":
