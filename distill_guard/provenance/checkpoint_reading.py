@@ -26,6 +26,7 @@ BIN = "pytorch_model.bin"
 INDEX_SUFFIX = ".index.json"
 ADAPTER_CONFIG = "adapter_config.json"
 MAX_JSON_BYTES = 64 * 1024 * 1024
+WHOLE_TENSOR_FRACTION = 8
 
 Fetch = Callable[[str], torch.Tensor]
 FetchRows = Callable[[str, list[int]], torch.Tensor]
@@ -117,6 +118,8 @@ def _safetensors_set(root: Path, files: list[str], label: str) -> WeightSet:
             return handle.get_tensor(key)
 
     def fetch_rows(key: str, index: list[int]) -> torch.Tensor:
+        if len(index) * WHOLE_TENSOR_FRACTION > shapes[key][0]:  # many rows: one read beats row-by-row
+            return fetch(key)[index]
         with safe_open(str(where[key]), framework="pt") as handle:
             tensor = handle.get_slice(key)
             return torch.cat([tensor[i : i + 1] for i in index])

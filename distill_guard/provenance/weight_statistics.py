@@ -75,17 +75,15 @@ def unit_pairing_margin(rows_a: torch.Tensor, rows_b: torch.Tensor, seed: int) -
     unit with many (margin near 0). The statistic is the median margin minus the median margin with
     the token correspondence shuffled (seeded), which is what chance alone gives.
     """
-    observed = _median_margin(rows_a, rows_b)
-    shuffle = torch.randperm(rows_b.shape[0], generator=torch.Generator().manual_seed(seed))
-    chance = _median_margin(rows_a, rows_b[shuffle])
-    return None if observed is None or chance is None else observed - chance
-
-
-def _median_margin(rows_a: torch.Tensor, rows_b: torch.Tensor) -> float | None:
     a = _standardised_columns(rows_a)
     b = _standardised_columns(rows_b)
     if a is None or b is None or min(a.shape[1], b.shape[1]) < 2:
         return None
+    shuffle = torch.randperm(b.shape[0], generator=torch.Generator().manual_seed(seed))
+    return _median_margin(a, b) - _median_margin(a, b[shuffle])  # standardising commutes with a row shuffle
+
+
+def _median_margin(a: torch.Tensor, b: torch.Tensor) -> float:
     strength = (a.T @ b).abs()
     units_a, units_b = linear_sum_assignment(strength.numpy(), maximize=True)
     paired = strength[units_a, units_b]
