@@ -11,8 +11,10 @@ from typing import Any
 from distill_guard.errors import DistillGuardError
 
 
-class OutputFileError(DistillGuardError):
-    """A file could not be written; `path` names it and nothing half-written is left behind."""
+class OutputFileError(DistillGuardError, OSError):
+    """A file could not be written; `path` names it and nothing half-written is left behind.
+
+    Still an OSError, so code that handled a failed write before keeps handling it."""
 
     def __init__(self, path: Path, reason: str) -> None:
         self.path = path

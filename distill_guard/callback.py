@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -247,10 +248,11 @@ class DistillGuard(TrainerCallback, ExportableState):
             if self.monitor.has_baseline(probe.label):
                 continue  # resumed: keep the step-0 baseline, never re-baseline a drifted model
             try:
-                result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
-                recheck = None
-                if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
-                    recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
+                with self._interruption_recorded(probe, state.global_step):
+                    result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
+                    recheck = None
+                    if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
+                        recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
             except DistillGuardError as exc:
                 self.telemetry.close(clean=False)
                 raise DistillGuardError(
@@ -280,7 +282,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         for probe in self.probes:
             result: ProbeResult | None = None
             try:
-                result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
+                with self._interruption_recorded(probe, state.global_step):
+                    result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
                 evaluation = self.monitor.observe(result, probe.ref.threshold, step=state.global_step)
             except DistillGuardError as exc:
                 evaluation = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
@@ -292,6 +295,20 @@ class DistillGuard(TrainerCallback, ExportableState):
         local = self._halt_record(*tripped, model) if tripped else None
         self._act_on_halt(args, state, control, local)
         self.telemetry.publish()
+
+    @contextlib.contextmanager
+    def _interruption_recorded(self, probe: PreparedProbe, step: int) -> Iterator[None]:
+        """A probe stopped by SystemExit, KeyboardInterrupt or a crash still leaves an audit line; the
+        exception then goes on as raised (a DistillGuardError is a probe failure, recorded by the caller)."""
+        try:
+            yield
+        except DistillGuardError:
+            raise
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # the log may be what failed; the original exception matters more
+                error = f"{type(exc).__name__}: {exc}"
+                self.telemetry.event("probe_interrupted", step=step, probe=probe.label, error=error)
+            raise
 
     def _act_on_halt(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, local: HaltRecord | None

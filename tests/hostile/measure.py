@@ -11,8 +11,8 @@ import torch
 
 from distill_guard.scenarios.tiny_lm import make_tiny_checkpoint
 
-from .corpus import CASES
 from . import runner
+from .corpus import CASES
 from .runner import run_case
 from .workspace import Workspace
 
