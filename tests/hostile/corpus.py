@@ -244,7 +244,7 @@ def _(ws):
     return validate(ws.policy(text="".join(" " * i + f"k{i}:\n" for i in range(1000))), 64)
 
 
-@case("policy", "suite-file-is-a-fifo", 1, "suite.yaml")
+@case("policy", "suite-file-is-a-fifo", 1, "FIFO")
 def _(ws):
     ws.fifo("suite.yaml")
     path = ws.policy("- use: builtin:animal-preference\n      target: owl", "- path: suite.yaml")
