@@ -130,12 +130,20 @@ POLICY_EDITS: list[tuple[str, str, str, int, str]] = [
     ("raw-escape-byte", "target: owl", "target: o\x1b[2Kwl", 21, "control character"),
 ]
 
-for _name, _old, _new, _line, _message in POLICY_EDITS:
+Invoke = Callable[[Workspace, str, str, int], tuple[list[str], str]]
 
-    def _build(ws: Workspace, old: str = _old, new: str = _new, line: int = _line) -> tuple[list[str], str]:
-        return validate(ws.policy(old, new), line)
 
-    case("policy", _name, 1, _message)(_build)
+def register_edits(kind: str, edits: list[tuple[str, str, str, int, str]], invoke: Invoke) -> None:
+    """One case per (name, old, new, line, message): `old` replaced by `new` in a valid file."""
+    for name, old, new, line, message in edits:
+
+        def build(ws: Workspace, old: str = old, new: str = new, line: int = line) -> tuple[list[str], str]:
+            return invoke(ws, old, new, line)
+
+        case(kind, name, 1, message)(build)
+
+
+register_edits("policy", POLICY_EDITS, lambda ws, old, new, line: validate(ws.policy(old, new), line))
 
 
 @case("policy", "empty-file", 1, "empty")
@@ -341,12 +349,7 @@ MANIFEST_EDITS: list[tuple[str, str, str, int, str]] = [
     ("python-tag", "model: other-lab/teacher-7b", "model: !!python/name:os.system", 10, "tag"),
 ]
 
-for _name, _old, _new, _line, _message in MANIFEST_EDITS:
-
-    def _build_manifest(ws: Workspace, old: str = _old, new: str = _new, line: int = _line) -> tuple[list[str], str]:
-        return verify(ws.manifest(old, new), line)
-
-    case("manifest", _name, 1, _message)(_build_manifest)
+register_edits("manifest", MANIFEST_EDITS, lambda ws, old, new, line: verify(ws.manifest(old, new), line))
 
 
 @case("manifest", "empty-file", 1, "empty")
@@ -922,29 +925,25 @@ FILE_CONTENTS: list[tuple[str, str, Callable[[Workspace], bytes | str], str]] = 
     ("bin-garbage-only", "pytorch_model.bin", lambda ws: os.urandom(512), "pytorch_model.bin"),
 ]
 
+
+def _with_file(role: str, file: str, content: Callable[[Workspace], bytes | str]) -> Build:
+    """A copy of the tiny checkpoint as `role` (student or teacher) with `file` replaced by `content`."""
+
+    def build(ws: Workspace) -> tuple[list[str], str]:
+        folder = ws.checkpoint(role)
+        if file == "pytorch_model.bin":
+            (folder / "model.safetensors").unlink()
+        payload = content(ws)
+        (folder / file).write_bytes(payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload)
+        return (as_teacher if role == "teacher" else as_student)(ws, file)
+
+    return build
+
+
 for _name, _file, _content, _message in FILE_CONTENTS:
-
-    def _build_teacher(ws: Workspace, file: str = _file, content=_content) -> tuple[list[str], str]:
-        folder = ws.teacher
-        if file == "pytorch_model.bin":
-            (folder / "model.safetensors").unlink()
-        payload = content(ws)
-        (folder / file).write_bytes(payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload)
-        return as_teacher(ws, file)
-
-    case("checkpoint", f"teacher-{_name}", 1, _message)(_build_teacher)
-
+    case("checkpoint", f"teacher-{_name}", 1, _message)(_with_file("teacher", _file, _content))
 for _name, _file, _content, _message in FILE_CONTENTS[::3]:
-
-    def _build_student(ws: Workspace, file: str = _file, content=_content) -> tuple[list[str], str]:
-        folder = ws.student
-        if file == "pytorch_model.bin":
-            (folder / "model.safetensors").unlink()
-        payload = content(ws)
-        (folder / file).write_bytes(payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload)
-        return as_student(ws, file)
-
-    case("checkpoint", f"student-{_name}", 1, _message)(_build_student)
+    case("checkpoint", f"student-{_name}", 1, _message)(_with_file("student", _file, _content))
 
 
 for _file in ("config.json", "tokenizer.json", "README.md", "model.safetensors", "model.safetensors.index.json"):
