@@ -24,6 +24,7 @@ from distill_guard.model_identity import weights_digest
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.probes.prepared import PreparedProbe, prepare_probes
 from distill_guard.probes.result import ProbeResult
+from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
 
@@ -109,8 +110,11 @@ class DistillGuard(TrainerCallback, ExportableState):
         Returns the Clearance: `.decision` (readable with print) and `.dataset`, the data to train
         on (under `drop_records`, a copy without the offending rows). Raises ProvenanceDenied when
         the policy refuses the data. Only data cleared here (or a column subset of it, as Trainer
-        makes) passes the check at train begin.
+        makes) passes the check at train begin. A teacher folder whose files cannot be read safely
+        raises CheckpointError naming the file.
         """
+        if teacher is not None:
+            validate_checkpoint_folder(Path(teacher))
         clearance = self.gate.clear_dataset(dataset, manifest, teacher=teacher)
         self.last_decision = clearance.decision
         self.telemetry.decision(clearance.decision, moment="clear_dataset")

@@ -56,6 +56,8 @@ class _Refused(Exception):
 
 def validate_checkpoint_folder(directory: Path) -> None:
     """Raise CheckpointError for the first file of `directory` that would be misread."""
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: not a checkpoint folder (no such directory)")
     root = _confinement_root(directory)
     for name, limit in JSON_LIMITS.items():
         path = directory / name

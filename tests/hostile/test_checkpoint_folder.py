@@ -75,3 +75,15 @@ def test_reserved_rule_ids_are_the_gates_own() -> None:
 def test_a_real_pretrained_checkpoint_passes(smollm2_checkpoint: Path) -> None:
     """SmolLM2-135M as saved by transformers: a 3.5 MB tokenizer.json, 31-digit model_max_length."""
     validate_checkpoint_folder(smollm2_checkpoint)
+
+
+def test_the_library_refuses_a_hostile_teacher_folder_before_the_gate(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from distill_guard import DistillGuard
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_checkpoint, teacher)
+    (teacher / "config.json").write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
+    policy = Path(__file__).resolve().parents[2] / "policies" / "strict.yaml"
+    guard = DistillGuard.from_policy(policy, output_dir=tmp_path / "out")
+    with pytest.raises(CheckpointError, match=rf"{teacher / 'config.json'}: JSON nesting too deep"):
+        guard.clear_dataset([], tmp_path / "m.yaml", teacher=teacher)
