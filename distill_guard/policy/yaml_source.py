@@ -28,8 +28,10 @@ MAX_INT_DIGITS = 30
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 # Characters that can rewrite a terminal line or make text read differently from what it is:
-# C0/C1 controls (ANSI escapes start with ESC or CSI) and lone surrogates (unencodable as UTF-8).
-_UNSAFE_IN_VALUES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|[\ud800-\udfff]")
+# C0/C1 controls (ANSI escapes start with ESC or CSI), bidi overrides and isolates ("Trojan
+# Source" reordering) and lone surrogates (unencodable as UTF-8). Keys also refuse zero-width ones.
+_UNSAFE_IN_VALUES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_IN_KEYS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 
 Path_ = tuple[str | int, ...]
 
@@ -169,16 +171,17 @@ def _scalar(node: ScalarNode, doc: YamlDocument, loader: _GuardedLoader) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise PolicyError([doc_issue(doc, node, f"'{node.value}' is not a finite number")])
     if isinstance(value, str):
-        _refuse_unsafe_text(value, node, doc)
+        _refuse_unsafe_text(value, node, doc, _UNSAFE_IN_VALUES)
     return value
 
 
-def _refuse_unsafe_text(value: str, node: Node, doc: YamlDocument) -> None:
-    bad = _UNSAFE_IN_VALUES.search(value)
+def _refuse_unsafe_text(value: str, node: Node, doc: YamlDocument, unsafe: re.Pattern[str]) -> None:
+    bad = unsafe.search(value)
     if bad:
         code = ord(bad.group())
-        what = "lone surrogate" if 0xD800 <= code <= 0xDFFF else "control character"
-        raise PolicyError([doc_issue(doc, node, f"{what} U+{code:04X} in text; terminal escapes are not allowed")])
+        what = "lone surrogate" if 0xD800 <= code <= 0xDFFF else "control or invisible character"
+        message = f"{what} U+{code:04X} in text; terminal escapes and bidi overrides are not allowed"
+        raise PolicyError([doc_issue(doc, node, message)])
 
 
 def _build(node: Node, path: Path_, doc: YamlDocument, loader: _GuardedLoader) -> Any:
@@ -193,7 +196,7 @@ def _build(node: Node, path: Path_, doc: YamlDocument, loader: _GuardedLoader) -
             if not isinstance(key_node, ScalarNode) or key_node.tag not in _ALLOWED_TAGS:
                 raise PolicyError([doc_issue(doc, key_node, "mapping keys must be plain strings")])
             key = str(loader.construct_scalar(key_node))
-            _refuse_unsafe_text(key, key_node, doc)
+            _refuse_unsafe_text(key, key_node, doc, _UNSAFE_IN_KEYS)
             key_mark = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:
                 first = doc.key_marks[(*path, key)]

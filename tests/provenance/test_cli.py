@@ -135,5 +135,5 @@ def test_generator_ids_with_terminal_controls_are_refused_by_create_and_check(tm
     )
     result = check(policy_file, student_dir, manifest)
     assert result.exit_code == 1
-    assert f"{manifest}:" in result.output and "control character U+001B" in result.output
+    assert f"{manifest}:" in result.output and "control or invisible character U+001B" in result.output
     assert "\x1b" not in result.output and "\r" not in result.output
