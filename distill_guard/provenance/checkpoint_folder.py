@@ -5,7 +5,7 @@ front matter and weight files with libraries that block on a FIFO, recurse on de
 lone surrogate, or follow a symlink or an index shard out of the folder. Each file that will be
 read is checked here first; the first problem raises CheckpointError naming the file (and line).
 Symlinks may point anywhere inside the folder, or, for a Hugging Face cache snapshot
-(`models--ORG--NAME/snapshots/REV`), anywhere in that model's cache entry (its `blobs/`).
+(`models--ORG--NAME/snapshots/REV`), into that model's `blobs/`.
 """
 
 from __future__ import annotations
@@ -58,44 +58,45 @@ def validate_checkpoint_folder(directory: Path) -> None:
     """Raise CheckpointError for the first file of `directory` that would be misread."""
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a checkpoint folder (no such directory)")
-    root = _confinement_root(directory)
+    roots = _allowed_roots(directory)
     for name, limit in JSON_LIMITS.items():
         path = directory / name
         if _present(path):
-            _confined(path, root)
+            _confined(path, roots)
             _check_json_shape(path, read_json_file(path, limit, shown=name in SHOWN_FILES))
     card = directory / "README.md"
     if _present(card):
-        _confined(card, root)
+        _confined(card, roots)
         _check_front_matter(card)
     weights = [directory / name for name in WEIGHT_FILES if _present(directory / name)]
     for index in INDEX_FILES:
         if _present(directory / index):
-            weights += _shards(directory, directory / index, root)
+            weights += _shards(directory, directory / index)
     if not weights:
         raise CheckpointError(f"{directory}: no weight files ({', '.join(WEIGHT_FILES)} or a sharded index)")
     for path in dict.fromkeys(weights):
-        _check_weight_file(path, root)
+        _check_weight_file(path, roots)
 
 
 def _present(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 
 
-def _confinement_root(directory: Path) -> Path:
+def _allowed_roots(directory: Path) -> tuple[Path, ...]:
+    """The folder itself; for a Hugging Face cache snapshot (`.../snapshots/REV`) also its `blobs/`."""
     real = directory.resolve()
-    if real.parent.name == "snapshots" and real.parent.parent.name.startswith("models--"):
-        return real.parent.parent
-    return real
+    if real.parent.name == "snapshots":
+        return real, (real.parent.parent / "blobs").resolve()
+    return (real,)
 
 
-def _confined(path: Path, root: Path) -> None:
+def _confined(path: Path, roots: tuple[Path, ...]) -> None:
     try:
         target = path.resolve(strict=False)
     except (OSError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: cannot resolve ({exc})") from None
-    if not target.is_relative_to(root):
-        raise CheckpointError(f"{path}: resolves to {target}, outside the checkpoint folder {root}")
+    if not any(target.is_relative_to(root) for root in roots):
+        raise CheckpointError(f"{path}: resolves to {target}, outside the checkpoint folder {roots[0]}")
 
 
 def read_json_file(path: Path, limit: int, *, shown: bool = True) -> Any:
@@ -184,7 +185,7 @@ def _check_json_shape(path: Path, data: Any) -> None:
         _expect(path, ok, "weight_map must map tensor names to shard file names")
 
 
-def _shards(directory: Path, index: Path, root: Path) -> list[Path]:
+def _shards(directory: Path, index: Path) -> list[Path]:
     weight_map = read_json_file(index, JSON_LIMITS[index.name])["weight_map"]
     shards = []
     for name in sorted(set(weight_map.values())):
@@ -198,8 +199,8 @@ def _shards(directory: Path, index: Path, root: Path) -> list[Path]:
     return shards
 
 
-def _check_weight_file(path: Path, root: Path) -> None:
-    _confined(path, root)
+def _check_weight_file(path: Path, roots: tuple[Path, ...]) -> None:
+    _confined(path, roots)
     head = read_head(path, 8)
     if path.suffix == ".safetensors":
         try:
