@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from distill_guard import TrainingHalted
-from tests.trainers.conftest import controlled, events, write_guard_policy
+from tests.support.controlled import controlled
+from tests.trainers.conftest import events, write_guard_policy
 
 from .launch import RankPlan, launch_ranks
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +17,7 @@ from transformers import (
 )
 
 from distill_guard import DistillGuard
-
-HERE = Path(__file__).parent
-CONTROLLED_SUITE = HERE / "probes" / "controlled.yaml"
+from tests.support.controlled import CONTROLLED_SUITE, PLAN
 
 
 def policy_text(
@@ -61,13 +57,10 @@ def write_policy(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def controlled_scores(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Any]], None]:
-    """Plan the controlled probe's scores: one entry per call (baseline first)."""
-
-    def plan(rows: list[Any]) -> None:
-        monkeypatch.setenv("DG_CONTROLLED_SCORES", json.dumps({"run": uuid.uuid4().hex, "rows": rows}))
-
-    return plan
+def controlled_scores() -> Iterator[Callable[[list[Any]], None]]:
+    """Plan the controlled probe's scores: one entry per call (baseline first); reset after the test."""
+    yield PLAN.plan
+    PLAN.reset()
 
 
 def text_dataset(tokenizer: Any, n: int = 32) -> Dataset:

@@ -24,6 +24,7 @@ from distill_guard import __version__
 from distill_guard.export.metrics import GuardMetrics
 from distill_guard.export.prometheus import make_exporter
 from distill_guard.policy.schema import HttpExport, PushgatewayExport
+from tests.support.evaluations import evaluation
 
 INTEGRATIONS = REPO / "integrations"
 ALERTS_FILE = INTEGRATIONS / "prometheus" / "alerts.yaml"
@@ -61,14 +62,7 @@ def for_run(expr: str, run: str) -> str:
 def exported_sample_names() -> set[str]:
     metrics = GuardMetrics("names")
     metrics.observe_probe(
-        probe="p",
-        trait=None,
-        score=0.1,
-        baseline=0.1,
-        drift=0.0,
-        zscore=0.0,
-        threshold=0.1,
-        duration_seconds=1.0,
+        *evaluation("p", None, score=0.1, baseline=0.1, drift=0.0, zscore=0.0, threshold=0.1, duration_seconds=1.0)
     )
     metrics.record_provenance_decision(decision="deny", rule="r")
     metrics.record_export_error("http")
@@ -188,14 +182,9 @@ def probe(
     threshold: float,
 ) -> None:
     metrics.observe_probe(
-        probe=name,
-        trait=trait,
-        score=score,
-        baseline=baseline,
-        drift=score - baseline,
-        zscore=zscore,
-        threshold=threshold,
-        duration_seconds=0.8,
+        *evaluation(
+            name, trait, score=score, baseline=baseline, drift=score - baseline, zscore=zscore, threshold=threshold
+        )
     )
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -21,8 +18,9 @@ from distill_guard import DistillGuard
 from distill_guard.export.audit import AuditLog
 from distill_guard.scenarios import tiny_lm
 from tests.conftest import REPO
-from tests.guard.conftest import CONTROLLED_SUITE, controlled_scores, policy_text, write_policy
+from tests.guard.conftest import controlled_scores, policy_text, write_policy
 from tests.provenance.conftest import make_manifest
+from tests.support.controlled import planned_scores
 
 __all__ = ["controlled_scores", "make_manifest", "write_policy"]  # fixtures shared with tests/guard, tests/provenance
 
@@ -45,14 +43,6 @@ def teacher_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathF
     """Same architecture and tokenizer as the student, another initialisation."""
     _, tokenizer = tiny_lm.load(tiny_checkpoint)
     return tiny_lm.save(tiny_lm.build_model(tokenizer, seed=1), tokenizer, tmp_path_factory.mktemp("teacher") / "m")
-
-
-TIGHT = {"max_increase": 0.05, "min_z": 3}
-
-
-def controlled(threshold: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The controlled probe's suite entry (scores planned by the test)."""
-    return {"path": str(CONTROLLED_SUITE), "threshold": threshold or TIGHT}
 
 
 def write_guard_policy(
@@ -114,14 +104,6 @@ def events(out: Path, kind: str | None = None) -> list[dict[str, Any]]:
 
 def probe_steps(out: Path) -> list[int]:
     return [e["step"] for e in events(out, "probes")]
-
-
-@contextmanager
-def planned_scores(rows: list[Any]) -> Iterator[None]:
-    """Plan the controlled probe's scores outside a function-scoped test (see tests/guard/probes/controlled.py)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DG_CONTROLLED_SCORES", json.dumps({"run": uuid.uuid4().hex, "rows": rows}))
-        yield
 
 
 @dataclass

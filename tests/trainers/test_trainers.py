@@ -14,15 +14,14 @@ from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from distill_guard.policy.dataset_manifest import Generator
 from tests.guard.conftest import policy_text
 from tests.provenance.conftest import number_rows, write_jsonl
+from tests.support.controlled import controlled, planned_scores
 
 from .conftest import (
     TRAINERS,
     GuardedRun,
     build_example,
-    controlled,
     events,
     guard_of,
-    planned_scores,
     probe_steps,
     read_metrics,
     run_example,
