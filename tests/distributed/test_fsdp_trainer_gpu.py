@@ -9,7 +9,8 @@ import torch
 
 from distill_guard import TrainingHalted
 from tests.support.controlled import controlled
-from tests.trainers.conftest import events, write_guard_policy
+from tests.support.policies import write_guard_policy
+from tests.trainers.conftest import events
 
 from .launch import RankPlan, launch_ranks
 

@@ -17,7 +17,8 @@ from distill_guard.policy.load import load_policy
 from distill_guard.probes.prepared import prepare_probes
 from distill_guard.scenarios import tiny_lm
 from tests.support.controlled import TIGHT, controlled
-from tests.trainers.conftest import events, read_metrics, write_guard_policy
+from tests.support.policies import write_guard_policy
+from tests.trainers.conftest import events, read_metrics
 
 from .launch import LaunchedRun, RankPlan, launch_ranks
 

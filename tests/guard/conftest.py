@@ -17,41 +17,17 @@ from transformers import (
 )
 
 from distill_guard import DistillGuard
-from tests.support.controlled import CONTROLLED_SUITE, PLAN
-
-
-def policy_text(
-    *,
-    unknown: str = "warn",
-    halt: str = "stop",
-    every: int = 2,
-    threshold: str = "{max_increase: 0.05, min_z: 3, patience: 1}",
-    suite: str | None = None,
-    extra: str = "",
-    probes_extra: str = "",
-) -> str:
-    suite_line = suite or f"path: {CONTROLLED_SUITE}"
-    return f"""apiVersion: distill-guard/v1
-kind: GuardPolicy
-metadata: {{name: test-policy}}
-provenance:
-  unknown: {unknown}
-probes:
-  every_n_steps: {every}
-{probes_extra}  suites:
-    - {suite_line}
-      threshold: {threshold}
-halt:
-  action: {halt}
-{extra}"""
+from tests.support.controlled import PLAN
+from tests.support.policies import write_guard_policy
 
 
 @pytest.fixture
 def write_policy(tmp_path: Path) -> Callable[..., Path]:
-    def write(**options: Any) -> Path:
-        path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(**options))
-        return path
+    """Write this test's policy to tmp_path/policy.yaml (options of tests.support.policies.guard_policy)."""
+
+    def write(suites: list[dict[str, Any]] | None = None, **options: Any) -> Path:
+        options.setdefault("name", "test-policy")
+        return write_guard_policy(tmp_path / "policy.yaml", suites, **options)
 
     return write
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from distill_guard import DistillGuard, DistillGuardError, PolicyError, TrainingHalted, register_probe_kind
 from distill_guard.policy.probe_suite import PreferenceSpec, load_suite
 from tests.conftest import REPO
-from tests.trainers.conftest import events, read_metrics, textfile_metrics
+from tests.trainers.conftest import events, read_metrics
 
 from .conftest import make_trainer
 
@@ -48,11 +48,8 @@ spec:
 def test_a_user_kind_is_scored_exported_and_halts_the_trainer(tiny_checkpoint, tmp_path, write_policy) -> None:
     suite, metrics_file = tmp_path / "next-animal.yaml", tmp_path / "guard.prom"
     suite.write_text(SUITE)
-    policy = write_policy(
-        suite=f"path: {suite}",
-        threshold="{max_relative_increase: 0.5, min_z: 3, patience: 1}",
-        extra=textfile_metrics(metrics_file),
-    )
+    threshold = {"max_relative_increase": 0.5, "min_z": 3, "patience": 1}
+    policy = write_policy([{"path": str(suite), "threshold": threshold}], metrics_file=metrics_file)
     trainer = make_trainer(tiny_checkpoint, tmp_path / "out", DistillGuard.from_policy(policy), max_steps=8)
     with pytest.raises(TrainingHalted) as info:
         trainer.train()
@@ -107,3 +104,8 @@ def test_a_user_kind_spec_is_validated_with_located_errors(tmp_path: Path) -> No
     with pytest.raises(PolicyError) as info:
         load_suite(suite)
     assert f"{suite}:7:" in str(info.value) and f"{suite}:8:" in str(info.value)
+
+
+def test_the_kind_shown_in_the_docs_is_the_one_tested_here() -> None:
+    shown = (REPO / "docs" / "probes.md").read_text("utf-8")
+    assert (REPO / "integrations" / "probe_kinds" / "next_word.py").read_text("utf-8") in shown

@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_stack import REPO, Prometheus, free_port, require_binary, wait_until
+from prometheus_stack import REPO, Prometheus, require_binary, wait_until
 
 from distill_guard import __version__
 from distill_guard.export.metrics import GuardMetrics
 from distill_guard.export.prometheus import make_exporter
 from distill_guard.policy.schema import HttpExport, PushgatewayExport
+from distill_guard.scenarios.demo import free_local_port
 from tests.support.evaluations import evaluation
 
 INTEGRATIONS = REPO / "integrations"
@@ -168,7 +169,7 @@ def simulated_run(prometheus: Prometheus, unused_port_for_module: int) -> Iterat
 
 @pytest.fixture(scope="module")
 def unused_port_for_module() -> int:
-    return free_port()
+    return free_local_port()
 
 
 def probe(
