@@ -224,7 +224,8 @@ class ProbeSuite(StrictModel):
 def _suite_schema(schemas: tuple[type[BaseModel], ...]) -> type[ProbeSuite]:
     """ProbeSuite whose `spec` is any of `schemas`, told apart by `kind` (an unknown kind is a located error)."""
     union = functools.reduce(operator.or_, schemas)
-    return create_model("ProbeSuite", __base__=ProbeSuite, spec=(Annotated[union, Field(discriminator="kind")], ...))  # type: ignore[call-overload]
+    spec = (Annotated[union, Field(discriminator="kind")], ...)
+    return create_model("ProbeSuite", __base__=ProbeSuite, spec=spec)
 
 
 def suite_schema() -> type[ProbeSuite]:
