@@ -14,8 +14,8 @@ from distill_guard.errors import DistillGuardError, PolicyError
 from distill_guard.export.audit import AuditLog
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
+from distill_guard.provenance.file_rows import ROW_FILE_SUFFIXES, concat_rows, parse_rows
 from distill_guard.provenance.gate import ProvenanceGate
-from distill_guard.provenance.record_column import file_records
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -44,7 +44,8 @@ def check(
         loaded = load_policy(policy)
         gate = ProvenanceGate(loaded, student=student, today=as_of)
         data_files = [m.data_path(f) for m in map(load_manifest, manifest) for f in m.manifest.files]
-        records = file_records(data_files, loaded.policy.provenance.record_column)
+        readable = [p for p in data_files if p.suffix in ROW_FILE_SUFFIXES and p.is_file()]
+        records = concat_rows([parse_rows(p, p.suffix, p) for p in readable])  # the gate re-hashes them
         decision = gate.clear_dataset(records, manifest=manifest, teacher=teacher).decision
     except (PolicyError, DistillGuardError) as exc:
         err.print(str(exc), markup=False)
