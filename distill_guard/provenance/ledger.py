@@ -42,9 +42,9 @@ class ClearanceLedger:
         for clearance in reversed(self.entries):
             facts = clearance.facts
             paths = tuple(str(m.loaded.path) for m in facts.manifests)
-            if paths == manifests and clearance.decision.allowed and facts.rows_are_the_files:
-                if facts.rows is not None and facts.rows.num_rows == num_rows:
-                    return clearance
+            same_rows = facts.rows is not None and facts.rows.num_rows == num_rows
+            if paths == manifests and clearance.decision.allowed and facts.rows_are_the_files and same_rows:
+                return clearance
         return None
 
     def match(self, observed: ContentDigest | None) -> tuple[Clearance | None, list[str]]:
