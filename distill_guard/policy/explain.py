@@ -106,9 +106,7 @@ def explain(loaded: LoadedPolicy) -> str:
         f"- Generators matching `{t.match}` are stated to be of family `{t.family}`." for t in prov.teacher_families
     )
     if prov.trust_unsigned_claims:
-        out.append(
-            "- Unsigned family claims (manifests, model cards, adapter configs) can show another family."
-        )
+        out.append("- Unsigned family claims (manifests, model cards, adapter configs) can show another family.")
     else:
         out.append(
             "- Only this policy or a manifest signed by a trusted signer can show a teacher is of another family."
