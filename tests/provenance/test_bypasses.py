@@ -71,7 +71,9 @@ def test_a_generator_id_matching_another_familys_glob_is_denied(make_manifest, r
     assert code == 3 and decision["teachers"][0]["relation"] == "unknown"
 
 
-def test_the_same_claim_signed_by_a_trusted_signer_is_allowed(make_manifest, rows_file, student_dir, strict_with_signer):
+def test_the_same_claim_signed_by_a_trusted_signer_is_allowed(
+    make_manifest, rows_file, student_dir, strict_with_signer
+):
     """The control: the denials above are about verification, not about the claim itself."""
     manifest = sign_manifest(make_manifest([rows_file], [Generator(model=GENERATOR, base_model=LIE)]))
     code, decision = check(strict_with_signer, student_dir, manifest)
@@ -128,7 +130,7 @@ def permuted(src: Path, out: Path, fresh: Path) -> Path:
 def leading_rows_rerandomised(src: Path, out: Path, fresh: Path) -> Path:
     state = load_file(src / "model.safetensors")
     generator = torch.Generator().manual_seed(0)
-    for name, tensor in state.items():
+    for tensor in state.values():
         if tensor.dim() == 2:
             rows = max(1, min(tensor.shape[0], 16_384 // tensor.shape[1] + 1))
             tensor[:rows] = torch.randn(rows, tensor.shape[1], generator=generator) * float(tensor.std())
