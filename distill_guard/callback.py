@@ -17,6 +17,7 @@ import distill_guard.dist as dist
 from distill_guard.atomic_files import write_json_atomically
 from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME, HaltRecord, quarantine_marker
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
+from distill_guard.drift.resume import resumed_halt
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
 from distill_guard.export.telemetry import Telemetry
 from distill_guard.model_identity import weights_digest
@@ -212,6 +213,10 @@ class DistillGuard(TrainerCallback, ExportableState):
             policy_file=str(self.loaded.path),
             world_size=dist.world_size(),
         )
+        if not self.tripped:
+            checkpoints = (args.resume_from_checkpoint, self._out(args) / f"checkpoint-{state.global_step}")
+            found = resumed_halt(state.stateful_callbacks, type(self).__name__, state.global_step, checkpoints)
+            self.halt_record = found or self.halt_record
         if self.tripped:
             self._refuse_or_acknowledge_resume(state)
         self._gate_at_train_begin(state, kwargs)
