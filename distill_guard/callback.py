@@ -111,7 +111,19 @@ class DistillGuard(TrainerCallback, ExportableState):
         the policy refuses the data. Only data cleared here (or a column subset of it, as Trainer
         makes) passes the check at train begin.
         """
-        clearance = self.gate.clear_dataset(dataset, manifest, teacher=teacher)
+        return self._record(self.gate.clear_dataset(dataset, manifest, teacher=teacher))
+
+    def load_dataset(
+        self, manifest: str | Path | Sequence[str | Path], *, teacher: str | Path | None = None
+    ) -> Clearance:
+        """Build the dataset from the manifests' verified files only, then clear it as `clear_dataset` does.
+
+        Raises ProvenanceDenied when the policy refuses the data, DistillGuardError naming a file that
+        is missing, changed since the manifest, or not a row file (JSON Lines, Parquet, CSV).
+        """
+        return self._record(self.gate.load_dataset(manifest, teacher=teacher))
+
+    def _record(self, clearance: Clearance) -> Clearance:
         self.last_decision = clearance.decision
         self.telemetry.decision(clearance.decision, moment="clear_dataset")
         if not clearance.decision.allowed:
