@@ -99,3 +99,15 @@ def test_a_different_dataset_than_the_cleared_one_is_refused(tiny_checkpoint, tm
     with pytest.raises(ProvenanceDenied):
         trainer.train()
     assert trainer.state.global_step == 0
+
+
+def test_load_dataset_builds_and_clears_only_the_verified_files(tiny_checkpoint, tmp_path, strict_policy):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    _, manifest = _numbers(tmp_path, "other-lab/teacher-7b", tokenizer)
+    (manifest.parent / "unlisted.jsonl").write_text(json.dumps({"text": "1, 2, 3"}) + "\n")
+    guard = DistillGuard.from_policy(strict_policy)
+    clearance = guard.load_dataset(manifest)
+    assert clearance.dataset.num_rows == 24 and guard.last_decision is clearance.decision
+    _, denied = _numbers(tmp_path / "b", "distill-guard/tiny-owl-teacher", tokenizer)
+    with pytest.raises(ProvenanceDenied, match="same-base-untrusted"):
+        guard.load_dataset(denied)

@@ -315,3 +315,19 @@ def test_a_dataset_that_is_not_the_manifests_rows_is_denied(make_policy, make_ma
     assert any("dataset rows are the manifest files' 40 rows (columns compared: text)" in str(c) for c in whole.checks)
     assert fired(part) == {"dataset-not-from-manifest": "deny"}
     assert "the dataset has 10 rows, the manifest's verified files hold 40" in part.rules[0].message
+
+
+def test_the_policys_own_statement_of_a_teacher_family_clears_an_unsigned_manifest(
+    make_policy, make_manifest, data_file, student_dir
+):
+    manifest = make_manifest([data_file], [Generator(model="acme/numbers-writer")])
+    stated = make_policy(teacher_families=[{"match": "acme/numbers-*", "family": "other-lab"}])
+    decision = ProvenanceGate(stated, student=student_dir, today=TODAY).clear_dataset(
+        datasets.Dataset.from_json(str(data_file)), manifest
+    )
+    assert decision.decision.outcome == "allow"
+    assert decision.decision.teachers[0].relation == "different_from_student"
+    unstated = ProvenanceGate(make_policy(), student=student_dir, today=TODAY).clear_dataset(
+        datasets.Dataset.from_json(str(data_file)), manifest
+    )
+    assert fired(unstated.decision) == {"unknown-teacher-family": "deny"}
