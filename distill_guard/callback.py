@@ -247,8 +247,15 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.halt_record = None
 
     def _gate_at_train_begin(self, state: TrainerState, kwargs: dict[str, Any]) -> None:
-        dataset = getattr(kwargs.get("train_dataloader"), "dataset", None)
-        decision = self.gate.check_at_train_begin(dataset, kwargs["model"])
+        dataloader = kwargs.get("train_dataloader")
+        tokenizer = kwargs.get("processing_class")
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+        decision = self.gate.check_at_train_begin(
+            getattr(dataloader, "dataset", None),
+            kwargs["model"],
+            collate_fn=getattr(dataloader, "collate_fn", None),
+            special_ids=getattr(tokenizer, "all_special_ids", None) or (),
+        )
         self.last_decision = decision
         self.telemetry.decision(decision, moment="train_begin", step=state.global_step)
         denied = dist.first_reported(None if decision.allowed else decision)

@@ -26,6 +26,7 @@ DATASET_NOT_CLEARED = "dataset-not-cleared"
 DATASET_NOT_FROM_MANIFEST = "dataset-not-from-manifest"
 DATASET_TRANSFORMED = "dataset-transformed"
 DROP_AFTER_CLEARANCE = "drop-after-clearance"
+BATCH_NOT_FROM_DATASET = "batch-not-from-dataset"
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ def transformed(policy: GuardPolicy, transform: str) -> FiredRule:
         "rows the gate never cleared; apply it with .map() before clearing, or clear trainer.train_dataset"
     )
     return FiredRule(DATASET_TRANSFORMED, policy.provenance.unknown.value, "dataset", message)
+
+
+def foreign_batch(policy: GuardPolicy, detail: str) -> FiredRule:
+    message = f"{detail}: the data collator does not train on the cleared data"
+    return FiredRule(BATCH_NOT_FROM_DATASET, policy.provenance.unknown.value, "data collator", message)
 
 
 def declarations_of(generator: str, manifests: tuple[ExaminedManifest, ...]) -> tuple[Declaration, ...]:

@@ -10,18 +10,20 @@ Anything else follows the policy's `unknown` action, which is deny unless the po
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import LoadedPolicy, today_utc
+from distill_guard.provenance.batch_check import check_first_batch
 from distill_guard.provenance.content_digest import ContentDigest, content_digest
 from distill_guard.provenance.decide import (
     DATASET_NOT_CLEARED,
     DROP_AFTER_CLEARANCE,
     decide,
+    foreign_batch,
     not_cleared,
     transformed,
 )
@@ -111,12 +113,20 @@ class ProvenanceGate:
 
     # -- train begin -----------------------------------------------------------------------------
 
-    def check_at_train_begin(self, train_dataset: Any, model: Any) -> Decision:
+    def check_at_train_begin(
+        self,
+        train_dataset: Any,
+        model: Any,
+        *,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        special_ids: Iterable[int] = (),
+    ) -> Decision:
         """The decision for the whole run; never raises for a deny and exports nothing.
 
         The trainer's data must match a clearance (see content_digest.py) and apply no format
-        transform. The student is the model being trained (`model.name_or_path`) when it says, else
-        the gate's `student`.
+        transform, and `collate_fn` (when given) must batch only the cleared rows' token ids (see
+        batch_check.py). The student is the model being trained (`model.name_or_path`) when it
+        says, else the gate's `student`.
         """
         student = _module_dir(model) or self.student
         observed = _safe_content_digest(train_dataset)
@@ -124,11 +134,16 @@ class ProvenanceGate:
         if clearance is None or observed is None:
             return self._not_cleared(train_dataset, observed, reasons, student)
         decision = self._recheck(clearance, student, model, observed)
+        rules, checks = list(decision.rules), list(decision.checks)
         transform = transform_of(train_dataset)
-        if transform is None:
-            return decision
-        rules = (*decision.rules, transformed(self.policy, transform))
-        return replace(decision, rules=rules, outcome=Decision.outcome_of(rules))
+        if transform is not None:
+            rules.append(transformed(self.policy, transform))
+        elif collate_fn is not None:
+            batch = check_first_batch(train_dataset, collate_fn, special_ids)
+            checks.append(Check("ok" if batch.comparable and not batch.foreign else "note", batch.detail))
+            if batch.foreign:
+                rules.append(foreign_batch(self.policy, batch.detail))
+        return replace(decision, rules=tuple(rules), outcome=Decision.outcome_of(rules), checks=tuple(checks))
 
     def _recheck(self, clearance: Clearance, student: str | None, model: Any, observed: ContentDigest) -> Decision:
         """Reuse the clearance, unless it was decided for another student: then decide again."""
