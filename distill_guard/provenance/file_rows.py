@@ -3,8 +3,9 @@
 A clearance is only as good as the link between the data shown to the gate and the files whose
 hashes the manifest lists. This module reads those files as rows (JSON Lines, Parquet, CSV) and
 digests every column as a *multiset* of its values: shuffling rows keeps the digest, while a changed,
-added or removed value changes it. Values are compared as JSON, so integer widths and string types
-that differ between loaders do not matter.
+added or removed value changes it. Text and numbers are cast to one type per kind and sorted in
+Arrow (integer widths and string types that differ between loaders do not matter); other values
+are compared as sorted JSON.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.provenance.content_digest import feed_array
 
 ROW_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 BATCH_ROWS = 65_536
@@ -82,6 +85,24 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _canonical(kind: pa.DataType) -> pa.DataType | None:
+    """The one type values of this kind are compared as, or None when they go through JSON."""
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return pa.large_string()
+    if pa.types.is_integer(kind):
+        return pa.int64()
+    if pa.types.is_floating(kind):
+        return pa.float64()
+    return pa.bool_() if pa.types.is_boolean(kind) else None
+
+
+def _sorted_digest(column: pa.ChunkedArray, kind: pa.DataType) -> str:
+    values = column.combine_chunks().cast(kind)
+    digest = hashlib.sha256(b"sorted-arrow")
+    feed_array(digest, pc.take(values, pc.sort_indices(values)))
+    return digest.hexdigest()
+
+
 def _column_digest(values: Iterable[Any]) -> str:
     encoded = sorted(json.dumps(v, sort_keys=True, default=_plain) for v in values)
     digest = hashlib.sha256()
@@ -91,12 +112,23 @@ def _column_digest(values: Iterable[Any]) -> str:
     return digest.hexdigest()
 
 
-def _arrow_columns(read: Any, num_rows: int, names: list[str]) -> Iterator[tuple[str, list[Any]]]:
-    for name in names:
-        values: list[Any] = []
-        for start in range(0, num_rows, BATCH_ROWS):
-            values.extend(read(start, min(start + BATCH_ROWS, num_rows)).column(name).to_pylist())
-        yield name, values
+def _arrow_columns(table: pa.Table) -> Iterator[tuple[str, str]]:
+    for name in table.column_names:
+        column = table.column(name)
+        kind = _canonical(column.type)
+        if kind is not None:
+            yield name, _sorted_digest(column, kind)
+        else:
+            batches = (column.slice(start, BATCH_ROWS).to_pylist() for start in range(0, len(column), BATCH_ROWS))
+            yield name, _column_digest(v for batch in batches for v in batch)
+
+
+def _rows_table(dataset: Any) -> pa.Table:
+    """The Arrow rows a `datasets.Dataset` holds, in one take: after `select`/`shuffle` its rows are
+    an indices mapping over the stored table (row-by-row slicing would be 100x slower)."""
+    table = dataset.data.table.select(dataset.column_names)
+    indices = dataset._indices  # the mapping select/shuffle keep; datasets has no public accessor
+    return table if indices is None else table.take(indices.column(0))
 
 
 def row_content(dataset: Any) -> RowContent | None:
@@ -107,19 +139,12 @@ def row_content(dataset: Any) -> RowContent | None:
     import datasets
 
     if isinstance(dataset, datasets.Dataset):
-        view = dataset.with_format("arrow")
-        columns = _arrow_columns(lambda a, b: view[a:b], dataset.num_rows, list(dataset.column_names))
-        rows = dataset.num_rows
-    elif isinstance(dataset, pa.Table):
-        columns = _arrow_columns(lambda a, b: dataset.slice(a, b - a), dataset.num_rows, dataset.column_names)
-        rows = dataset.num_rows
-    elif hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__") and not isinstance(dataset, (str, bytes)):
+        return RowContent(dataset.num_rows, tuple(sorted(_arrow_columns(_rows_table(dataset)))))
+    if isinstance(dataset, pa.Table):
+        return RowContent(dataset.num_rows, tuple(sorted(_arrow_columns(dataset))))
+    if hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__") and not isinstance(dataset, (str, bytes)):
         items = [dataset[i] for i in range(len(dataset))]
         names = dict.fromkeys(k for item in items if isinstance(item, Mapping) for k in item)
-        columns = iter(
-            [(str(n), [item.get(n) if isinstance(item, Mapping) else None for item in items]) for n in names]
-        )
-        rows = len(items)
-    else:
-        return None
-    return RowContent(rows, tuple(sorted((name, _column_digest(values)) for name, values in columns)))
+        columns = [(str(n), [item.get(n) if isinstance(item, Mapping) else None for item in items]) for n in names]
+        return RowContent(len(items), tuple(sorted((name, _column_digest(values)) for name, values in columns)))
+    return None
