@@ -138,7 +138,43 @@ def leading_rows_rerandomised(src: Path, out: Path, fresh: Path) -> Path:
     return out
 
 
-DISGUISES = [renamed, bin_only, decoy_beside_bin, adapter_only, permuted, leading_rows_rerandomised]
+def _edit_json(path: Path, edit) -> None:
+    data = json.loads(path.read_text("utf-8"))
+    edit(data)
+    path.write_text(json.dumps(data), "utf-8")
+
+
+def permuted_with_three_new_tokens(src: Path, out: Path, fresh: Path) -> Path:
+    permuted(src, out, fresh)
+    state = load_file(out / "model.safetensors")
+    for name in [k for k in state if k.endswith(("embed_tokens.weight", "lm_head.weight"))]:
+        state[name] = torch.cat([state[name], torch.randn(3, state[name].shape[1]) * 0.02])
+    save_file(state, out / "model.safetensors")
+    _edit_json(out / "config.json", lambda c: c.update(vocab_size=c["vocab_size"] + 3))
+    vocab_size = json.loads((out / "config.json").read_text("utf-8"))["vocab_size"]
+    _edit_json(
+        out / "tokenizer.json",
+        lambda t: t["model"]["vocab"].update({f"<extra{i}>": vocab_size - 3 + i for i in range(3)}),
+    )
+    return out
+
+
+def permuted_as_mistral(src: Path, out: Path, fresh: Path) -> Path:
+    permuted(src, out, fresh)
+    _edit_json(out / "config.json", lambda c: c.update(model_type="mistral", architectures=["MistralForCausalLM"]))
+    return out
+
+
+DISGUISES = [
+    renamed,
+    bin_only,
+    decoy_beside_bin,
+    adapter_only,
+    permuted,
+    leading_rows_rerandomised,
+    permuted_with_three_new_tokens,
+    permuted_as_mistral,
+]
 
 
 @pytest.mark.parametrize("disguise", DISGUISES, ids=lambda d: d.__name__)
