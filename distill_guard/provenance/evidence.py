@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.input_files import read_bounded
 from distill_guard.policy.dataset_manifest import LoadedManifest, load_manifest
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.provenance.file_rows import RowContent, concat_rows, parse_rows, row_content
@@ -91,10 +92,9 @@ def manifest_rows(loaded: Sequence[LoadedManifest]) -> Any:
     for manifest in loaded:
         for entry in manifest.manifest.files:
             path = manifest.data_path(entry)
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise DistillGuardError(f"{path}: cannot read ({exc.strerror or exc})") from None
+            if not manifest.inside_folder(path):
+                raise DistillGuardError(f"{path}: resolves outside the manifest's folder {manifest.folder}")
+            data = read_bounded(path, entry.size)  # never more than the manifest says; FIFOs refused
             if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
                 raise DistillGuardError(f"{path}: does not match the manifest's size and sha256 ({manifest.path})")
             tables.append(parse_rows(data, path.suffix, path))

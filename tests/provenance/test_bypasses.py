@@ -110,6 +110,8 @@ def decoy_beside_bin(src: Path, out: Path, fresh: Path) -> Path:
 def adapter_only(src: Path, out: Path, fresh: Path) -> Path:
     out.mkdir(parents=True)
     (out / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": LIE}))
+    lora = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+    save_file({lora: torch.zeros(4, 64)}, out / "adapter_model.safetensors")
     return out
 
 
