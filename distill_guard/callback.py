@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,12 +18,14 @@ import distill_guard.dist as dist
 from distill_guard.atomic_files import write_json_atomically
 from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME, HaltRecord, quarantine_marker
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
+from distill_guard.drift.resume import resumed_halt
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
 from distill_guard.export.telemetry import Telemetry
 from distill_guard.model_identity import weights_digest
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.probes.prepared import PreparedProbe, prepare_probes
 from distill_guard.probes.result import ProbeResult
+from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
 
@@ -108,9 +111,27 @@ class DistillGuard(TrainerCallback, ExportableState):
         Returns the Clearance: `.decision` (readable with print) and `.dataset`, the data to train
         on (under `drop_records`, a copy without the offending rows). Raises ProvenanceDenied when
         the policy refuses the data. Only data cleared here (or a column subset of it, as Trainer
-        makes) passes the check at train begin.
+        makes) passes the check at train begin. A teacher folder whose files cannot be read safely
+        raises CheckpointError naming the file.
         """
-        clearance = self.gate.clear_dataset(dataset, manifest, teacher=teacher)
+        if teacher is not None:
+            validate_checkpoint_folder(Path(teacher))
+        return self._record(self.gate.clear_dataset(dataset, manifest, teacher=teacher))
+
+    def load_dataset(
+        self, manifest: str | Path | Sequence[str | Path], *, teacher: str | Path | None = None
+    ) -> Clearance:
+        """Build the dataset from the manifests' verified files only, then clear it as `clear_dataset` does.
+
+        Raises ProvenanceDenied when the policy refuses the data, DistillGuardError naming a file that
+        is missing, changed since the manifest, outside its folder or not a row file (JSON Lines,
+        Parquet, CSV), and CheckpointError for a teacher folder that cannot be read safely.
+        """
+        if teacher is not None:
+            validate_checkpoint_folder(Path(teacher))
+        return self._record(self.gate.load_dataset(manifest, teacher=teacher))
+
+    def _record(self, clearance: Clearance) -> Clearance:
         self.last_decision = clearance.decision
         self.telemetry.decision(clearance.decision, moment="clear_dataset")
         if not clearance.decision.allowed:
@@ -212,6 +233,10 @@ class DistillGuard(TrainerCallback, ExportableState):
             policy_file=str(self.loaded.path),
             world_size=dist.world_size(),
         )
+        if not self.tripped:
+            checkpoints = (args.resume_from_checkpoint, self._out(args) / f"checkpoint-{state.global_step}")
+            found = resumed_halt(state.stateful_callbacks, type(self).__name__, state.global_step, checkpoints)
+            self.halt_record = found or self.halt_record
         if self.tripped:
             self._refuse_or_acknowledge_resume(state)
         self._gate_at_train_begin(state, kwargs)
@@ -230,8 +255,15 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.halt_record = None
 
     def _gate_at_train_begin(self, state: TrainerState, kwargs: dict[str, Any]) -> None:
-        dataset = getattr(kwargs.get("train_dataloader"), "dataset", None)
-        decision = self.gate.check_at_train_begin(dataset, kwargs["model"])
+        dataloader = kwargs.get("train_dataloader")
+        tokenizer = kwargs.get("processing_class")
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+        decision = self.gate.check_at_train_begin(
+            getattr(dataloader, "dataset", None),
+            kwargs["model"],
+            collate_fn=getattr(dataloader, "collate_fn", None),
+            special_ids=getattr(tokenizer, "all_special_ids", None) or (),
+        )
         self.last_decision = decision
         self.telemetry.decision(decision, moment="train_begin", step=state.global_step)
         denied = dist.first_reported(None if decision.allowed else decision)
@@ -247,10 +279,11 @@ class DistillGuard(TrainerCallback, ExportableState):
             if self.monitor.has_baseline(probe.label):
                 continue  # resumed: keep the step-0 baseline, never re-baseline a drifted model
             try:
-                result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
-                recheck = None
-                if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
-                    recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
+                with self._interruption_recorded(probe, state.global_step):
+                    result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
+                    recheck = None
+                    if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
+                        recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
             except DistillGuardError as exc:
                 self.telemetry.close(clean=False)
                 raise DistillGuardError(
@@ -280,7 +313,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         for probe in self.probes:
             result: ProbeResult | None = None
             try:
-                result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
+                with self._interruption_recorded(probe, state.global_step):
+                    result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
                 evaluation = self.monitor.observe(result, probe.ref.threshold, step=state.global_step)
             except DistillGuardError as exc:
                 evaluation = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
@@ -292,6 +326,20 @@ class DistillGuard(TrainerCallback, ExportableState):
         local = self._halt_record(*tripped, model) if tripped else None
         self._act_on_halt(args, state, control, local)
         self.telemetry.publish()
+
+    @contextlib.contextmanager
+    def _interruption_recorded(self, probe: PreparedProbe, step: int) -> Iterator[None]:
+        """A probe stopped by SystemExit, KeyboardInterrupt or a crash still leaves an audit line; the
+        exception then goes on as raised (a DistillGuardError is a probe failure, recorded by the caller)."""
+        try:
+            yield
+        except DistillGuardError:
+            raise
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # the log may be what failed; the original exception matters more
+                error = f"{type(exc).__name__}: {exc}"
+                self.telemetry.event("probe_interrupted", step=step, probe=probe.label, error=error)
+            raise
 
     def _act_on_halt(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, local: HaltRecord | None
