@@ -144,3 +144,13 @@ def sign_manifest(path: Path, key: Ed25519PrivateKey = SIGNING_KEY) -> Path:
 @pytest.fixture
 def data_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "data" / "numbers.jsonl", number_rows(40))
+
+
+@pytest.fixture
+def strict_with_signer(tmp_path: Path) -> Path:
+    """strict.yaml plus one trusted signer: what a team that signs its manifests runs."""
+    data = yaml.safe_load((REPO_POLICIES / "strict.yaml").read_text("utf-8"))
+    data["provenance"]["trusted_signers"] = [TRUSTED_SIGNER]
+    path = tmp_path / "strict-signed.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+    return path

@@ -2,8 +2,8 @@
 
 Each disguise is built from the student's own initialisation the way an adversary would and saved
 to disk; the weight test must still read "same initialisation", independent inits must not, and
-`distill-guard check` under policies/strict.yaml must deny (exit 3) even when the manifest lies
-that the generator is of another family.
+`distill-guard check` under policies/strict.yaml must deny (exit 3) even when a trusted signer's
+manifest claims the generator is of another family.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from transformers import AutoConfig, AutoModelForCausalLM, GPT2Config, GPT2LMHea
 from typer.testing import CliRunner
 
 from distill_guard.cli.main import app
+from distill_guard.policy.dataset_manifest import Generator
 from distill_guard.provenance.weights import TensorSource, compare_checkpoint
 from distill_guard.scenarios import disguises, tiny_lm
 
-from .conftest import REPO_POLICIES, number_rows, write_jsonl
+from .conftest import TODAY, sign_manifest
 
 runner = CliRunner()
 Disguise = Callable[[Path, Path], Path]
@@ -192,17 +193,18 @@ def test_no_student_weights_leave_the_relation_unknown(tiny_checkpoint):
     assert compare_checkpoint(tiny_checkpoint, None).relation == "unknown"
 
 
-def _check_with_a_lying_manifest(tmp_path: Path, student_dir: Path, teacher: Path) -> dict:
-    """`distill-guard check` under strict.yaml; the unsigned manifest claims a Qwen base for the generator."""
-    data = write_jsonl(tmp_path / "data" / "numbers.jsonl", number_rows(5))
-    manifest = tmp_path / "data" / "numbers.provenance.yaml"
-    create = ["manifest", "create", str(data), "--out", str(manifest), "--name", "numbers", "--version", "1"]
-    lie = ["--generator", "acme/numbers-writer", "--base-model", "Qwen/Qwen2.5-7B-Instruct"]
-    assert runner.invoke(app, [*create, *lie]).exit_code == 0
-    args = ["check", "--policy", str(REPO_POLICIES / "strict.yaml"), "--student", str(student_dir)]
+@pytest.fixture
+def signed_lie(make_manifest, data_file) -> Path:
+    """A manifest signed by the policy's trusted signer that claims a Qwen base: believed unless contradicted."""
+    claim = Generator(model="acme/numbers-writer", base_model="Qwen/Qwen2.5-7B-Instruct")
+    return sign_manifest(make_manifest([data_file], [claim]))
+
+
+def _check(policy: Path, student_dir: Path, manifest: Path, teacher: Path) -> tuple[int, dict]:
+    args = ["check", "--policy", str(policy), "--student", str(student_dir), "--today", TODAY.isoformat()]
     result = runner.invoke(app, [*args, "--manifest", str(manifest), "--teacher", str(teacher), "--json"])
-    assert result.exit_code == 3, result.output
-    return json.loads(result.stdout)
+    assert result.exit_code in (0, 3), result.output
+    return result.exit_code, json.loads(result.stdout)
 
 
 def _weight_evidence(decision: dict) -> str:
@@ -210,22 +212,43 @@ def _weight_evidence(decision: dict) -> str:
 
 
 @pytest.mark.parametrize("name", [*DISGUISES, "decoy"])
-def test_strict_check_denies_a_disguised_same_base_teacher_behind_a_family_lie(name, tmp_path, student_dir):
+def test_strict_check_denies_a_disguised_same_base_teacher_behind_a_signed_lie(
+    name, tmp_path, student_dir, signed_lie, strict_with_signer
+):
+    """Only the weights contradict the trusted signer's claim here, so they must decide."""
     if name == "decoy":
         _, tokenizer = tiny_lm.load(student_dir)
         decoy = tiny_lm.save(tiny_lm.build_model(tokenizer, seed=5), tokenizer, tmp_path / "decoy")
         teacher = disguises.with_decoy(student_dir, decoy, tmp_path / "teacher")
     else:
         teacher = DISGUISES[name](student_dir, tmp_path / "teacher")
-    decision = _check_with_a_lying_manifest(tmp_path, student_dir, teacher)
+    code, decision = _check(strict_with_signer, student_dir, signed_lie, teacher)
+    assert code == 3
     assert "same initialisation" in _weight_evidence(decision)
     assert {r["id"] for r in decision["rules"]} == {"same-base-untrusted"}
 
 
-def test_strict_check_denies_a_teacher_whose_weights_cannot_be_read(tmp_path, student_dir):
+def test_strict_check_allows_the_signed_claim_with_an_independent_teacher_of_another_architecture(
+    tmp_path, student_dir, signed_lie, strict_with_signer
+):
+    """The control: the weight test does not deny a teacher that truly shares nothing with the student."""
+    _, tokenizer = tiny_lm.load(student_dir)
+    torch.manual_seed(3)
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=96, n_layer=2, n_head=4, n_positions=256)
+    teacher = tiny_lm.save(GPT2LMHeadModel(config), tokenizer, tmp_path / "gpt2")
+    code, decision = _check(strict_with_signer, student_dir, signed_lie, teacher)
+    assert code == 0, decision
+    assert "independently initialised" in _weight_evidence(decision)
+    assert decision["teachers"][0]["relation"] == "different_from_student"
+
+
+def test_strict_check_denies_a_teacher_whose_weights_cannot_be_compared(
+    tmp_path, student_dir, signed_lie, strict_with_signer
+):
     teacher = disguises.adapter_only("someone/base-7b", tmp_path / "teacher")
-    decision = _check_with_a_lying_manifest(tmp_path, student_dir, teacher)
-    assert "adapter only" in _weight_evidence(decision)
+    code, decision = _check(strict_with_signer, student_dir, signed_lie, teacher)
+    assert code == 3
+    assert "weight test unknown" in _weight_evidence(decision) and "adapter only" in _weight_evidence(decision)
     assert decision["teachers"][0]["relation"] == "unknown"
     assert {r["id"] for r in decision["rules"]} == {"unknown-teacher-family"}
 
