@@ -14,8 +14,6 @@ from distill_guard.errors import DistillGuardError, PolicyError
 from distill_guard.export.audit import AuditLog
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
-from distill_guard.provenance.gate import ProvenanceGate
-from distill_guard.provenance.record_column import file_records
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -40,6 +38,10 @@ def check(
         if folder is not None and not folder.is_dir():
             err.print(f"{label} {folder}: no such directory", markup=False)
             raise typer.Exit(exit_codes.INVALID_INPUT)
+    # the gate reads data with pyarrow and numpy: loaded here, so the rest of the CLI starts without them
+    from distill_guard.provenance.gate import ProvenanceGate
+    from distill_guard.provenance.record_column import file_records
+
     try:
         loaded = load_policy(policy)
         gate = ProvenanceGate(loaded, student=student, today=as_of)

@@ -8,11 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 
 from distill_guard.cli import exit_codes
 from distill_guard.errors import PolicyError
-from distill_guard.policy.explain import explain
 from distill_guard.policy.load import load_policy, validate_policy_file
 from distill_guard.policy.schema import GuardPolicy
 
@@ -67,6 +65,10 @@ def explain_cmd(
     plain: Annotated[bool, typer.Option("--markdown", help="print raw Markdown (for PR comments)")] = False,
 ) -> None:
     """Say in plain words what a policy blocks, trusts, watches and halts on."""
+    from rich.markdown import Markdown  # markdown-it and pygments: only this command renders Markdown
+
+    from distill_guard.policy.explain import explain
+
     try:
         loaded = load_policy(file)
     except PolicyError as exc:

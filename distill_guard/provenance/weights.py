@@ -18,10 +18,12 @@ import statistics
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from safetensors import safe_open
+
+if TYPE_CHECKING:  # torch loads only when two checkpoints' weights are really compared
+    import torch
 
 SAME_INIT_AT_LEAST = 0.1
 INDEPENDENT_AT_MOST = 0.05
@@ -100,6 +102,8 @@ def _safetensors_files(directory: Path) -> list[Path]:
 
 
 def _correlation(a: torch.Tensor, b: torch.Tensor) -> float | None:
+    import torch
+
     x = a.detach().reshape(-1).to(torch.float64)
     y = b.detach().reshape(-1).to(torch.float64)
     x, y = x - x.mean(), y - y.mean()
