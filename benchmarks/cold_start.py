@@ -27,7 +27,7 @@ ENTRY = "import sys; from distill_guard.cli.main import main; sys.argv[0] = 'dis
 def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
     """Inputs written once; each command with the exit codes that mean it did its work."""
     policy = folder / "strict.yaml"
-    subprocess.run([sys.executable, "-c", ENTRY, "export", "policy", "strict", "--out", str(policy)], check=True)
+    subprocess.run([sys.executable, "-c", ENTRY, "export", "policy", "strict", "--out", str(folder)], check=True)
     data = folder / "numbers.jsonl"
     data.write_text('{"text": "1 2 3"}\n' * 100, "utf-8")
     student = folder / "student"
@@ -41,7 +41,10 @@ def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
         "policy validate": (["policy", "validate", str(policy)], {0}),
         "policy explain --markdown": (["policy", "explain", "--markdown", str(policy)], {0}),
         "manifest verify": (["manifest", "verify", str(manifest)], {0}),
-        "check (no weights)": (["check", "--policy", str(policy), "--student", str(student), "--manifest", str(manifest)], {0, 3}),
+        "check (no weights)": (
+            ["check", "--policy", str(policy), "--student", str(student), "--manifest", str(manifest)],
+            {0, 3},
+        ),
         "export schema": (["export", "schema", "--out", str(folder / "schema.json"), "--force"], {0}),
         "demo --help": (["demo", "--help"], {0}),
         "import distill_guard.callback": (["<python>", "import distill_guard.callback"], {0}),
@@ -85,7 +88,8 @@ def main() -> None:
                 cpu[name].append(c)
                 wall[name].append(w)
     print(f"{repeats} interleaved repetitions; baseline: python -c {BASELINE!r}")
-    print(f"baseline median: {statistics.median(cpu['baseline']):.3f} s CPU, {statistics.median(wall['baseline']):.3f} s wall")
+    base_cpu, base_wall = statistics.median(cpu["baseline"]), statistics.median(wall["baseline"])
+    print(f"baseline median: {base_cpu:.3f} s CPU, {base_wall:.3f} s wall")
     print(f"{'command':<32} {'CPU s':>7} {'CPU ratio (q1-q3)':>22} {'wall s':>7} {'wall ratio (q1-q3)':>22}")
     for name, _, _ in runs[1:]:
         cpu_ratio = quartiles([c / b for c, b in zip(cpu[name], cpu["baseline"], strict=True)])

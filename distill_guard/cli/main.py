@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from distill_guard.cli import check, demo, manifest, policy, probe
+from distill_guard.cli import check, demo, export, manifest, policy, probe
 
 app = typer.Typer(
     name="distill-guard",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.add_typer(policy.app, name="policy")
 app.add_typer(manifest.app, name="manifest")
+app.add_typer(export.app, name="export")
 app.command("check")(check.check)
 app.command("probe")(probe.probe)
 app.command("demo")(demo.demo)

@@ -19,9 +19,13 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+POLICY_SCHEMA_ID = "https://raw.githubusercontent.com/distill-guard/distill-guard/main/policies/schema.json"
+
+
 def policy_json_schema() -> dict:
     schema = GuardPolicy.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = POLICY_SCHEMA_ID
     schema["title"] = "distill-guard GuardPolicy v1"
     return schema
 
@@ -55,7 +59,7 @@ def validate(
 
 @app.command()
 def schema() -> None:
-    """Print the policy JSON Schema (the same as policies/schema.json)."""
+    """Print the policy JSON Schema (the same as the shipped schema.json: `distill-guard export schema`)."""
     typer.echo(json.dumps(policy_json_schema(), indent=2))
 
 

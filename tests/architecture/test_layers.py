@@ -14,7 +14,13 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "distill_guard"
 
 LAYERS: list[set[str]] = [
-    {"errors", "atomic_files", "_version", "model_identity"},  # foundations: no distill_guard imports but errors
+    {
+        "errors",
+        "atomic_files",
+        "_version",
+        "model_identity",
+        "bundled",
+    },  # foundations: no distill_guard imports but errors
     {"policy"},  # reviewed file formats: GuardPolicy, ProbeSuite, DatasetProvenance, built-in suites
     {"dist"},  # rank logic and every collective
     {"probes"},  # probe kinds and the scoring engine

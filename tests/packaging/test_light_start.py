@@ -20,7 +20,7 @@ DRIVER = """
 import json, sys
 from distill_guard.cli.main import main
 
-commands, report = json.loads(sys.argv[1]), sys.argv[2]
+commands, report, HEAVY = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3:]
 codes = []
 for args in commands:
     sys.argv = ["distill-guard", *args]
@@ -29,16 +29,16 @@ for args in commands:
         codes.append(0)
     except SystemExit as exc:
         codes.append(exc.code or 0)
-heavy = [name for name in %r if name in sys.modules]
+heavy = [name for name in HEAVY if name in sys.modules]
 with open(report, "w") as f:
     json.dump({"codes": codes, "heavy": heavy}, f)
-""" % (HEAVY,)
+"""
 
 
 def run_in_fresh_interpreter(commands: list[list[str]], tmp_path: Path) -> dict:
     report = tmp_path / "report.json"
     subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(commands), str(report)],
+        [sys.executable, "-c", DRIVER, json.dumps(commands), str(report), *HEAVY],
         cwd=tmp_path,
         check=True,
         capture_output=True,
