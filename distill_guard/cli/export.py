@@ -21,6 +21,11 @@ from distill_guard.cli import exit_codes
 app = typer.Typer(help="Write the shipped schema, dashboard, alert rules and policies to files.", no_args_is_help=True)
 out = Console(stderr=True, soft_wrap=True, highlight=False)
 
+# Every alert's runbook_url is this page plus the alert's #anchor; --runbook-base swaps the page.
+SHIPPED_RUNBOOK = "https://github.com/distill-guard/distill-guard/blob/main/docs/observability.md"
+RunbookOption = Annotated[
+    str | None, typer.Option(help="URL of your copy of docs/observability.md for the alerts' runbook_url")
+]
 OutOption = Annotated[Path, typer.Option("--out", "-o", help="file to write; '-' prints to standard output")]
 ForceOption = Annotated[bool, typer.Option("--force", help="replace the file if it exists")]
 
@@ -76,20 +81,34 @@ def provisioning(
     write_out([(out_dir / k / n, shipped_text("grafana", "provisioning", k, n)) for k, n in files], force=force)
 
 
+def alert_rules_text(runbook_base: str | None) -> str:
+    """The shipped rule file, comments kept, with the runbook links pointing at `runbook_base`."""
+    text = shipped_text("prometheus", "alerts.yaml")
+    if runbook_base is None:
+        return text
+    if not runbook_base.startswith(("https://", "http://")):
+        raise _fail(f"--runbook-base {runbook_base!r}: expected an absolute http(s) URL", exit_codes.USAGE)
+    return text.replace(f'"{SHIPPED_RUNBOOK}#', f'"{runbook_base.rstrip("/#")}#')
+
+
 @app.command()
-def alerts(out_path: OutOption = Path("distill-guard-alerts.yaml"), force: ForceOption = False) -> None:
+def alerts(
+    out_path: OutOption = Path("distill-guard-alerts.yaml"),
+    runbook_base: RunbookOption = None,
+    force: ForceOption = False,
+) -> None:
     """The Prometheus alert rules, as a plain rule file (`rule_files:` in prometheus.yml)."""
-    write_out([(out_path, shipped_text("prometheus", "alerts.yaml"))], force=force)
+    write_out([(out_path, alert_rules_text(runbook_base))], force=force)
 
 
-def prometheus_rule(name: str, namespace: str | None, labels: dict[str, str]) -> dict:
+def prometheus_rule(name: str, namespace: str | None, labels: dict[str, str], runbook_base: str | None) -> dict:
     """The alert rules as a Prometheus Operator `PrometheusRule` (the operator's ruleSelector matches `labels`)."""
     metadata: dict = {"name": name}
     if namespace:
         metadata["namespace"] = namespace
     if labels:
         metadata["labels"] = labels
-    groups = yaml.safe_load(shipped_text("prometheus", "alerts.yaml"))["groups"]
+    groups = yaml.safe_load(alert_rules_text(runbook_base))["groups"]
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -114,10 +133,11 @@ def prometheusrule(
     name: Annotated[str, typer.Option(help="metadata.name of the PrometheusRule")] = "distill-guard",
     namespace: Annotated[str | None, typer.Option(help="metadata.namespace (default: kubectl's)")] = None,
     label: Annotated[list[str] | None, typer.Option(help="metadata label KEY=VALUE; repeatable")] = None,
+    runbook_base: RunbookOption = None,
     force: ForceOption = False,
 ) -> None:
     """The alert rules as a Kubernetes PrometheusRule, for clusters run by the Prometheus Operator."""
-    manifest = prometheus_rule(name, namespace, _labels(label or []))
+    manifest = prometheus_rule(name, namespace, _labels(label or []), runbook_base)
     write_out([(out_path, yaml.safe_dump(manifest, sort_keys=False, allow_unicode=True))], force=force)
 
 

@@ -9,6 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from distill_guard.bundled import data_path
+from distill_guard.cli.export import SHIPPED_RUNBOOK
 from distill_guard.cli.main import app
 from distill_guard.cli.policy import POLICY_SCHEMA_ID, policy_json_schema
 from distill_guard.policy.load import load_policy
@@ -67,3 +68,21 @@ def test_the_repository_folders_are_links_to_the_package_data_not_copies() -> No
     ):
         assert (REPO / folder).is_symlink(), f"{folder} must link to distill_guard/data/{shipped} (one copy)"
         assert (REPO / folder).resolve() == data_path(shipped).resolve()
+
+
+def runbook_urls(rules_text: str) -> list[str]:
+    groups = yaml.safe_load(rules_text)["groups"]
+    return [rule["annotations"]["runbook_url"] for group in groups for rule in group["rules"]]
+
+
+def test_every_runbook_url_is_absolute_and_lands_on_its_alerts_section_unless_overridden(tmp_path: Path) -> None:
+    shipped = runbook_urls(data_path("prometheus", "alerts.yaml").read_text("utf-8"))
+    headings = {line[4:].strip().lower() for line in (REPO / "docs/observability.md").read_text().splitlines()}
+    assert shipped and all(url.startswith(f"{SHIPPED_RUNBOOK}#") for url in shipped)
+    assert [url for url in shipped if url.partition("#")[2] not in headings] == []
+    target = tmp_path / "alerts.yaml"
+    args = ["export", "alerts", "--out", str(target), "--runbook-base", "https://wiki.example/guard/"]
+    assert runner.invoke(app, args).exit_code == 0
+    moved = runbook_urls(target.read_text("utf-8"))
+    assert moved == [url.replace(SHIPPED_RUNBOOK, "https://wiki.example/guard") for url in shipped]
+    assert runner.invoke(app, ["export", "alerts", "-o", "-", "--runbook-base", "wiki/page"]).exit_code == 2
