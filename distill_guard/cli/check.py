@@ -12,7 +12,6 @@ from rich.console import Console
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
 from distill_guard.export.audit import AuditLog
-from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
 
 out = Console(soft_wrap=True, highlight=False)
@@ -39,6 +38,7 @@ def check(
             err.print(f"{label} {folder}: no such directory", markup=False)
             raise typer.Exit(exit_codes.INVALID_INPUT)
     # the gate reads data with pyarrow and numpy: loaded here, so the rest of the CLI starts without them
+    from distill_guard.policy.dataset_manifest import load_manifest
     from distill_guard.provenance.gate import ProvenanceGate
     from distill_guard.provenance.record_column import file_records
 

@@ -1,4 +1,8 @@
-"""`distill-guard manifest ...`: create, verify, sign, keygen."""
+"""`distill-guard manifest ...`: create, verify, sign, keygen.
+
+Each command imports the manifest models and the crypto it needs itself, so that the other commands
+(`policy validate` in a pre-commit hook above all) do not pay for them at start-up.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,17 @@ import datetime as dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from distill_guard.atomic_files import write_json_atomically
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
-from distill_guard.policy.dataset_manifest import (
-    Attestation,
-    DatasetId,
-    DatasetProvenance,
-    Generator,
-    load_manifest,
-    save_manifest,
-)
-from distill_guard.policy.load import load_policy
-from distill_guard.policy.schema import ProvenancePolicy
-from distill_guard.provenance.hashing import describe_file
-from distill_guard.provenance.integrity import manifest_bytes, verify_files
-from distill_guard.provenance.signing import (
-    generate_key,
-    load_private_key,
-    sign,
-    signature_refused,
-    verify_signature,
-)
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 app = typer.Typer(help="Write, sign and verify dataset provenance manifests.", no_args_is_help=True)
 out = Console(soft_wrap=True, highlight=False)
@@ -47,6 +33,8 @@ def _fail(message: str, code: int = exit_codes.INVALID_INPUT) -> typer.Exit:
 
 
 def _progress(total_bytes: int, label: str) -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
     progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -91,6 +79,16 @@ def create(
     in_toto: Annotated[Path | None, typer.Option(help="also write an in-toto Statement (JSON) here")] = None,
 ) -> None:
     """Hash data files and record who generated them; the manifest lists paths relative to itself."""
+    from distill_guard.atomic_files import write_json_atomically
+    from distill_guard.policy.dataset_manifest import (
+        Attestation,
+        DatasetId,
+        DatasetProvenance,
+        Generator,
+        save_manifest,
+    )
+    from distill_guard.provenance.hashing import describe_file
+
     bases = base_model or []
     if bases and len(bases) != len(generator):
         raise _fail("give one --base-model per --generator (or none)", exit_codes.USAGE)
@@ -147,6 +145,12 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Re-hash every data file (streaming) and check the signature; exit 3 when anything fails."""
+    from distill_guard.policy.dataset_manifest import load_manifest
+    from distill_guard.policy.load import load_policy
+    from distill_guard.policy.schema import ProvenancePolicy
+    from distill_guard.provenance.integrity import manifest_bytes, verify_files
+    from distill_guard.provenance.signing import signature_refused, verify_signature
+
     try:
         loaded = load_manifest(manifest)
         rules = load_policy(policy).policy.provenance if policy else ProvenancePolicy()
@@ -180,6 +184,9 @@ def sign_cmd(
     out_path: Annotated[Path | None, typer.Option("--out", "-o", help="write here instead of in place")] = None,
 ) -> None:
     """Sign every field of the manifest with an Ed25519 key (the policy lists the public key)."""
+    from distill_guard.policy.dataset_manifest import load_manifest, save_manifest
+    from distill_guard.provenance.signing import load_private_key, sign
+
     try:
         loaded = load_manifest(manifest)
         signed = sign(loaded.manifest, load_private_key(key))
@@ -196,6 +203,8 @@ def keygen(
     name: Annotated[str, typer.Option(help="signer name for the policy snippet")] = "my-signer",
 ) -> None:
     """Create an Ed25519 key pair and print the trusted_signers entry for the policy."""
+    from distill_guard.provenance.signing import generate_key
+
     try:
         public = generate_key(private_key)
     except DistillGuardError as exc:
