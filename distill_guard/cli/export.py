@@ -40,7 +40,10 @@ def write_out(files: list[tuple[Path, str]], *, force: bool) -> None:
     if [str(target) for target, _ in files] == ["-"]:
         typer.echo(files[0][1], nl=False)
         return
-    taken = [str(target) for target, _ in files if target.is_dir() or (target.exists() and not force)]
+    folders = [str(target) for target, _ in files if target.is_dir()]
+    if folders:
+        raise _fail(f"{', '.join(folders)}: is a directory; give a file name with --out (nothing was written)")
+    taken = [str(target) for target, _ in files if target.exists() and not force]
     if taken:
         raise _fail(f"{', '.join(taken)}: exists; pass --force to replace it (nothing was written)")
     for target, text in files:
