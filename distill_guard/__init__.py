@@ -23,6 +23,9 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
         HaltRecord,
         read_quarantine_marker,
     )
+    from distill_guard.policy.probe_suite import LoadedSuite
+    from distill_guard.probes.kinds import ProbeScorer, Resumable, WholeModelScorer
+    from distill_guard.probes.kinds.registry import probe_kind, register_probe_kind
     from distill_guard.probes.result import ProbeResult
     from distill_guard.provenance.decision import Decision
     from distill_guard.provenance.gate import Clearance
@@ -35,6 +38,12 @@ _LAZY_NAMES: dict[str, str] = {
     "QUARANTINE_MARKER_NAME": "distill_guard.drift.halt_record",
     "HaltRecord": "distill_guard.drift.halt_record",
     "read_quarantine_marker": "distill_guard.drift.halt_record",
+    "LoadedSuite": "distill_guard.policy.probe_suite",
+    "ProbeScorer": "distill_guard.probes.kinds",
+    "Resumable": "distill_guard.probes.kinds",
+    "WholeModelScorer": "distill_guard.probes.kinds",
+    "probe_kind": "distill_guard.probes.kinds.registry",
+    "register_probe_kind": "distill_guard.probes.kinds.registry",
     "ProbeResult": "distill_guard.probes.result",
     "Decision": "distill_guard.provenance.decision",
     "Clearance": "distill_guard.provenance.gate",
@@ -50,12 +59,18 @@ __all__ = [
     "DistillGuardError",
     "DriftReport",
     "HaltRecord",
+    "LoadedSuite",
     "PolicyError",
     "ProbeResult",
+    "ProbeScorer",
     "ProvenanceDenied",
+    "Resumable",
     "TrainingHalted",
+    "WholeModelScorer",
     "__version__",
+    "probe_kind",
     "read_quarantine_marker",
+    "register_probe_kind",
 ]
 
 

@@ -14,7 +14,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from distill_guard.atomic_files import write_atomically
+from distill_guard.atomic_files import OutputFileError, refuse_unwritable, write_atomically
 from distill_guard.bundled import POLICY_NAMES, data_path, policy_path
 from distill_guard.cli import exit_codes
 
@@ -40,9 +40,11 @@ def write_out(files: list[tuple[Path, str]], *, force: bool) -> None:
     if [str(target) for target, _ in files] == ["-"]:
         typer.echo(files[0][1], nl=False)
         return
-    folders = [str(target) for target, _ in files if target.is_dir()]
-    if folders:
-        raise _fail(f"{', '.join(folders)}: is a directory; give a file name with --out (nothing was written)")
+    try:
+        for target, _ in files:
+            refuse_unwritable(target)
+    except OutputFileError as exc:
+        raise _fail(f"{exc} (nothing was written)") from None
     taken = [str(target) for target, _ in files if target.exists() and not force]
     if taken:
         raise _fail(f"{', '.join(taken)}: exists; pass --force to replace it (nothing was written)")
@@ -51,8 +53,8 @@ def write_out(files: list[tuple[Path, str]], *, force: bool) -> None:
             write_atomically(target, text, overwrite=force)
         except FileExistsError:
             raise _fail(f"{target}: created by someone else meanwhile; pass --force to replace it") from None
-        except OSError as exc:
-            raise _fail(f"{target}: cannot write: {exc.strerror or exc}") from None
+        except OutputFileError as exc:
+            raise _fail(str(exc)) from None
         out.print(f"wrote {target}", markup=False)
 
 
