@@ -180,7 +180,6 @@ class ProvenanceGate:
         """Facts + student -> Decision, and the generator ids whose rows to drop. Raises nothing for a deny."""
         policy, today = self.policy, self.today
         student_lineage = resolve_student(policy, student)
-        student_weights = _student_weights(student, student_module)
         draft = _DecisionDraft()
         for examined in facts.manifests:
             _manifest_findings(policy, examined, draft)
@@ -191,7 +190,12 @@ class ProvenanceGate:
                 FiredRule(UNKNOWN_PROVENANCE, policy.provenance.unknown.value, facts.dataset_name, message)
             )
         generators = list(facts.record_counts) if facts.record_counts is not None else _declared(facts)
-        checkpoint = inspect_teacher(policy, facts.teacher_dir, student_weights) if facts.teacher_dir else None
+        # the student's weights are read (through torch) only to compare them with a teacher checkpoint's
+        checkpoint = (
+            inspect_teacher(policy, facts.teacher_dir, _student_weights(student, student_module))
+            if facts.teacher_dir
+            else None
+        )
         for generator in generators:
             self._judge_generator(generator, facts, student_lineage, checkpoint, draft)
         decision = Decision(

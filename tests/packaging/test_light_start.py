@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
+from safetensors.numpy import save_file
 
 from tests.conftest import REPO
 
@@ -60,9 +62,11 @@ def test_import_and_policy_validate_leave_torch_and_transformers_unloaded(tmp_pa
 def test_help_policy_manifest_and_check_leave_torch_and_transformers_unloaded(tmp_path: Path) -> None:
     data = tmp_path / "numbers.jsonl"
     data.write_text('{"text": "1 2 3"}\n', "utf-8")
-    student = tmp_path / "student"  # a model card and no weights: the gate has nothing to compare, so no torch
+    student = tmp_path / "student"  # real weights, but no teacher to compare them with: no torch needed
     student.mkdir()
     (student / "README.md").write_text("---\nbase_model: other-lab/base\n---\n", "utf-8")
+    (student / "config.json").write_text('{"model_type": "llama"}', "utf-8")
+    save_file({"w": np.zeros((4, 4), dtype=np.float32)}, str(student / "model.safetensors"))
     policy = tmp_path / "policy.yaml"
     strict = yaml.safe_load((REPO / "policies/strict.yaml").read_text("utf-8"))
     policy.write_text(yaml.safe_dump(strict), "utf-8")
