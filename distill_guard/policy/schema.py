@@ -197,10 +197,15 @@ class HaltPolicy(StrictModel):
     quarantine_checkpoints: StrictBool = True
 
 
+# Outside 9100-9999, which Prometheus' port-allocation list has handed out in full (9464 there is
+# OpenTelemetry's Prometheus exporter), and in no services list, so a guard never fights an exporter.
+DEFAULT_HTTP_PORT = 19464
+
+
 class HttpExport(StrictModel):
     mode: Literal["http"]
-    host: NonEmpty = "127.0.0.1"
-    port: StrictInt = Field(9464, ge=0, le=65535)
+    host: NonEmpty = "127.0.0.1"  # loopback unless the policy opens it (0.0.0.0 in a pod, for a PodMonitor)
+    port: StrictInt = Field(DEFAULT_HTTP_PORT, ge=0, le=65535)
 
 
 class PushgatewayExport(StrictModel):
