@@ -14,8 +14,9 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from transformers.trainer_callback import ExportableState
 
 import distill_guard.dist as dist
+from distill_guard import exits
 from distill_guard.atomic_files import write_json_atomically
-from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME, HaltRecord, quarantine_marker
+from distill_guard.drift.halt_record import HALT_RECORD_NAME, HaltRecord
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
 from distill_guard.export.telemetry import Telemetry
@@ -85,6 +86,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.probes: list[PreparedProbe] = prepare_probes(self.loaded)
         self.monitor = DriftMonitor()
         self.halt_record: HaltRecord | None = None
+        self._probed_step: int | None = None
         self.last_decision: Decision | None = None
         self.telemetry = Telemetry(self.policy)
         self._own_tokenizer: Any = None
@@ -261,13 +263,24 @@ class DistillGuard(TrainerCallback, ExportableState):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         self.telemetry.step(state.global_step)
-        if state.global_step % self.policy.probes.every_n_steps == 0:
+        # The last step is probed even off the cadence: it is the model that gets saved and shipped.
+        if state.global_step % self.policy.probes.every_n_steps == 0 or exits.is_last_step(state, control):
             self._evaluate(args, state, control, kwargs)
         else:
             self.telemetry.publish()  # the Pushgateway exporter rate-limits itself to interval_seconds
 
+    def on_epoch_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # A stop requested after our on_step_end (EarlyStopping in on_evaluate, a later callback)
+        # is seen here, still before the epoch's save and before on_train_end.
+        if control.should_training_stop and self._probed_step != state.global_step:
+            self._evaluate(args, state, control, kwargs)
+        elif self.tripped:
+            self._close_exits(args, state, control)  # an epoch-end save after a halt is vetoed too
+
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.policy.probes.on_evaluate and state.global_step % self.policy.probes.every_n_steps != 0:
+        if self.policy.probes.on_evaluate and self._probed_step != state.global_step:
             self._evaluate(args, state, control, kwargs)
 
     def _evaluate(
@@ -288,10 +301,13 @@ class DistillGuard(TrainerCallback, ExportableState):
             reports.append(evaluation.report.to_json())
             if evaluation.tripped and tripped is None:
                 tripped = (probe, evaluation)
+        self._probed_step = state.global_step
         self.telemetry.event("probes", step=state.global_step, reports=reports)
         local = self._halt_record(*tripped, model) if tripped else None
         self._act_on_halt(args, state, control, local)
         self.telemetry.publish()
+        if self.tripped:
+            self._close_exits(args, state, control)
 
     def _act_on_halt(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, local: HaltRecord | None
@@ -321,17 +337,42 @@ class DistillGuard(TrainerCallback, ExportableState):
             weights_digest=weights_digest(model),
         )
 
+    def _close_exits(self, args: TrainingArguments, state: TrainerState, control: TrainerControl) -> None:
+        """After a halt: veto or quarantine this step's save, then raise before the Trainer goes on."""
+        assert self.halt_record is not None
+        quarantined = exits.close_after_halt(
+            args, state, control, self.policy.halt, self.halt_record, is_main=dist.is_main_process()
+        )
+        for folder in quarantined:
+            self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(folder))
+        if not control.should_save and self.policy.halt.raise_on_train_end:
+            self._end_halted(state)  # no save follows: nothing else may run, on_train_end included
+
+    def _end_halted(self, state: TrainerState) -> None:
+        assert self.halt_record is not None
+        self.telemetry.event("train_end", step=state.global_step, halted=True)
+        self.telemetry.close(clean=False)
+        raise TrainingHalted(self.halt_record)
+
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.tripped and self.policy.halt.quarantine_checkpoints and dist.is_main_process():
-            checkpoint = self._out(args) / f"checkpoint-{state.global_step}"
-            if checkpoint.is_dir():
-                assert self.halt_record is not None
-                write_json_atomically(checkpoint / QUARANTINE_MARKER_NAME, quarantine_marker(self.halt_record))
-                self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(checkpoint))
+        # Reached after a halt only for a checkpoint the policy let through, already quarantined.
+        if self.tripped and self.policy.halt.raise_on_train_end:
+            self._end_halted(state)
+
+    def on_push_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Every Hub push (trainer.push_to_hub, or hub_strategy pushes of checkpoints) starts here."""
+        if self.tripped:
+            assert self.halt_record is not None
+            self.telemetry.event("push_refused", step=state.global_step, halt=self.halt_record.to_json())
+            raise TrainingHalted(self.halt_record)
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if self.probes and not self.tripped and state.global_step > 0 and self._probed_step != state.global_step:
+            self._evaluate(args, state, control, kwargs)  # last resort: the final model is always checked
         self.telemetry.event("train_end", step=state.global_step, halted=self.tripped)
         self.telemetry.close(clean=not self.tripped)
         if self.tripped and self.policy.halt.raise_on_train_end:

@@ -26,6 +26,7 @@ class Telemetry:
         self.policy = policy
         self.metrics: GuardMetrics | None = None
         self.audit: AuditLog | None = None
+        self._closed_audit: AuditLog | None = None  # where events after a run (a refused push) still go
         self._exporter: Exporter | None = None
         self._pending: list[tuple[str, dict[str, Any]]] = []
         self._uncounted: list[Decision] = []
@@ -64,10 +65,11 @@ class Telemetry:
 
     def event(self, name: str, **fields: Any) -> None:
         """One audit-log line; events before `open` (e.g. clear_dataset) are kept and written at open."""
-        if self.audit is None:
+        audit = self.audit or self._closed_audit
+        if audit is None:
             self._pending.append((name, fields))
         elif self._main:
-            self.audit.record(name, policy=self.policy.metadata.name, **fields)
+            audit.record(name, policy=self.policy.metadata.name, **fields)
 
     def decision(self, decision: Decision, *, moment: str, step: int | None = None) -> None:
         """Audit and count a gate decision; one made before `open` is counted when metrics start."""
@@ -128,4 +130,4 @@ class Telemetry:
             self._exporter.close(clean=clean)
         self._exporter = None
         self.metrics = None
-        self.audit = None
+        self._closed_audit, self.audit = self.audit, None

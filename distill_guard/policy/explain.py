@@ -108,7 +108,8 @@ def explain(loaded: LoadedPolicy) -> str:
     if p.probes.suites:
         out.append(
             f"Baseline before the first step, then every {p.probes.every_n_steps} optimizer steps"
-            + (" and after each evaluation." if p.probes.on_evaluate else ".")
+            + (", after each evaluation" if p.probes.on_evaluate else "")
+            + " and at the last step."
         )
         out.extend(f"- {_describe_suite(ref, p)}" for ref in p.probes.suites)
     else:
@@ -119,6 +120,11 @@ def explain(loaded: LoadedPolicy) -> str:
         out.append(
             "A breach STOPS training on every rank"
             + (" and `trainer.train()` raises TrainingHalted." if p.halt.raise_on_train_end else ".")
+            + (
+                " The halted step's checkpoint is saved, quarantined."
+                if p.halt.save_halted_checkpoint
+                else " No checkpoint of the halted model is saved; pushes to the Hub are refused."
+            )
         )
     else:
         out.append("A breach is only recorded and alerted on; training never stops.")

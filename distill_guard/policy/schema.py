@@ -176,8 +176,13 @@ class ProbesPolicy(StrictModel):
 
 class HaltPolicy(StrictModel):
     action: HaltAction = HaltAction.stop
-    raise_on_train_end: bool = Field(True, description="trainer.train() raises TrainingHalted after a halt")
-    quarantine_checkpoints: bool = True
+    raise_on_train_end: bool = Field(
+        True, description="trainer.train() raises TrainingHalted at the halting step, before any save or upload"
+    )
+    save_halted_checkpoint: bool = Field(
+        False, description="let the Trainer save the halting step's checkpoint (for review or resume_after_halt)"
+    )
+    quarantine_checkpoints: bool = Field(True, description="mark a checkpoint of a halted model before it is written")
 
 
 class HttpExport(StrictModel):
