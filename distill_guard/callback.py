@@ -88,7 +88,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.halt_record: HaltRecord | None = None
         self._probed_step: int | None = None
         self.last_decision: Decision | None = None
-        self.telemetry = Telemetry(self.policy)
+        self.telemetry = Telemetry(self.policy, output_dir=self.output_dir, run=self.run_name)
         self._own_tokenizer: Any = None
 
     @classmethod
@@ -114,8 +114,9 @@ class DistillGuard(TrainerCallback, ExportableState):
         """
         clearance = self.gate.clear_dataset(dataset, manifest, teacher=teacher)
         self.last_decision = clearance.decision
-        self.telemetry.decision(clearance.decision, moment="clear_dataset")
+        self.telemetry.decision(clearance.decision, moment="clear_dataset")  # recorded now, Trainer or not
         if not clearance.decision.allowed:
+            self.telemetry.close(clean=False)  # the final push: this process may end with the error
             raise ProvenanceDenied(clearance.decision)
         return clearance
 

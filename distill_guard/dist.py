@@ -40,6 +40,14 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def is_main_launch_rank() -> bool:
+    """Main before torch.distributed is initialised (code run before the Trainer): the launcher's
+    RANK variable (torchrun, accelerate launch) says which process it will be."""
+    if is_distributed():
+        return is_main_process()
+    return os.environ.get("RANK", "0") == "0"
+
+
 def gather_objects(local: T) -> list[T]:
     """Every rank's `local`, in rank order, on every rank (a list of one when not distributed)."""
     if not is_distributed():

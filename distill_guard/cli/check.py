@@ -11,7 +11,7 @@ from rich.console import Console
 
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
-from distill_guard.export.audit import AuditLog
+from distill_guard.export.telemetry import Telemetry
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
 from distill_guard.provenance.gate import ProvenanceGate
@@ -28,9 +28,16 @@ def check(
     teacher: Annotated[Path | None, typer.Option(help="teacher checkpoint directory, for the weight test")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
     today: Annotated[str | None, typer.Option(help="judge expiry dates as of YYYY-MM-DD (default: today, UTC)")] = None,
-    audit_log: Annotated[Path | None, typer.Option(help="append the decision to this JSONL audit log")] = None,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(help="append the decision to this JSONL audit log (default: the policy's, under the working dir)"),
+    ] = None,
 ) -> None:
-    """Decide whether the manifests' data may train the student: hashes, signatures, lineage, rules."""
+    """Decide whether the manifests' data may train the student: hashes, signatures, lineage, rules.
+
+    The decision is recorded like the guard's: a line in the audit log, and a count in
+    `distill_guard_provenance_decisions_total` through the policy's exporter (Pushgateway, textfile).
+    """
     try:
         as_of = dt.date.fromisoformat(today) if today else None
     except ValueError:
@@ -49,8 +56,9 @@ def check(
     except (PolicyError, DistillGuardError) as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(exit_codes.INVALID_INPUT) from None
-    if audit_log is not None:
-        AuditLog(audit_log).record("provenance_decision", source="cli", decision=decision.to_dict())
+    telemetry = Telemetry(loaded.policy, audit_log=audit_log)
+    telemetry.decision(decision, moment="check")
+    telemetry.close(clean=decision.allowed)
     if as_json:
         typer.echo(decision.to_json())
     else:

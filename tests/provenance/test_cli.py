@@ -16,6 +16,12 @@ from .conftest import OTHER_FAMILY_TEACHER, SAME_FAMILY_TEACHER, number_rows, po
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`check` writes the policy's audit log under the working directory: keep it out of the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 def create(data: Path, out: Path, generator: str, *extra: str):
     args = ["manifest", "create", str(data), "--out", str(out), "--name", "numbers-v3", "--version", "3"]
     return runner.invoke(app, [*args, "--generator", generator, *extra])
@@ -95,6 +101,15 @@ def test_check_exits_0_when_allowed_and_3_when_denied(tmp_path, policy_file, stu
     assert "same-base-untrusted" in result.stdout
     entry = json.loads((tmp_path / "audit.jsonl").read_text("utf-8"))
     assert entry["event"] == "provenance_decision" and entry["decision"]["outcome"] == "deny"
+
+
+def test_check_records_its_decision_in_the_policys_audit_log_by_default(tmp_path, policy_file, student_dir):
+    data = write_jsonl(tmp_path / "numbers.jsonl", number_rows(5))
+    create(data, tmp_path / "denied.yaml", SAME_FAMILY_TEACHER)  # the autouse fixture made tmp_path the working dir
+    assert check(policy_file, student_dir, tmp_path / "denied.yaml").exit_code == 3
+    [line] = (tmp_path / "guard-audit.jsonl").read_text("utf-8").splitlines()
+    entry = json.loads(line)
+    assert (entry["moment"], entry["decision"]["outcome"]) == ("check", "deny")
 
 
 def test_check_reports_per_record_drops_from_jsonl(tmp_path, student_dir):
