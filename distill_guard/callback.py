@@ -19,6 +19,8 @@ from distill_guard.atomic_files import write_json_atomically
 from distill_guard.drift.halt_record import HALT_RECORD_NAME, HaltRecord
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
+from distill_guard.export.deployment import with_deployment_environment
+from distill_guard.export.logs import follow_trainer
 from distill_guard.export.telemetry import Telemetry
 from distill_guard.model_identity import weights_digest
 from distill_guard.policy.load import LoadedPolicy, load_policy
@@ -75,7 +77,7 @@ class DistillGuard(TrainerCallback, ExportableState):
             return
         self._initialised = True
         self.loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
-        self.policy = self.loaded.policy
+        self.policy = with_deployment_environment(self.loaded.policy)  # DISTILL_GUARD_* deployment settings
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.student = str(student) if student is not None else None
         self.run_name = run_name
@@ -168,6 +170,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         return self.output_dir or Path(args.output_dir or ".")
 
     def _open_telemetry(self, args: TrainingArguments, state: TrainerState, model: Any) -> None:
+        follow_trainer(args.log_level, args.get_process_log_level())
         run = self.run_name or self.policy.metrics.run_name or args.run_name or self._out(args).name or "run"
         self.telemetry.open(
             output_dir=self._out(args),
@@ -303,7 +306,7 @@ class DistillGuard(TrainerCallback, ExportableState):
             if evaluation.tripped and tripped is None:
                 tripped = (probe, evaluation)
         self._probed_step = state.global_step
-        self.telemetry.event("probes", step=state.global_step, reports=reports)
+        self.telemetry.evaluated(state.global_step, reports)
         local = self._halt_record(*tripped, model) if tripped else None
         self._act_on_halt(args, state, control, local)
         self.telemetry.publish()

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
+from distill_guard.export.deployment import with_deployment_environment
 from distill_guard.export.telemetry import Telemetry
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
@@ -49,6 +50,7 @@ def check(
             raise typer.Exit(exit_codes.INVALID_INPUT)
     try:
         loaded = load_policy(policy)
+        deployed = with_deployment_environment(loaded.policy)
         gate = ProvenanceGate(loaded, student=student, today=as_of)
         data_files = [m.data_path(f) for m in map(load_manifest, manifest) for f in m.manifest.files]
         records = file_records(data_files, loaded.policy.provenance.record_column)
@@ -56,7 +58,7 @@ def check(
     except (PolicyError, DistillGuardError) as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(exit_codes.INVALID_INPUT) from None
-    telemetry = Telemetry(loaded.policy, audit_log=audit_log)
+    telemetry = Telemetry(deployed, audit_log=audit_log)
     telemetry.decision(decision, moment="check")
     telemetry.close(clean=decision.allowed)
     if as_json:

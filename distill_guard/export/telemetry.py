@@ -7,6 +7,7 @@ process writes the audit log and exactly one serves or pushes metrics. Observabi
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from distill_guard.export.prometheus import Exporter, make_exporter
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.probes.result import ProbeResult
 from distill_guard.provenance.decision import Decision
+
+logger = logging.getLogger(__name__)
 
 
 class Telemetry:
@@ -98,6 +101,8 @@ class Telemetry:
             world_size=str(world_size),
             model=model,
         )
+        assert self._exporter is not None
+        logger.info("distill-guard: audit log %s; metrics %s", self.audit.path, self._exporter.location())
         if early is not None and early.path.resolve() != self.audit.path.resolve():
             for name, fields in self._early_lines:
                 self.audit.record(name, policy=self.policy.metadata.name, **fields)
@@ -129,6 +134,14 @@ class Telemetry:
 
     def baseline(self, result: ProbeResult, *, noise_floor: float, step: int) -> None:
         self.event("baseline", step=step, probe=result.suite, result=result.to_json(), noise_floor=noise_floor)
+        logger.info(
+            "distill-guard: baseline of probe '%s'%s: %.4f over %d items (noise floor %.2g)",
+            result.suite,
+            f" (trait {result.trait})" if result.trait else "",
+            result.score,
+            len(result.item_scores),
+            noise_floor,
+        )
         self._observe(result, baseline=result.score, drift=0.0, z=0.0, limit=None)
 
     def evaluation(self, result: ProbeResult | None, report: DriftReport) -> None:
@@ -152,6 +165,12 @@ class Telemetry:
                 threshold=limit,
                 duration_seconds=result.duration_seconds,
             )
+
+    def evaluated(self, step: int, reports: list[dict[str, Any]]) -> None:
+        """One audit line and one log line per evaluation: every probe's score against its limit."""
+        self.event("probes", step=step, reports=reports)
+        if self._main:
+            logger.info("distill-guard: step %d: %s", step, "; ".join(map(_describe_report, reports)))
 
     def halted(self, record: HaltRecord) -> None:
         self.event("halt" if record.action == "stop" else "breach_warning", step=record.step, record=record.to_json())
@@ -179,3 +198,15 @@ class Telemetry:
             self._exporter.close(clean=clean)
         self._exporter = None
         self.metrics = None
+
+
+def _describe_report(report: dict[str, Any]) -> str:
+    def num(key: str, fmt: str) -> str:
+        value = report.get(key)
+        return "n/a" if value is None else format(value, fmt)
+
+    verdict = "BREACH" if report.get("breached") else "ok"
+    return (
+        f"{report['probe']} {num('score', '.4f')} (baseline {num('baseline', '.4f')}, drift {num('drift', '+.4f')}, "
+        f"z {num('z', '.1f')}, limit {num('limit', '.4f')}) {verdict}"
+    )
