@@ -79,6 +79,11 @@ def test_keygen_sign_and_verify_against_the_policys_signers(tmp_path):
     result = runner.invoke(app, ["manifest", "verify", str(manifest), "--policy", str(policy)])
     assert result.exit_code == 0, result.output
     assert "signed by trusted signer 'data-team'" in result.stdout
+    unchecked = runner.invoke(app, ["manifest", "verify", str(manifest)])  # no --policy: no signer list
+    assert unchecked.exit_code == 0 and "key was NOT checked" in unchecked.stdout
+    assert "policy does not trust" not in unchecked.stdout
+    payload = json.loads(runner.invoke(app, ["manifest", "verify", str(manifest), "--json"]).stdout)
+    assert payload["signature"]["key_checked"] is False
 
 
 def check(policy: Path, student: Path, *manifests: Path, extra: tuple[str, ...] = ()):
