@@ -50,7 +50,8 @@ def with_deployment_environment(policy: GuardPolicy, environ: Mapping[str, str] 
     if METRICS_HOST in overrides:
         exporter["host"] = overrides[METRICS_HOST]
     if METRICS_PORT in overrides:
-        exporter["port"] = overrides[METRICS_PORT]
+        port = overrides[METRICS_PORT].strip()
+        exporter["port"] = int(port) if port.isdigit() else port  # the schema refuses anything else, named
     if PUSHGATEWAY_URL in overrides:
         exporter["url"] = overrides[PUSHGATEWAY_URL]
     metrics["prometheus"] = exporter
