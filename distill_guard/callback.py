@@ -92,7 +92,9 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.halt_record: HaltRecord | None = None
         self._probed_step: int | None = None
         self.last_decision: Decision | None = None
-        self.telemetry = Telemetry(self.policy, output_dir=self.output_dir, run=self.run_name)
+        self.telemetry = Telemetry(
+            self.policy, output_dir=self.output_dir, run=self.run_name, policy_sha256=self._policy_sha256()
+        )
         self._own_tokenizer: Any = None
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Annotated
 
@@ -65,7 +66,8 @@ def check(
         err.print(str(exc), markup=False)
         raise typer.Exit(exit_codes.INVALID_INPUT) from None
     try:
-        telemetry = Telemetry(deployed, audit_log=audit_log)
+        policy_sha256 = hashlib.sha256(loaded.path.read_bytes()).hexdigest()
+        telemetry = Telemetry(deployed, audit_log=audit_log, policy_sha256=policy_sha256)
         telemetry.decision(decision, moment="check")
         telemetry.close(clean=decision.allowed)
     except DistillGuardError as exc:

@@ -16,6 +16,7 @@ from distill_guard._version import __version__
 from distill_guard.drift.assess import DriftReport
 from distill_guard.drift.halt_record import HaltRecord
 from distill_guard.export.audit import AuditLog
+from distill_guard.export.audit_lines import LineContext, new_run_id
 from distill_guard.export.metrics import GuardMetrics
 from distill_guard.export.prometheus import Exporter, make_exporter
 from distill_guard.policy.schema import GuardPolicy
@@ -43,9 +44,13 @@ class Telemetry:
         output_dir: Path | None = None,
         run: str | None = None,
         audit_log: Path | None = None,
+        policy_sha256: str = "",
     ) -> None:
-        """`output_dir` and `run` are what is known without a Trainer; `audit_log` overrides the policy's."""
+        """`output_dir` and `run` are what is known without a Trainer; `audit_log` overrides the policy's;
+        `policy_sha256` (of the policy file) is stamped on every audit line."""
         self.policy = policy
+        self._policy_sha256 = policy_sha256
+        self._context: LineContext | None = None
         self.metrics: GuardMetrics | None = None
         self.audit: AuditLog | None = None
         self._closed_audit: AuditLog | None = None  # where events after a run (a refused push) still go
@@ -85,6 +90,13 @@ class Telemetry:
             return
         early, self._before_trainer = self.audit, False
         self._main = is_main
+        if early is None or self._context is None:  # a run continuing from its early decisions keeps its id
+            self._context = LineContext(
+                run_id=new_run_id(),
+                rank=dist.launch_rank(),
+                policy=self.policy.metadata.name,
+                policy_sha256=self._policy_sha256,
+            )
         self.audit = AuditLog(self.audit_path(output_dir))
         if not is_main:
             self._early_lines.clear()
@@ -105,7 +117,7 @@ class Telemetry:
         logger.info("distill-guard: audit log %s; metrics %s", self.audit.path, self._exporter.location())
         if early is not None and early.path.resolve() != self.audit.path.resolve():
             for name, fields in self._early_lines:
-                self.audit.record(name, policy=self.policy.metadata.name, **fields)
+                self.audit.record(name, **self._context.fields(), **fields)
         self._early_lines.clear()
 
     def event(self, name: str, **fields: Any) -> None:
@@ -114,7 +126,8 @@ class Telemetry:
             self.open_before_trainer()
         audit = self.audit or self._closed_audit
         if audit is not None and self._main:
-            audit.record(name, policy=self.policy.metadata.name, **fields)
+            assert self._context is not None
+            audit.record(name, **self._context.fields(), **fields)
             if self._before_trainer:
                 self._early_lines.append((name, fields))
 
