@@ -22,7 +22,7 @@ from tests.guard.conftest import make_trainer
 
 BASE = [0.10, 0.12, 0.11, 0.09]
 HIGH = [0.40, 0.45, 0.42, 0.41]
-KEEP_HALTED_CHECKPOINT = "  save_halted_checkpoint: true\n"
+KEEP_HALTED_CHECKPOINT = {"halt": {"action": "stop", "save_halted_checkpoint": True}}
 
 
 def _events(out: Path, kind: str) -> list[dict]:
@@ -84,7 +84,7 @@ def test_a_stop_no_guard_hook_saw_is_probed_at_train_end_and_can_still_halt(
 
 def test_push_to_hub_refuses_after_a_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
     controlled_scores([BASE, HIGH])
-    guard = DistillGuard.from_policy(write_policy(extra="  raise_on_train_end: false\n"))
+    guard = DistillGuard.from_policy(write_policy(sections={"halt": {"action": "stop", "raise_on_train_end": False}}))
     trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=6)
     trainer.train()  # returns: the policy asked not to raise
     with pytest.raises(TrainingHalted) as info:
@@ -97,7 +97,7 @@ def test_raise_false_still_saves_no_checkpoint_after_the_halt(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
     controlled_scores([BASE, HIGH])
-    guard = DistillGuard.from_policy(write_policy(extra="  raise_on_train_end: false\n"))
+    guard = DistillGuard.from_policy(write_policy(sections={"halt": {"action": "stop", "raise_on_train_end": False}}))
     out = tmp_path / "out"
     trainer = make_trainer(tiny_checkpoint, out, guard, max_steps=6, save_strategy="steps", save_steps=2)
     trainer.train()
@@ -238,7 +238,9 @@ def test_mlflow_gets_a_halted_checkpoint_only_quarantined_when_the_policy_keeps_
     tiny_checkpoint, tmp_path, write_policy, controlled_scores, mlflow_store
 ):
     controlled_scores([BASE, BASE, HIGH])
-    _train_to_halt_at_step_4_with_mlflow(tiny_checkpoint, tmp_path / "out", write_policy(extra=KEEP_HALTED_CHECKPOINT))
+    _train_to_halt_at_step_4_with_mlflow(
+        tiny_checkpoint, tmp_path / "out", write_policy(sections=KEEP_HALTED_CHECKPOINT)
+    )
     (model,) = _logged_mlflow_models(mlflow_store)
     assert model.name == "checkpoint-4"
     uploaded = Path(model.artifact_location.removeprefix("file://"))

@@ -14,29 +14,32 @@ from distill_guard.export.audit import AuditLog
 from distill_guard.policy.dataset_manifest import DatasetId, DatasetProvenance, Generator, save_manifest
 from distill_guard.provenance.hashing import describe_file
 from tests.guard.conftest import make_trainer
+from tests.support.policies import write_guard_policy
 
-POLICY = """apiVersion: distill-guard/v1
-kind: GuardPolicy
-metadata: {name: strict-test}
-student: {base_model: distill-guard/tiny-base}
-families:
-  - {name: tiny-llama-demo, match: ["distill-guard/tiny-*"]}
-  - {name: other-lab, match: ["other-lab/*"]}
-provenance:
-  unknown: deny
-  rules:
-    - id: same-base-untrusted
-      when: {teacher_family: same_as_student, teacher_trusted: false}
-      action: deny
-      message: the teacher shares the student's base model and has not been audited
-"""
+STRICT = {
+    "student": {"base_model": "distill-guard/tiny-base"},
+    "families": [
+        {"name": "tiny-llama-demo", "match": ["distill-guard/tiny-*"]},
+        {"name": "other-lab", "match": ["other-lab/*"]},
+    ],
+    "provenance": {
+        "unknown": "deny",
+        "rules": [
+            {
+                "id": "same-base-untrusted",
+                "when": {"teacher_family": "same_as_student", "teacher_trusted": False},
+                "action": "deny",
+                "message": "the teacher shares the student's base model and has not been audited",
+            }
+        ],
+    },
+}
 
 
 @pytest.fixture
 def strict_policy(tmp_path: Path) -> Path:
-    path = tmp_path / "strict.yaml"
-    path.write_text(POLICY)
-    return path
+    """The gate alone (no probes), failing closed on unknown provenance."""
+    return write_guard_policy(tmp_path / "strict.yaml", [], name="strict-test", sections=STRICT)
 
 
 def _numbers(tmp_path: Path, teacher: str, tokenizer) -> tuple[Dataset, Path]:

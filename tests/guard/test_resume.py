@@ -12,7 +12,9 @@ from tests.guard.conftest import make_trainer
 
 BASE = [0.10, 0.12, 0.11, 0.09]
 HIGH = [0.40, 0.45, 0.42, 0.41]
-KEEP_HALTED_CHECKPOINT = "  save_halted_checkpoint: true\n"  # a halted run can only resume from one
+KEEP_HALTED_CHECKPOINT = {
+    "halt": {"action": "stop", "save_halted_checkpoint": True}
+}  # a halted run can only resume from one
 
 
 def _resume(checkpoint: Path, out: Path, guard: DistillGuard, tiny: Path, max_steps: int) -> None:
@@ -56,7 +58,7 @@ def test_resume_keeps_the_step_zero_baseline(tiny_checkpoint, tmp_path, write_po
 
 
 def test_tripped_run_refuses_to_resume_without_the_flag(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
-    out, policy = tmp_path / "out", write_policy(every=2, extra=KEEP_HALTED_CHECKPOINT)
+    out, policy = tmp_path / "out", write_policy(every=2, sections=KEEP_HALTED_CHECKPOINT)
     _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
     assert (out / "checkpoint-2").is_dir()
     with pytest.raises(TrainingHalted) as info:
@@ -66,7 +68,7 @@ def test_tripped_run_refuses_to_resume_without_the_flag(tiny_checkpoint, tmp_pat
 
 
 def test_tripped_run_resumes_only_when_the_user_says_so(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
-    out, policy = tmp_path / "out", write_policy(every=2, extra=KEEP_HALTED_CHECKPOINT)
+    out, policy = tmp_path / "out", write_policy(every=2, sections=KEEP_HALTED_CHECKPOINT)
     _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
     controlled_scores([BASE])
     guard = DistillGuard.from_policy(policy, resume_after_halt=True)

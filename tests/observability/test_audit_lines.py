@@ -13,8 +13,9 @@ from transformers import AutoTokenizer
 from distill_guard import DistillGuard, TrainingHalted, __version__
 from distill_guard.export.audit import AuditLog
 from tests.conftest import REPO
-from tests.guard.conftest import make_trainer, policy_text
-from tests.trainers.conftest import planned_scores
+from tests.guard.conftest import make_trainer
+from tests.support.controlled import planned_scores
+from tests.support.policies import write_guard_policy
 
 SCHEMA = json.loads((REPO / "integrations" / "audit" / "audit-line.schema.json").read_text("utf-8"))
 BASE = [0.10, 0.12, 0.11, 0.09]
@@ -33,8 +34,8 @@ def test_the_committed_schema_is_a_valid_json_schema() -> None:
 
 
 def test_lines_of_a_real_halted_run_match_the_schema_and_carry_one_run_id(tiny_checkpoint, tmp_path) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(policy_text(every=2, extra="  save_halted_checkpoint: true\n"))
+    keep = {"halt": {"action": "stop", "save_halted_checkpoint": True}}
+    policy = write_guard_policy(tmp_path / "policy.yaml", every=2, sections=keep)
     guard = DistillGuard.from_policy(policy)
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
     rows = Dataset.from_dict({"text": ["7, 12, 33", "4, 18, 91"] * 16}).map(lambda row: tokenizer(row["text"]))

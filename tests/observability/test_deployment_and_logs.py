@@ -12,17 +12,16 @@ from typer.testing import CliRunner
 from distill_guard import DistillGuard, DistillGuardError, TrainingHalted, __version__
 from distill_guard.cli.main import app
 from distill_guard.export.audit import AuditLog
-from tests.guard.conftest import make_trainer, policy_text
-from tests.trainers.conftest import planned_scores
+from tests.guard.conftest import make_trainer
+from tests.support.controlled import planned_scores
+from tests.support.policies import write_guard_policy
 
 BASE = [0.10, 0.12, 0.11, 0.09]
 HIGH = [0.40, 0.45, 0.42, 0.41]
 
 
-def _policy(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "policy.yaml"
-    path.write_text(policy_text(every=2, extra=extra))
-    return path
+def _policy(tmp_path: Path) -> Path:
+    return write_guard_policy(tmp_path / "policy.yaml", every=2)
 
 
 def test_a_guarded_run_logs_metrics_url_audit_log_baseline_each_evaluation_and_the_halt(

@@ -12,21 +12,19 @@ import pytest
 from distill_guard import ProvenanceDenied, TrainingHalted
 from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from distill_guard.policy.dataset_manifest import Generator
-from tests.guard.conftest import policy_text
 from tests.provenance.conftest import number_rows, write_jsonl
+from tests.support.controlled import controlled, planned_scores
+from tests.support.policies import write_guard_policy
 
 from .conftest import (
     TRAINERS,
     GuardedRun,
     build_example,
-    controlled,
     events,
     guard_of,
-    planned_scores,
     probe_steps,
     read_metrics,
     run_example,
-    write_guard_policy,
 )
 
 FLAT = [0.10, 0.12, 0.11, 0.09]
@@ -77,8 +75,7 @@ def test_metrics_reach_the_exporter(breached_run):
 
 @pytest.mark.parametrize("name", TRAINERS)
 def test_unknown_provenance_is_refused_before_the_first_step(name, tiny_checkpoint, teacher_checkpoint, tmp_path):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(policy_text(unknown="deny"))
+    policy = write_guard_policy(tmp_path / "policy.yaml", name="test-policy", unknown="deny")
     trainer = build_example(name, tiny_checkpoint, policy, tmp_path / "out", teacher_checkpoint, max_steps=4)
     with pytest.raises(ProvenanceDenied, match="never cleared"):
         trainer.train()
