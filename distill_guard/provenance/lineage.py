@@ -26,7 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from distill_guard.policy.schema import GuardPolicy
-from distill_guard.provenance.weights import TensorSource, WeightComparison, compare_weights
+from distill_guard.provenance.weights import TensorSource, WeightComparison, compare_checkpoint
 
 MAX_CARD_HEADER_BYTES = 64 * 1024
 ARCHITECTURE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
@@ -191,16 +191,14 @@ def inspect_teacher(
     student_weights: TensorSource | None,
     student_dir: Path | None = None,
 ) -> Lineage:
-    """Evidence from a teacher checkpoint on disk: its claims, the weight test when the student's
-    weights are at hand, and a doubt when its architecture and tokenizer are the student's own."""
+    """Evidence from a teacher checkpoint on disk: its claims, the weight test against the student
+    ("unknown" with the reason when it cannot be compared), and a doubt when its architecture and
+    tokenizer are the student's own."""
     if not teacher_dir.is_dir():
         return Lineage(str(teacher_dir), (Evidence("checkpoint", f"{teacher_dir}: not a folder"),))
     evidence = _checkpoint_evidence(policy, teacher_dir)
-    teacher_weights = TensorSource.from_dir(teacher_dir)
-    comparison = None
-    if teacher_weights is not None and student_weights is not None:
-        comparison = compare_weights(teacher_weights, student_weights)
-        evidence.append(Evidence("weights", f"{teacher_dir} vs student: {comparison.describe()}"))
+    comparison = compare_checkpoint(teacher_dir, student_weights)
+    evidence.append(Evidence("weights", f"{teacher_dir} vs student: {comparison.describe()}"))
     twin = same_architecture(teacher_dir, student_dir) if student_dir is not None else None
     if twin:
         evidence.append(Evidence("architecture", f"{twin}: never read as another family"))
@@ -252,11 +250,15 @@ def resolve_teacher(
 
 def relation(student: Lineage, teacher: Lineage) -> Relation:
     """Same when the weights say so or any source names a family of the student's; different only on
-    verified evidence and without doubts; otherwise unknown (fail closed)."""
+    verified evidence and without doubts; otherwise unknown (fail closed). A supplied teacher
+    checkpoint whose weights could not be compared, or compared inconclusively, is such a doubt:
+    shared initialisation is not ruled out."""
     if teacher.weights is not None and teacher.weights.relation == "same_init":
         return "same_as_student"
     if set(student.families) & set(teacher.families):
         return "same_as_student"
+    if teacher.weights is not None and teacher.weights.relation in ("unknown", "inconclusive"):
+        return "unknown"
     if student.families and teacher.verified_families and not teacher.doubts:
         return "different_from_student"
     return "unknown"

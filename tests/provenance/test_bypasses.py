@@ -13,7 +13,6 @@ from pathlib import Path
 import datasets
 import pytest
 import torch
-import yaml
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
@@ -22,7 +21,7 @@ from distill_guard.policy.dataset_manifest import Generator
 from distill_guard.policy.load import load_policy
 from distill_guard.provenance.gate import ProvenanceGate
 
-from .conftest import REPO_POLICIES, TODAY, TRUSTED_SIGNER, number_rows, sign_manifest, write_card, write_jsonl
+from .conftest import REPO_POLICIES, TODAY, number_rows, sign_manifest, write_card, write_jsonl
 
 runner = CliRunner()
 STRICT = REPO_POLICIES / "strict.yaml"
@@ -40,16 +39,6 @@ def check(policy: Path, student: Path, *manifests: Path, teacher: Path | None = 
     result = runner.invoke(app, args)
     assert result.exit_code in (0, 3), result.output
     return result.exit_code, json.loads(result.stdout)
-
-
-@pytest.fixture
-def strict_with_signer(tmp_path: Path) -> Path:
-    """strict.yaml plus one trusted signer: what a team that signs its manifests runs."""
-    data = yaml.safe_load(STRICT.read_text("utf-8"))
-    data["provenance"]["trusted_signers"] = [TRUSTED_SIGNER]
-    path = tmp_path / "strict-signed.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
-    return path
 
 
 @pytest.fixture
