@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import import_module
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
+
+from distill_guard._version import __version__
 
 # command name -> (module, attribute): a Typer group or a command function
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -57,8 +60,18 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"distill-guard {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def distill_guard() -> None:
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
     """Keep hidden traits from leaking into models trained on model-generated data."""
 
 

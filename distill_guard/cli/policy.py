@@ -83,4 +83,4 @@ def explain_cmd(
     if plain:
         typer.echo(text)
     else:
-        out.print(Markdown(text))
+        Console(soft_wrap=False).print(Markdown(text))  # wrapped at the terminal width, never cut

@@ -193,8 +193,15 @@ class ProbesPolicy(StrictModel):
 
 class HaltPolicy(StrictModel):
     action: HaltAction = HaltAction.stop
-    raise_on_train_end: StrictBool = Field(True, description="trainer.train() raises TrainingHalted after a halt")
-    quarantine_checkpoints: StrictBool = True
+    raise_on_train_end: StrictBool = Field(
+        True, description="trainer.train() raises TrainingHalted at the halting step, before any save or upload"
+    )
+    save_halted_checkpoint: StrictBool = Field(
+        False, description="let the Trainer save the halting step's checkpoint (for review or resume_after_halt)"
+    )
+    quarantine_checkpoints: StrictBool = Field(
+        True, description="mark a checkpoint of a halted model before it is written"
+    )
 
 
 # Outside 9100-9999, which Prometheus' port-allocation list has handed out in full (9464 there is
