@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -14,15 +15,20 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from transformers.trainer_callback import ExportableState
 
 import distill_guard.dist as dist
+from distill_guard import exits
 from distill_guard.atomic_files import write_json_atomically
-from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME, HaltRecord, quarantine_marker
+from distill_guard.drift.halt_record import HALT_RECORD_NAME, HaltRecord
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
+from distill_guard.drift.resume import resumed_halt
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
+from distill_guard.export.deployment import with_deployment_environment
+from distill_guard.export.logs import follow_trainer
 from distill_guard.export.telemetry import Telemetry
 from distill_guard.model_identity import weights_digest
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.probes.prepared import PreparedProbe, prepare_probes
 from distill_guard.probes.result import ProbeResult
+from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
 
@@ -74,7 +80,7 @@ class DistillGuard(TrainerCallback, ExportableState):
             return
         self._initialised = True
         self.loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
-        self.policy = self.loaded.policy
+        self.policy = with_deployment_environment(self.loaded.policy)  # DISTILL_GUARD_* deployment settings
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.student = str(student) if student is not None else None
         self.run_name = run_name
@@ -85,8 +91,11 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.probes: list[PreparedProbe] = prepare_probes(self.loaded)
         self.monitor = DriftMonitor()
         self.halt_record: HaltRecord | None = None
+        self._probed_step: int | None = None
         self.last_decision: Decision | None = None
-        self.telemetry = Telemetry(self.policy)
+        self.telemetry = Telemetry(
+            self.policy, output_dir=self.output_dir, run=self.run_name, policy_sha256=self._policy_sha256()
+        )
         self._own_tokenizer: Any = None
 
     @classmethod
@@ -108,12 +117,31 @@ class DistillGuard(TrainerCallback, ExportableState):
         Returns the Clearance: `.decision` (readable with print) and `.dataset`, the data to train
         on (under `drop_records`, a copy without the offending rows). Raises ProvenanceDenied when
         the policy refuses the data. Only data cleared here (or a column subset of it, as Trainer
-        makes) passes the check at train begin.
+        makes) passes the check at train begin. A teacher folder whose files cannot be read safely
+        raises CheckpointError naming the file.
         """
-        clearance = self.gate.clear_dataset(dataset, manifest, teacher=teacher)
+        if teacher is not None:
+            validate_checkpoint_folder(Path(teacher))
+        return self._record(self.gate.clear_dataset(dataset, manifest, teacher=teacher))
+
+    def load_dataset(
+        self, manifest: str | Path | Sequence[str | Path], *, teacher: str | Path | None = None
+    ) -> Clearance:
+        """Build the dataset from the manifests' verified files only, then clear it as `clear_dataset` does.
+
+        Raises ProvenanceDenied when the policy refuses the data, DistillGuardError naming a file that
+        is missing, changed since the manifest, outside its folder or not a row file (JSON Lines,
+        Parquet, CSV), and CheckpointError for a teacher folder that cannot be read safely.
+        """
+        if teacher is not None:
+            validate_checkpoint_folder(Path(teacher))
+        return self._record(self.gate.load_dataset(manifest, teacher=teacher))
+
+    def _record(self, clearance: Clearance) -> Clearance:
         self.last_decision = clearance.decision
-        self.telemetry.decision(clearance.decision, moment="clear_dataset")
+        self.telemetry.decision(clearance.decision, moment="clear_dataset")  # recorded now, Trainer or not
         if not clearance.decision.allowed:
+            self.telemetry.close(clean=False)  # the final push: this process may end with the error
             raise ProvenanceDenied(clearance.decision)
         return clearance
 
@@ -165,6 +193,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         return self.output_dir or Path(args.output_dir or ".")
 
     def _open_telemetry(self, args: TrainingArguments, state: TrainerState, model: Any) -> None:
+        follow_trainer(args.log_level, args.get_process_log_level())
         run = self.run_name or self.policy.metrics.run_name or args.run_name or self._out(args).name or "run"
         self.telemetry.open(
             output_dir=self._out(args),
@@ -212,6 +241,10 @@ class DistillGuard(TrainerCallback, ExportableState):
             policy_file=str(self.loaded.path),
             world_size=dist.world_size(),
         )
+        if not self.tripped:
+            checkpoints = (args.resume_from_checkpoint, self._out(args) / f"checkpoint-{state.global_step}")
+            found = resumed_halt(state.stateful_callbacks, type(self).__name__, state.global_step, checkpoints)
+            self.halt_record = found or self.halt_record
         if self.tripped:
             self._refuse_or_acknowledge_resume(state)
         self._gate_at_train_begin(state, kwargs)
@@ -230,8 +263,15 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.halt_record = None
 
     def _gate_at_train_begin(self, state: TrainerState, kwargs: dict[str, Any]) -> None:
-        dataset = getattr(kwargs.get("train_dataloader"), "dataset", None)
-        decision = self.gate.check_at_train_begin(dataset, kwargs["model"])
+        dataloader = kwargs.get("train_dataloader")
+        tokenizer = kwargs.get("processing_class")
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+        decision = self.gate.check_at_train_begin(
+            getattr(dataloader, "dataset", None),
+            kwargs["model"],
+            collate_fn=getattr(dataloader, "collate_fn", None),
+            special_ids=getattr(tokenizer, "all_special_ids", None) or (),
+        )
         self.last_decision = decision
         self.telemetry.decision(decision, moment="train_begin", step=state.global_step)
         denied = dist.first_reported(None if decision.allowed else decision)
@@ -247,10 +287,11 @@ class DistillGuard(TrainerCallback, ExportableState):
             if self.monitor.has_baseline(probe.label):
                 continue  # resumed: keep the step-0 baseline, never re-baseline a drifted model
             try:
-                result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
-                recheck = None
-                if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
-                    recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
+                with self._interruption_recorded(probe, state.global_step):
+                    result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
+                    recheck = None
+                    if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
+                        recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
             except DistillGuardError as exc:
                 self.telemetry.close(clean=False)
                 raise DistillGuardError(
@@ -261,13 +302,24 @@ class DistillGuard(TrainerCallback, ExportableState):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         self.telemetry.step(state.global_step)
-        if state.global_step % self.policy.probes.every_n_steps == 0:
+        # The last step is probed even off the cadence: it is the model that gets saved and shipped.
+        if state.global_step % self.policy.probes.every_n_steps == 0 or exits.is_last_step(state, control):
             self._evaluate(args, state, control, kwargs)
         else:
             self.telemetry.publish()  # the Pushgateway exporter rate-limits itself to interval_seconds
 
+    def on_epoch_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # A stop requested after our on_step_end (EarlyStopping in on_evaluate, a later callback)
+        # is seen here, still before the epoch's save and before on_train_end.
+        if control.should_training_stop and self._probed_step != state.global_step:
+            self._evaluate(args, state, control, kwargs)
+        elif self.tripped:
+            self._close_exits(args, state, control)  # an epoch-end save after a halt is vetoed too
+
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.policy.probes.on_evaluate and state.global_step % self.policy.probes.every_n_steps != 0:
+        if self.policy.probes.on_evaluate and self._probed_step != state.global_step:
             self._evaluate(args, state, control, kwargs)
 
     def _evaluate(
@@ -280,7 +332,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         for probe in self.probes:
             result: ProbeResult | None = None
             try:
-                result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
+                with self._interruption_recorded(probe, state.global_step):
+                    result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
                 evaluation = self.monitor.observe(result, probe.ref.threshold, step=state.global_step)
             except DistillGuardError as exc:
                 evaluation = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
@@ -288,10 +341,27 @@ class DistillGuard(TrainerCallback, ExportableState):
             reports.append(evaluation.report.to_json())
             if evaluation.tripped and tripped is None:
                 tripped = (probe, evaluation)
-        self.telemetry.event("probes", step=state.global_step, reports=reports)
+        self._probed_step = state.global_step
+        self.telemetry.evaluated(state.global_step, reports)
         local = self._halt_record(*tripped, model) if tripped else None
         self._act_on_halt(args, state, control, local)
         self.telemetry.publish()
+        if self.tripped:
+            self._close_exits(args, state, control)
+
+    @contextlib.contextmanager
+    def _interruption_recorded(self, probe: PreparedProbe, step: int) -> Iterator[None]:
+        """A probe stopped by SystemExit, KeyboardInterrupt or a crash still leaves an audit line; the
+        exception then goes on as raised (a DistillGuardError is a probe failure, recorded by the caller)."""
+        try:
+            yield
+        except DistillGuardError:
+            raise
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # the log may be what failed; the original exception matters more
+                error = f"{type(exc).__name__}: {exc}"
+                self.telemetry.event("probe_interrupted", step=step, probe=probe.label, error=error)
+            raise
 
     def _act_on_halt(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, local: HaltRecord | None
@@ -321,17 +391,42 @@ class DistillGuard(TrainerCallback, ExportableState):
             weights_digest=weights_digest(model),
         )
 
+    def _close_exits(self, args: TrainingArguments, state: TrainerState, control: TrainerControl) -> None:
+        """After a halt: veto or quarantine this step's save, then raise before the Trainer goes on."""
+        assert self.halt_record is not None
+        quarantined = exits.close_after_halt(
+            args, state, control, self.policy.halt, self.halt_record, is_main=dist.is_main_process()
+        )
+        for folder in quarantined:
+            self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(folder))
+        if not control.should_save and self.policy.halt.raise_on_train_end:
+            self._end_halted(state)  # no save follows: nothing else may run, on_train_end included
+
+    def _end_halted(self, state: TrainerState) -> None:
+        assert self.halt_record is not None
+        self.telemetry.event("train_end", step=state.global_step, halted=True)
+        self.telemetry.close(clean=False)
+        raise TrainingHalted(self.halt_record)
+
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.tripped and self.policy.halt.quarantine_checkpoints and dist.is_main_process():
-            checkpoint = self._out(args) / f"checkpoint-{state.global_step}"
-            if checkpoint.is_dir():
-                assert self.halt_record is not None
-                write_json_atomically(checkpoint / QUARANTINE_MARKER_NAME, quarantine_marker(self.halt_record))
-                self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(checkpoint))
+        # Reached after a halt only for a checkpoint the policy let through, already quarantined.
+        if self.tripped and self.policy.halt.raise_on_train_end:
+            self._end_halted(state)
+
+    def on_push_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Every Hub push (trainer.push_to_hub, or hub_strategy pushes of checkpoints) starts here."""
+        if self.tripped:
+            assert self.halt_record is not None
+            self.telemetry.event("push_refused", step=state.global_step, halt=self.halt_record.to_json())
+            raise TrainingHalted(self.halt_record)
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if self.probes and not self.tripped and state.global_step > 0 and self._probed_step != state.global_step:
+            self._evaluate(args, state, control, kwargs)  # last resort: the final model is always checked
         self.telemetry.event("train_end", step=state.global_step, halted=self.tripped)
         self.telemetry.close(clean=not self.tripped)
         if self.tripped and self.policy.halt.raise_on_train_end:

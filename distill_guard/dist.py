@@ -40,6 +40,19 @@ def is_main_process() -> bool:
     return rank() == 0
 
 
+def launch_rank() -> int:
+    """The global rank, also before torch.distributed is initialised (code run before the Trainer):
+    then the launcher's RANK variable (torchrun, accelerate launch) says which process it will be."""
+    if is_distributed():
+        return rank()
+    value = os.environ.get("RANK", "0")
+    return int(value) if value.isdigit() else 0
+
+
+def is_main_launch_rank() -> bool:
+    return launch_rank() == 0
+
+
 def gather_objects(local: T) -> list[T]:
     """Every rank's `local`, in rank order, on every rank (a list of one when not distributed)."""
     if not is_distributed():

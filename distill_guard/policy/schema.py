@@ -11,13 +11,17 @@ import datetime as dt
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 
-from distill_guard.policy.strict_model import StrictModel
+from distill_guard.policy.strict_model import StrictModel, visible
 
 API_VERSION = "distill-guard/v1"
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$", description="lower-case id: a-z 0-9 . _ -")]
-Glob = Annotated[str, Field(min_length=1, max_length=300, description="shell-style pattern, e.g. 'Qwen/Qwen2.5-*'")]
+Glob = Annotated[
+    str,
+    Field(min_length=1, max_length=300, description="shell-style pattern, e.g. 'Qwen/Qwen2.5-*'"),
+    AfterValidator(visible),
+]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
@@ -38,9 +42,9 @@ class ArchitectureFingerprint(StrictModel):
     """Numbers that identify a base family when a checkpoint carries no card metadata."""
 
     model_type: NonEmpty | None = None
-    hidden_size: int | None = Field(None, gt=0)
-    num_hidden_layers: int | None = Field(None, gt=0)
-    vocab_size: int | None = Field(None, gt=0)
+    hidden_size: StrictInt | None = Field(None, gt=0)
+    num_hidden_layers: StrictInt | None = Field(None, gt=0)
+    vocab_size: StrictInt | None = Field(None, gt=0)
     tokenizer_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
     @model_validator(mode="after")
@@ -85,11 +89,18 @@ class TrustedSigner(StrictModel):
     public_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="Ed25519 raw key, base64")]
 
 
+class TeacherFamily(StrictModel):
+    """The policy's own statement of a generator's family: verified evidence, because a reviewer wrote it."""
+
+    match: Glob = Field(description="generator model ids this statement covers")
+    family: Slug = Field(description="family name from `families`")
+
+
 class When(StrictModel):
     """Matchers; all given ones must hold for the rule to fire. An empty `when` matches everything."""
 
     teacher_family: Literal["same_as_student", "different_from_student", "unknown"] | list[Slug] | None = None
-    teacher_trusted: bool | None = None
+    teacher_trusted: StrictBool | None = None
     generator: list[Glob] | None = None
     dataset: list[Glob] | None = None
 
@@ -117,9 +128,15 @@ class Waiver(StrictModel):
 class ProvenancePolicy(StrictModel):
     unknown: UnknownAction = Field(UnknownAction.deny, description="what to do with data of unknown origin")
     record_column: NonEmpty = Field("provenance", description="per-record generator column, when present")
-    require_signature: bool = False
+    require_signature: StrictBool = False
+    trust_unsigned_claims: StrictBool = Field(
+        False,
+        description="let unsigned family claims (manifest base_model, generator ids, model cards, adapter "
+        "configs) show a teacher is of another family; off: only the policy or a trusted signer can",
+    )
     trusted_signers: list[TrustedSigner] = Field(default_factory=list)
     trusted_generators: list[TrustedGenerator] = Field(default_factory=list)
+    teacher_families: list[TeacherFamily] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     waivers: list[Waiver] = Field(default_factory=list)
 
@@ -127,11 +144,11 @@ class ProvenancePolicy(StrictModel):
 class Threshold(StrictModel):
     """When a probe's drift counts as a breach. At least one limit; all given limits are checked."""
 
-    max_increase: float | None = Field(None, gt=0, description="score - baseline above this is a breach")
-    max_relative_increase: float | None = Field(None, gt=0, description="(score - baseline) / baseline")
-    max_score: float | None = Field(None, description="absolute ceiling on the score")
-    min_z: float = Field(3.0, ge=0, le=20, description="drift must also be this many standard errors from 0")
-    patience: int = Field(1, ge=1, le=1000, description="consecutive breaching evaluations before acting")
+    max_increase: StrictFloat | None = Field(None, gt=0, description="score - baseline above this is a breach")
+    max_relative_increase: StrictFloat | None = Field(None, gt=0, description="(score - baseline) / baseline")
+    max_score: StrictFloat | None = Field(None, description="absolute ceiling on the score")
+    min_z: StrictFloat = Field(3.0, ge=0, le=20, description="drift must also be this many standard errors from 0")
+    patience: StrictInt = Field(1, ge=1, le=1000, description="consecutive breaching evaluations before acting")
 
     @model_validator(mode="after")
     def _has_limit(self) -> Threshold:
@@ -167,31 +184,43 @@ class SuiteRef(StrictModel):
 
 
 class ProbesPolicy(StrictModel):
-    every_n_steps: int = Field(50, ge=1, le=1_000_000, description="optimizer steps between probe runs")
-    on_evaluate: bool = Field(False, description="also probe after each evaluation")
-    max_tokens_per_batch: int = Field(4096, ge=64, le=1_048_576)
-    calibrate_noise: bool = Field(False, description="probe twice at baseline to measure the noise floor")
+    every_n_steps: StrictInt = Field(50, ge=1, le=1_000_000, description="optimizer steps between probe runs")
+    on_evaluate: StrictBool = Field(False, description="also probe after each evaluation")
+    max_tokens_per_batch: StrictInt = Field(4096, ge=64, le=1_048_576)
+    calibrate_noise: StrictBool = Field(False, description="probe twice at baseline to measure the noise floor")
     suites: list[SuiteRef] = Field(default_factory=list)
 
 
 class HaltPolicy(StrictModel):
     action: HaltAction = HaltAction.stop
-    raise_on_train_end: bool = Field(True, description="trainer.train() raises TrainingHalted after a halt")
-    quarantine_checkpoints: bool = True
+    raise_on_train_end: StrictBool = Field(
+        True, description="trainer.train() raises TrainingHalted at the halting step, before any save or upload"
+    )
+    save_halted_checkpoint: StrictBool = Field(
+        False, description="let the Trainer save the halting step's checkpoint (for review or resume_after_halt)"
+    )
+    quarantine_checkpoints: StrictBool = Field(
+        True, description="mark a checkpoint of a halted model before it is written"
+    )
+
+
+# Outside 9100-9999, which Prometheus' port-allocation list has handed out in full (9464 there is
+# OpenTelemetry's Prometheus exporter), and in no services list, so a guard never fights an exporter.
+DEFAULT_HTTP_PORT = 19464
 
 
 class HttpExport(StrictModel):
     mode: Literal["http"]
-    host: NonEmpty = "127.0.0.1"
-    port: int = Field(9464, ge=0, le=65535)
+    host: NonEmpty = "127.0.0.1"  # loopback unless the policy opens it (0.0.0.0 in a pod, for a PodMonitor)
+    port: StrictInt = Field(DEFAULT_HTTP_PORT, ge=0, le=65535)
 
 
 class PushgatewayExport(StrictModel):
     mode: Literal["pushgateway"]
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
     job: Slug = "distill-guard"
-    interval_seconds: float = Field(15.0, gt=0, le=3600)
-    delete_on_finish: bool = False
+    interval_seconds: StrictFloat = Field(15.0, gt=0, le=3600)
+    delete_on_finish: StrictBool = False
 
 
 class TextfileExport(StrictModel):

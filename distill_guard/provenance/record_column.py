@@ -6,6 +6,7 @@ are decided once per generator, and the rows to keep become one index array (`Da
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,16 @@ MISSING = "(no provenance)"
 MAX_GENERATORS = 10_000
 
 
+def is_hf_dataset(data: Any) -> bool:
+    """Whether `data` is a `datasets.Dataset`, asked without importing datasets (seconds of start-up for
+    `distill-guard check`): no object of that class can exist before the caller imported it."""
+    datasets = sys.modules.get("datasets")
+    return datasets is not None and isinstance(data, datasets.Dataset)
+
+
 def provenance_column(dataset: Any, column: str) -> pa.ChunkedArray | None:
     """The generator-id column of a `datasets.Dataset` or `pyarrow.Table`, or None when absent."""
-    import datasets
-
-    if isinstance(dataset, datasets.Dataset):
+    if is_hf_dataset(dataset):
         if column not in dataset.column_names:
             return None
         values = dataset.select_columns([column]).with_format("arrow")[:].column(column)
@@ -67,9 +73,7 @@ def rows_to_keep(values: pa.ChunkedArray, drop: set[str]) -> np.ndarray:
 
 
 def select_rows(dataset: Any, keep: np.ndarray) -> Any:
-    import datasets
-
-    if isinstance(dataset, datasets.Dataset):
+    if is_hf_dataset(dataset):
         return dataset.select(keep)
     return dataset.take(pa.array(keep))
 
@@ -93,7 +97,24 @@ def read_record_column(path: Path, column: str) -> pa.ChunkedArray:
         raise DistillGuardError(f"{path}: cannot read column '{column}': {exc}") from None
     if not pa.types.is_string(values.type):
         raise DistillGuardError(f"{path}: column '{column}' holds {values.type}; expected generator ids as text")
+    _refuse_hidden_characters(path, column, values)
     return values
+
+
+def _refuse_hidden_characters(path: Path, column: str, values: pa.ChunkedArray) -> None:
+    """A generator id with terminal escapes, bidi overrides or zero-width characters reads as another id."""
+    try:
+        values.validate(full=True)
+    except pa.ArrowInvalid:
+        raise DistillGuardError(f"{path}: '{column}' holds bytes that are not UTF-8 text") from None
+    hidden = pc.invert(pc.utf8_is_printable(values)).fill_null(False)
+    if pc.any(hidden).as_py():
+        row = int(np.flatnonzero(hidden.to_numpy(zero_copy_only=False))[0])
+        shown = values[row].as_py().encode("unicode_escape").decode("ascii")
+        raise DistillGuardError(
+            f"{path}: row {row + 1}: '{column}' value '{shown}' holds control or invisible characters; "
+            "generator ids must be plain visible text"
+        )
 
 
 def file_records(paths: list[Path], column: str) -> pa.Table:

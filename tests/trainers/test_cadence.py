@@ -11,8 +11,10 @@ from transformers import EarlyStoppingCallback, TrainerCallback
 
 from distill_guard import TrainingHalted
 from distill_guard.drift.halt_record import HALT_RECORD_NAME
+from tests.support.controlled import controlled, planned_scores
+from tests.support.policies import write_guard_policy
 
-from .conftest import build_example, controlled, events, guard_of, planned_scores, probe_steps, write_guard_policy
+from .conftest import build_example, events, guard_of, probe_steps
 
 PENDING_GRADS = {
     "path": str(Path(__file__).with_name("probes") / "pending_grads.yaml"),
@@ -55,7 +57,7 @@ def test_cadence_continues_across_epochs(tiny_checkpoint, tmp_path):
     # 64 rows, batch 4, 4 micro-batches per step: 4 optimizer steps per epoch, 8 in two epochs.
     trainer = train_plain(tiny_checkpoint, tmp_path, policy, [FLAT], num_train_epochs=2, gradient_accumulation_steps=4)
     assert trainer.state.global_step == 8
-    assert probe_steps(tmp_path / "out") == [3, 6]
+    assert probe_steps(tmp_path / "out") == [3, 6, 8]  # the last step is probed off the cadence too
 
 
 def test_probes_also_follow_evaluations_when_the_policy_asks(tiny_checkpoint, tmp_path):
