@@ -78,14 +78,19 @@ def test_probe_items_are_split_so_every_rank_runs_every_forward(breach_on_rank_1
     assert forwards[0] == forwards[1] > 0
 
 
-def test_gathered_scores_equal_a_single_process_run(breach_on_rank_1, tiny_checkpoint):
-    policy = load_policy(breach_on_rank_1.output_dir.parent / "rank0.yaml")
+def probe_scores_equal_a_single_process(run: LaunchedRun, checkpoint: Path) -> None:
+    """The baseline the ranks gathered (on the saved weights, before any step) equals one process probing them."""
+    policy = load_policy(run.output_dir.parent / "rank0.yaml")
     sharded = next(p for p in prepare_probes(policy) if p.kind == "preference")
-    model, tokenizer = tiny_lm.load(tiny_checkpoint)
+    model, tokenizer = tiny_lm.load(checkpoint)
     single = sharded.run(model, tokenizer, max_tokens_per_batch=policy.policy.probes.max_tokens_per_batch)
-    gathered = next(e["result"] for e in events(breach_on_rank_1.output_dir, "baseline") if e["probe"] == sharded.label)
+    gathered = next(e["result"] for e in events(run.output_dir, "baseline") if e["probe"] == sharded.label)
     assert gathered["item_ids"] == list(single.item_ids)
     assert gathered["item_scores"] == pytest.approx(list(single.item_scores), abs=1e-5)
+
+
+def test_gathered_scores_equal_a_single_process_run(breach_on_rank_1, tiny_checkpoint):
+    probe_scores_equal_a_single_process(breach_on_rank_1, tiny_checkpoint)
 
 
 def test_probe_crash_on_one_rank_stops_both_without_a_hang(tiny_checkpoint, tmp_path):

@@ -17,6 +17,7 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from distill_guard import DistillGuardError, TrainingHalted, dist
+from distill_guard.model_identity import weights_digest
 from tests.trainers.conftest import build_example
 
 
@@ -39,11 +40,21 @@ def outcome_of(error: BaseException | None) -> dict[str, Any]:
     return {"outcome": type(error).__name__, "message": str(error)[:2000], "halt_record": record}
 
 
+def join_deepspeed() -> None:
+    """On CPU, accelerate sets up gloo itself (`use_cpu=True`) but not DeepSpeed's communicator, which
+    ZeRO-3's `zero.Init` (run inside `from_pretrained`) sizes the world with: join it to that group."""
+    import deepspeed
+
+    deepspeed.init_distributed(dist_backend="gloo")
+
+
 def main(scenario_file: Path) -> None:
     scenario = json.loads(scenario_file.read_text("utf-8"))
     rank = int(os.environ["RANK"])
     mine = scenario["ranks"][rank]
     os.environ["DG_CONTROLLED_SCORES"] = json.dumps({"run": scenario_file.name, "rows": mine["scores"]})
+    if "deepspeed" in scenario.get("training_args", {}):
+        join_deepspeed()
     trainer = build_example(
         "trainer",
         Path(scenario["checkpoint"]),
@@ -63,6 +74,9 @@ def main(scenario_file: Path) -> None:
         "world_size": dist.world_size(),
         "global_step": trainer.state.global_step,
         "probe_forwards": forwards[0],
+        "deepspeed": trainer.is_deepspeed_enabled,
+        "zero3_partitioned": any(hasattr(p, "ds_tensor") for p in trainer.model.parameters()),
+        "weights_digest": weights_digest(trainer.model),
         **outcome_of(error),
     }
     results = Path(scenario["results"])
