@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,9 +65,9 @@ class ProvenanceDenied(DistillGuardError):
         where = f"provenance denied on another rank (rank {denied_on_rank}):\n" if denied_on_rank is not None else ""
         super().__init__(where + str(decision))
 
-    def __reduce__(self) -> tuple[type[ProvenanceDenied], tuple[Decision], dict[str, int | None]]:
+    def __reduce__(self) -> tuple[Callable[[Decision], ProvenanceDenied], tuple[Decision]]:
         """Pickle with the decision, so a launcher in another process (Ray Train's driver) sees it."""
-        return type(self), (self.decision,), {"denied_on_rank": self.denied_on_rank}
+        return functools.partial(type(self), denied_on_rank=self.denied_on_rank), (self.decision,)
 
 
 class TrainingHalted(DistillGuardError):
