@@ -7,6 +7,7 @@ process writes the audit log and exactly one serves or pushes metrics. Observabi
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,10 @@ class Telemetry:
             world_size=str(world_size),
             model=model,
         )
-        self._exporter = make_exporter(self.policy.metrics.prometheus, self.metrics)
+        # A Pushgateway group per train() call: two runs that share a run name (the default is the
+        # output folder's name) would otherwise overwrite, and on a clean finish delete, each other's group.
+        grouping = {"run_id": uuid.uuid4().hex[:12]}
+        self._exporter = make_exporter(self.policy.metrics.prometheus, self.metrics, grouping=grouping)
         self._exporter.start()
         for event, fields in self._pending:
             self.event(event, **fields)

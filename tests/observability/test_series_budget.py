@@ -12,6 +12,8 @@ import yaml
 from prometheus_stack import Prometheus, Pushgateway
 
 from distill_guard import DistillGuard
+from distill_guard.export.telemetry import Telemetry
+from distill_guard.policy.schema import GuardPolicy
 from tests.guard.conftest import make_trainer
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
@@ -60,3 +62,30 @@ def test_one_guarded_run_stays_within_its_series_budget(
     )
     assert decision_rules >= 1
     assert len(series) <= budget, sorted(s["__name__"] for s in series)
+
+
+def test_runs_sharing_a_name_push_to_groups_of_their_own_and_a_clean_finish_deletes_only_its_own(
+    pushgateway: Pushgateway, tmp_path: Path
+) -> None:
+    run = f"shared-{uuid.uuid4().hex[:8]}"
+    policy = GuardPolicy.model_validate(
+        {
+            "apiVersion": "distill-guard/v1",
+            "kind": "GuardPolicy",
+            "metadata": {"name": "fleet"},
+            "metrics": {"prometheus": {"mode": "pushgateway", "url": pushgateway.url, "delete_on_finish": True}},
+        }
+    )
+    first, second = Telemetry(policy), Telemetry(policy)
+    for index, telemetry in enumerate((first, second)):
+        telemetry.open(output_dir=tmp_path / str(index), run=run, is_main=True, world_size=1, model="m")
+        telemetry.publish()
+
+    def groups() -> list[dict[str, str]]:
+        return [g for g in pushgateway.groups() if g.get("run") == run]
+
+    assert len({g["run_id"] for g in groups()}) == 2
+    first.close(clean=True)
+    assert len(groups()) == 1
+    second.close(clean=False)  # a halted or failed run keeps its final state
+    assert len(groups()) == 1
