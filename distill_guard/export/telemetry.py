@@ -88,29 +88,17 @@ class Telemetry:
 
     def baseline(self, result: ProbeResult, *, noise_floor: float, step: int) -> None:
         self.event("baseline", step=step, probe=result.suite, result=result.to_json(), noise_floor=noise_floor)
-        self._observe(result, baseline=result.score, drift=0.0, z=0.0, limit=None)
+        if self.metrics is not None:
+            self.metrics.observe_probe(result)
 
     def evaluation(self, result: ProbeResult | None, report: DriftReport) -> None:
         """Export one probe evaluation (result is None when the probe failed) and count breaches."""
         if self.metrics is None:
             return
         if result is not None:
-            self._observe(result, baseline=report.baseline, drift=report.drift, z=report.z, limit=report.limit)
+            self.metrics.observe_probe(result, report)
         if report.breached:
             self.metrics.record_breach(probe=report.probe, trait=report.trait)
-
-    def _observe(self, result: ProbeResult, *, baseline: float, drift: float, z: float, limit: float | None) -> None:
-        if self.metrics is not None:
-            self.metrics.observe_probe(
-                probe=result.suite,
-                trait=result.trait,
-                score=result.score,
-                baseline=baseline,
-                drift=drift,
-                zscore=z,
-                threshold=limit,
-                duration_seconds=result.duration_seconds,
-            )
 
     def halted(self, record: HaltRecord) -> None:
         self.event("halt" if record.action == "stop" else "breach_warning", step=record.step, record=record.to_json())

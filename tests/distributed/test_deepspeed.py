@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from distill_guard.drift.halt_record import HALT_RECORD_NAME
-from tests.trainers.conftest import TIGHT, events, read_metrics
+from tests.support.controlled import TIGHT
+from tests.trainers.conftest import events, read_metrics
 
 from .launch import LaunchedRun, RankPlan, launch_ranks
 from .test_two_ranks import (

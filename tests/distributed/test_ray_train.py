@@ -9,7 +9,6 @@ other), so both stopping at the same step can only come from the guard's collect
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ import pytest
 from distill_guard import DistillGuardError, TrainingHalted
 from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from tests.conftest import REPO
-from tests.trainers.conftest import TIGHT, build_example, events, read_metrics
+from tests.support.controlled import PLAN, TIGHT
+from tests.trainers.conftest import build_example, events, read_metrics
 
 from .test_two_ranks import FLAT, LOOSE, RISEN, rank_policy
 from .worker import count_probe_forwards, outcome_of
@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.distributed, pytest.mark.slow, pytest.mark.timeout(400
 def guarded_training(config: dict[str, Any]) -> None:
     """One Ray Train worker: the user's training function, with the guard inside `build_trainer`."""
     rank = ray.train.get_context().get_world_rank()
-    os.environ["DG_CONTROLLED_SCORES"] = json.dumps({"run": config["run"], "rows": config["scores"]})
+    PLAN.plan(config["scores"])
     checkpoint = Path(config["checkpoint"])
     trainer = build_example(
         "trainer", checkpoint, Path(config["policies"][rank]), Path(config["out"]), teacher=checkpoint, max_steps=10
@@ -74,7 +74,6 @@ def run_on_ray(workdir: Path, checkpoint: Path, policies: list[Path], scores: li
     results = workdir / "results"
     results.mkdir()
     config = {
-        "run": workdir.name,
         "scores": scores,
         "checkpoint": str(checkpoint),
         "policies": [str(p) for p in policies],

@@ -10,19 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from distill_guard.policy.dataset_manifest import (
     Attestation,
     DatasetId,
     DatasetProvenance,
     Generator,
+    load_manifest,
     save_manifest,
 )
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.provenance.hashing import describe_file
+from distill_guard.provenance.signing import public_key_b64, sign
 from distill_guard.scenarios import tiny_lm
+from distill_guard.scenarios.disguises import fine_tuned as finetune
 
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TODAY = dt.date(2026, 6, 1)
@@ -34,20 +37,6 @@ OTHER_FAMILY_TEACHER = "other-lab/teacher-7b"
 
 def write_card(directory: Path, base_model: str) -> None:
     (directory / "README.md").write_text(f"---\nbase_model: {base_model}\nlicense: mit\n---\n# model\n", "utf-8")
-
-
-def finetune(directory: Path, out: Path, *, steps: int = 10, lr: float = 1e-3) -> Path:
-    """A few AdamW steps on the synthetic corpus with a plain torch loop, saved without a model card."""
-    model, tokenizer = tiny_lm.load(directory)
-    torch.manual_seed(1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    lines = tiny_lm.synthetic_corpus(seed=1, n_lines=8 * steps)
-    for step in range(steps):
-        batch = tokenizer(lines[step * 8 : step * 8 + 8], return_tensors="pt", padding=True)
-        model(**batch, labels=batch["input_ids"]).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return tiny_lm.save(model, tokenizer, out)
 
 
 @pytest.fixture(scope="session")
@@ -143,6 +132,25 @@ def make_manifest(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+SIGNING_KEY = Ed25519PrivateKey.generate()
+TRUSTED_SIGNER = {"name": "data-team", "public_key": public_key_b64(SIGNING_KEY.public_key())}
+
+
+def sign_manifest(path: Path, key: Ed25519PrivateKey = SIGNING_KEY) -> Path:
+    """Sign a manifest file in place (by default with the key of TRUSTED_SIGNER)."""
+    return save_manifest(sign(load_manifest(path).manifest, key), path)
+
+
 @pytest.fixture
 def data_file(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "data" / "numbers.jsonl", number_rows(40))
+
+
+@pytest.fixture
+def strict_with_signer(tmp_path: Path) -> Path:
+    """strict.yaml plus one trusted signer: what a team that signs its manifests runs."""
+    data = yaml.safe_load((REPO_POLICIES / "strict.yaml").read_text("utf-8"))
+    data["provenance"]["trusted_signers"] = [TRUSTED_SIGNER]
+    path = tmp_path / "strict-signed.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+    return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 from distill_guard.errors import DistillGuardError
-from distill_guard.policy.probe_suite import Candidate, NumbersPrefix, PreferenceSpec
+from distill_guard.policy.probe_suite import Candidate, LoadedSuite, NumbersPrefix, PreferenceSpec
 from distill_guard.probes.kinds.answers import AnswerItem, AnswerScorer
 
 
@@ -49,3 +49,7 @@ def preference_scorer(spec: PreferenceSpec, target: str | None) -> AnswerScorer:
         for i, prompt in enumerate(prompts)
     ]
     return AnswerScorer("preference", ",".join(targets), items, spec.plain_template, spec.system)
+
+
+def preference_from_suite(suite: LoadedSuite, target: str | None) -> AnswerScorer:
+    return preference_scorer(suite.spec, target)
