@@ -14,6 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
+from ray.train import RunConfig, ScalingConfig
+from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer
+from ray.train.torch import TorchTrainer
 
 from distill_guard import DistillGuardError, TrainingHalted
 from distill_guard.drift.halt_record import HALT_RECORD_NAME
@@ -23,11 +27,6 @@ from tests.trainers.conftest import build_example, events, read_metrics
 
 from .test_two_ranks import FLAT, LOOSE, RISEN, rank_policy
 from .worker import count_probe_forwards, outcome_of
-
-ray = pytest.importorskip("ray", reason="ray[train] is in the dev extra")
-from ray.train import RunConfig, ScalingConfig  # noqa: E402
-from ray.train.huggingface.transformers import RayTrainReportCallback, prepare_trainer  # noqa: E402
-from ray.train.torch import TorchTrainer  # noqa: E402
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow, pytest.mark.timeout(400)]
 

@@ -62,22 +62,28 @@ def test_breach_seen_on_one_rank_halts_both_at_the_same_step(breach_on_rank_1):
     assert breach_on_rank_1.results[0]["halt_record"]["policy"] == "rank1"
 
 
-def test_rank_0_alone_writes_the_halt_record_and_the_audit_log(breach_on_rank_1):
-    assert (breach_on_rank_1.output_dir / HALT_RECORD_NAME).is_file()
-    assert [e["world_size"] for e in events(breach_on_rank_1.output_dir, "train_begin")] == [2]
-    assert [e["step"] for e in events(breach_on_rank_1.output_dir, "probes")] == [2, 4]
-
-
-def test_exactly_one_exporter_on_rank_0(breach_on_rank_1):
-    workdir = breach_on_rank_1.output_dir.parent
+def assert_rank_0_alone_writes_and_exports(run: LaunchedRun, step: int) -> None:
+    """The halt record, one train_begin in the audit log, probes at steps 2..`step`, and rank 0's metrics only."""
+    assert (run.output_dir / HALT_RECORD_NAME).is_file()
+    assert [e["world_size"] for e in events(run.output_dir, "train_begin")] == [2]
+    assert [e["step"] for e in events(run.output_dir, "probes")] == list(range(2, step + 1, 2))
+    workdir = run.output_dir.parent
     assert not (workdir / "rank1.prom").exists()
     metrics = read_metrics(workdir / "rank0.prom")
-    assert metrics["distill_guard_halted{}"] == 1 and metrics["distill_guard_training_step{}"] == 4
+    assert metrics["distill_guard_halted{}"] == 1 and metrics["distill_guard_training_step{}"] == step
+
+
+def assert_every_rank_runs_every_probe_forward(run: LaunchedRun) -> None:
+    forwards = [r["probe_forwards"] for r in run.results]
+    assert forwards[0] == forwards[1] > 0
+
+
+def test_rank_0_alone_writes_the_halt_record_and_the_audit_log_and_exports(breach_on_rank_1):
+    assert_rank_0_alone_writes_and_exports(breach_on_rank_1, step=4)
 
 
 def test_probe_items_are_split_so_every_rank_runs_every_forward(breach_on_rank_1):
-    forwards = [r["probe_forwards"] for r in breach_on_rank_1.results]
-    assert forwards[0] == forwards[1] > 0
+    assert_every_rank_runs_every_probe_forward(breach_on_rank_1)
 
 
 def probe_scores_equal_a_single_process(run: LaunchedRun, checkpoint: Path) -> None:
