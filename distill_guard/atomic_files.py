@@ -38,29 +38,35 @@ def refuse_unwritable(path: Path) -> None:
         raise OutputFileError(path, f"{blocker} is a file, not a directory")
 
 
-def write_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
+def write_atomically(path: Path, text: str, *, mode: int = 0o644, overwrite: bool = True) -> None:
     """Write via a temp file in the same folder and rename, so a reader never sees half a file.
 
     Raises OutputFileError naming `path` when it is a folder, lies under a file, or the disk refuses.
+    With `overwrite=False` the temp file is hard-linked into place instead, which raises
+    FileExistsError when `path` exists, even if another process creates it meanwhile.
     """
     refuse_unwritable(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_then_rename(path, text, mode)
+        _write_then_rename(path, text, mode, overwrite)
     except OSError as exc:
+        if isinstance(exc, FileExistsError) and not overwrite:
+            raise
         raise OutputFileError(path, exc.strerror or str(exc)) from None
 
 
-def _write_then_rename(path: Path, text: str, mode: int) -> None:
+def _write_then_rename(path: Path, text: str, mode: int, overwrite: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomically(path: Path, payload: Any, *, indent: int = 2) -> None:

@@ -15,11 +15,14 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from transformers.trainer_callback import ExportableState
 
 import distill_guard.dist as dist
+from distill_guard import exits
 from distill_guard.atomic_files import write_json_atomically
-from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME, HaltRecord, quarantine_marker
+from distill_guard.drift.halt_record import HALT_RECORD_NAME, HaltRecord
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
 from distill_guard.drift.resume import resumed_halt
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
+from distill_guard.export.deployment import with_deployment_environment
+from distill_guard.export.logs import follow_trainer
 from distill_guard.export.telemetry import Telemetry
 from distill_guard.model_identity import weights_digest
 from distill_guard.policy.load import LoadedPolicy, load_policy
@@ -77,7 +80,7 @@ class DistillGuard(TrainerCallback, ExportableState):
             return
         self._initialised = True
         self.loaded = policy if isinstance(policy, LoadedPolicy) else load_policy(policy)
-        self.policy = self.loaded.policy
+        self.policy = with_deployment_environment(self.loaded.policy)  # DISTILL_GUARD_* deployment settings
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.student = str(student) if student is not None else None
         self.run_name = run_name
@@ -88,8 +91,11 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.probes: list[PreparedProbe] = prepare_probes(self.loaded)
         self.monitor = DriftMonitor()
         self.halt_record: HaltRecord | None = None
+        self._probed_step: int | None = None
         self.last_decision: Decision | None = None
-        self.telemetry = Telemetry(self.policy)
+        self.telemetry = Telemetry(
+            self.policy, output_dir=self.output_dir, run=self.run_name, policy_sha256=self._policy_sha256()
+        )
         self._own_tokenizer: Any = None
 
     @classmethod
@@ -133,8 +139,9 @@ class DistillGuard(TrainerCallback, ExportableState):
 
     def _record(self, clearance: Clearance) -> Clearance:
         self.last_decision = clearance.decision
-        self.telemetry.decision(clearance.decision, moment="clear_dataset")
+        self.telemetry.decision(clearance.decision, moment="clear_dataset")  # recorded now, Trainer or not
         if not clearance.decision.allowed:
+            self.telemetry.close(clean=False)  # the final push: this process may end with the error
             raise ProvenanceDenied(clearance.decision)
         return clearance
 
@@ -186,6 +193,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         return self.output_dir or Path(args.output_dir or ".")
 
     def _open_telemetry(self, args: TrainingArguments, state: TrainerState, model: Any) -> None:
+        follow_trainer(args.log_level, args.get_process_log_level())
         run = self.run_name or self.policy.metrics.run_name or args.run_name or self._out(args).name or "run"
         self.telemetry.open(
             output_dir=self._out(args),
@@ -294,13 +302,24 @@ class DistillGuard(TrainerCallback, ExportableState):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         self.telemetry.step(state.global_step)
-        if state.global_step % self.policy.probes.every_n_steps == 0:
+        # The last step is probed even off the cadence: it is the model that gets saved and shipped.
+        if state.global_step % self.policy.probes.every_n_steps == 0 or exits.is_last_step(state, control):
             self._evaluate(args, state, control, kwargs)
         else:
             self.telemetry.publish()  # the Pushgateway exporter rate-limits itself to interval_seconds
 
+    def on_epoch_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        # A stop requested after our on_step_end (EarlyStopping in on_evaluate, a later callback)
+        # is seen here, still before the epoch's save and before on_train_end.
+        if control.should_training_stop and self._probed_step != state.global_step:
+            self._evaluate(args, state, control, kwargs)
+        elif self.tripped:
+            self._close_exits(args, state, control)  # an epoch-end save after a halt is vetoed too
+
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.policy.probes.on_evaluate and state.global_step % self.policy.probes.every_n_steps != 0:
+        if self.policy.probes.on_evaluate and self._probed_step != state.global_step:
             self._evaluate(args, state, control, kwargs)
 
     def _evaluate(
@@ -322,10 +341,13 @@ class DistillGuard(TrainerCallback, ExportableState):
             reports.append(evaluation.report.to_json())
             if evaluation.tripped and tripped is None:
                 tripped = (probe, evaluation)
-        self.telemetry.event("probes", step=state.global_step, reports=reports)
+        self._probed_step = state.global_step
+        self.telemetry.evaluated(state.global_step, reports)
         local = self._halt_record(*tripped, model) if tripped else None
         self._act_on_halt(args, state, control, local)
         self.telemetry.publish()
+        if self.tripped:
+            self._close_exits(args, state, control)
 
     @contextlib.contextmanager
     def _interruption_recorded(self, probe: PreparedProbe, step: int) -> Iterator[None]:
@@ -369,17 +391,42 @@ class DistillGuard(TrainerCallback, ExportableState):
             weights_digest=weights_digest(model),
         )
 
+    def _close_exits(self, args: TrainingArguments, state: TrainerState, control: TrainerControl) -> None:
+        """After a halt: veto or quarantine this step's save, then raise before the Trainer goes on."""
+        assert self.halt_record is not None
+        quarantined = exits.close_after_halt(
+            args, state, control, self.policy.halt, self.halt_record, is_main=dist.is_main_process()
+        )
+        for folder in quarantined:
+            self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(folder))
+        if not control.should_save and self.policy.halt.raise_on_train_end:
+            self._end_halted(state)  # no save follows: nothing else may run, on_train_end included
+
+    def _end_halted(self, state: TrainerState) -> None:
+        assert self.halt_record is not None
+        self.telemetry.event("train_end", step=state.global_step, halted=True)
+        self.telemetry.close(clean=False)
+        raise TrainingHalted(self.halt_record)
+
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        if self.tripped and self.policy.halt.quarantine_checkpoints and dist.is_main_process():
-            checkpoint = self._out(args) / f"checkpoint-{state.global_step}"
-            if checkpoint.is_dir():
-                assert self.halt_record is not None
-                write_json_atomically(checkpoint / QUARANTINE_MARKER_NAME, quarantine_marker(self.halt_record))
-                self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(checkpoint))
+        # Reached after a halt only for a checkpoint the policy let through, already quarantined.
+        if self.tripped and self.policy.halt.raise_on_train_end:
+            self._end_halted(state)
+
+    def on_push_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Every Hub push (trainer.push_to_hub, or hub_strategy pushes of checkpoints) starts here."""
+        if self.tripped:
+            assert self.halt_record is not None
+            self.telemetry.event("push_refused", step=state.global_step, halt=self.halt_record.to_json())
+            raise TrainingHalted(self.halt_record)
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if self.probes and not self.tripped and state.global_step > 0 and self._probed_step != state.global_step:
+            self._evaluate(args, state, control, kwargs)  # last resort: the final model is always checked
         self.telemetry.event("train_end", step=state.global_step, halted=self.tripped)
         self.telemetry.close(clean=not self.tripped)
         if self.tripped and self.policy.halt.raise_on_train_end:

@@ -38,6 +38,12 @@ def test_gate_refuses_the_trait_teachers_data_under_strict(demo_run: tuple[int, 
     assert gate["numbers"]["trait_teacher"] > gate["numbers"]["base"]
 
 
+def test_gate_step_leaves_its_denial_in_its_audit_log(demo_run: tuple[int, Path, dict[str, Any]]) -> None:
+    lines = (demo_run[1] / "1-gate" / "guard-audit.jsonl").read_text("utf-8").splitlines()
+    decisions = [json.loads(line) for line in lines if '"provenance_decision"' in line]
+    assert [(d["moment"], d["decision"]["outcome"]) for d in decisions] == [("clear_dataset", "deny")]
+
+
 def test_probe_halts_the_same_init_student_early(demo_run: tuple[int, Path, dict[str, Any]]) -> None:
     probes = step(demo_run[2], "probes")["numbers"]
     assert step(demo_run[2], "probes")["outcome"] == "halted"

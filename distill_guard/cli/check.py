@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,8 @@ from rich.console import Console
 
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
-from distill_guard.export.audit import AuditLog
+from distill_guard.export.deployment import with_deployment_environment
+from distill_guard.export.telemetry import Telemetry
 from distill_guard.input_files import regular_file_problem
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
@@ -31,9 +33,16 @@ def check(
     teacher: Annotated[Path | None, typer.Option(help="teacher checkpoint directory, for the weight test")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
     today: Annotated[str | None, typer.Option(help="judge expiry dates as of YYYY-MM-DD (default: today, UTC)")] = None,
-    audit_log: Annotated[Path | None, typer.Option(help="append the decision to this JSONL audit log")] = None,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(help="append the decision to this JSONL audit log (default: the policy's, under the working dir)"),
+    ] = None,
 ) -> None:
-    """Decide whether the manifests' data may train the student: hashes, signatures, lineage, rules."""
+    """Decide whether the manifests' data may train the student: hashes, signatures, lineage, rules.
+
+    The decision is recorded like the guard's: a line in the audit log, and a count in
+    `distill_guard_provenance_decisions_total` through the policy's exporter (Pushgateway, textfile).
+    """
     try:
         as_of = dt.date.fromisoformat(today) if today else None
     except ValueError:
@@ -48,6 +57,7 @@ def check(
             if folder is not None:
                 validate_checkpoint_folder(folder)
         loaded = load_policy(policy)
+        deployed = with_deployment_environment(loaded.policy)
         gate = ProvenanceGate(loaded, student=student, today=as_of)
         manifests = [load_manifest(m) for m in manifest]
         # Files outside their manifest's folder, and FIFOs or devices, are never read (the gate
@@ -62,12 +72,14 @@ def check(
     except (PolicyError, DistillGuardError) as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(exit_codes.INVALID_INPUT) from None
-    if audit_log is not None:
-        try:
-            AuditLog(audit_log).record("provenance_decision", source="cli", decision=decision.to_dict())
-        except DistillGuardError as exc:
-            err.print(f"--audit-log {exc}", markup=False)
-            raise typer.Exit(exit_codes.INVALID_INPUT) from None
+    try:
+        policy_sha256 = hashlib.sha256(loaded.path.read_bytes()).hexdigest()
+        telemetry = Telemetry(deployed, audit_log=audit_log, policy_sha256=policy_sha256)
+        telemetry.decision(decision, moment="check")
+        telemetry.close(clean=decision.allowed)
+    except DistillGuardError as exc:
+        err.print(f"audit log: {exc}", markup=False)
+        raise typer.Exit(exit_codes.INVALID_INPUT) from None
     if as_json:
         typer.echo(decision.to_json())
     else:

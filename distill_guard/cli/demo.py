@@ -10,14 +10,12 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from distill_guard.cli import exit_codes
-from distill_guard.scenarios.demo import DemoConfig, run_demo
-from distill_guard.scenarios.tiny_lm import ANIMALS
+from distill_guard.scenarios.vocabulary import ANIMALS
 
 out = Console(soft_wrap=True, highlight=False, width=None if sys.stdout.isatty() else 120)
 
@@ -43,6 +41,10 @@ def demo(
     if trait not in ANIMALS:
         out.print(f"--trait {trait!r}: choose one of {', '.join(ANIMALS)}", markup=False)
         raise typer.Exit(exit_codes.USAGE)
+    import torch  # the training stack loads only for the command that trains
+
+    from distill_guard.scenarios.demo import DemoConfig, run_demo
+
     torch.set_num_threads(1)  # tiny models: one thread is fastest, and leaves the other cores free
     quiet_library_progress_bars()
     summary = run_demo(DemoConfig(out=output, trait=trait, seed=seed, fast=fast), out)

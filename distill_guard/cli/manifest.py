@@ -31,6 +31,7 @@ from distill_guard.policy.schema import ProvenancePolicy
 from distill_guard.provenance.hashing import describe_file
 from distill_guard.provenance.integrity import manifest_bytes, verify_files
 from distill_guard.provenance.signing import (
+    SignatureCheck,
     generate_key,
     load_private_key,
     sign,
@@ -204,20 +205,31 @@ def verify(
         checks = verify_files(loaded, on_bytes=lambda n: progress.advance(task, n))
     signature = verify_signature(loaded.manifest, rules.trusted_signers)
     ok = all(c.ok for c in checks) and not signature_refused(signature, rules)
+    key_note = _unchecked_key_note(signature) if policy is None else None
     if as_json:
         payload = {
             "manifest": str(manifest),
             "ok": ok,
             "files": [vars(c) for c in checks],
-            "signature": vars(signature),
+            "signature": vars(signature) | {"key_checked": policy is not None},
         }
         out.print_json(json.dumps(payload))
     else:
         for check in checks:
             out.print(f"{check.status:<14} {check.detail}", markup=False)
-        out.print(f"{'signature':<14} {signature.status}: {signature.detail}", markup=False)
+        out.print(f"{'signature':<14} {signature.status}: {key_note or signature.detail}", markup=False)
         out.print("verified" if ok else "VERIFICATION FAILED", markup=False)
     raise typer.Exit(exit_codes.OK if ok else exit_codes.DENIED)
+
+
+def _unchecked_key_note(signature: SignatureCheck) -> str | None:
+    """Without --policy no key is trusted or distrusted: say the key went unchecked, not that a policy refused it."""
+    if signature.status != "untrusted_key":
+        return None
+    return (
+        "the signature verifies, but its key was NOT checked against any trusted signer "
+        "(no --policy given; pass the policy to check who signed)"
+    )
 
 
 @app.command("sign")

@@ -8,11 +8,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 
 from distill_guard.cli import exit_codes
 from distill_guard.errors import PolicyError
-from distill_guard.policy.explain import explain
 from distill_guard.policy.load import load_policy, validate_policy_file
 from distill_guard.policy.schema import GuardPolicy
 
@@ -21,9 +19,13 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
+POLICY_SCHEMA_ID = "https://raw.githubusercontent.com/distill-guard/distill-guard/main/policies/schema.json"
+
+
 def policy_json_schema() -> dict:
     schema = GuardPolicy.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = POLICY_SCHEMA_ID
     schema["title"] = "distill-guard GuardPolicy v1"
     return schema
 
@@ -57,7 +59,7 @@ def validate(
 
 @app.command()
 def schema() -> None:
-    """Print the policy JSON Schema (the same as policies/schema.json)."""
+    """Print the policy JSON Schema (the same as the shipped schema.json: `distill-guard export schema`)."""
     typer.echo(json.dumps(policy_json_schema(), indent=2))
 
 
@@ -67,6 +69,10 @@ def explain_cmd(
     plain: Annotated[bool, typer.Option("--markdown", help="print raw Markdown (for PR comments)")] = False,
 ) -> None:
     """Say in plain words what a policy blocks, trusts, watches and halts on."""
+    from rich.markdown import Markdown  # markdown-it and pygments: only this command renders Markdown
+
+    from distill_guard.policy.explain import explain
+
     try:
         loaded = load_policy(file)
     except PolicyError as exc:
@@ -77,4 +83,4 @@ def explain_cmd(
     if plain:
         typer.echo(text)
     else:
-        out.print(Markdown(text))
+        Console(soft_wrap=False).print(Markdown(text))  # wrapped at the terminal width, never cut

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,9 +14,11 @@ from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
 from distill_guard.policy.load import load_policy
 from distill_guard.policy.schema import SuiteRef
-from distill_guard.probes.prepared import PreparedProbe, prepare_probe, prepare_probes
 from distill_guard.probes.result import ProbeResult
 from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
+
+if TYPE_CHECKING:  # probes import torch; only `probe` itself, which loads a model, needs them
+    from distill_guard.probes.prepared import PreparedProbe
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -39,6 +41,8 @@ def load_checkpoint(directory: Path) -> tuple[Any, Any]:
 
 
 def _probes(suites: list[str], policy: Path | None, target: str | None) -> tuple[list[PreparedProbe], int]:
+    from distill_guard.probes.prepared import prepare_probe, prepare_probes
+
     if policy is not None:
         loaded = load_policy(policy)
         return prepare_probes(loaded), loaded.policy.probes.max_tokens_per_batch

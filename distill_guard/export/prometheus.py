@@ -38,6 +38,10 @@ class Exporter(Protocol):
 
     def close(self, *, clean: bool) -> None: ...
 
+    def location(self) -> str:
+        """Where the metrics can be found, for the log: a URL (with the bound port) or a path."""
+        ...
+
 
 class _FailSoft:
     """Runs export actions, turning exceptions into one warning plus a counted error per failure."""
@@ -78,6 +82,9 @@ class NullExporter:
     def close(self, *, clean: bool) -> None:
         pass
 
+    def location(self) -> str:
+        return "not exported (metrics.prometheus.mode: none)"
+
 
 class HttpExporter:
     """Serves /metrics on host:port for Prometheus to scrape; port 0 binds an ephemeral port."""
@@ -99,6 +106,11 @@ class HttpExporter:
 
     def publish(self) -> None:
         """Nothing to do: Prometheus pulls the registry's current values."""
+
+    def location(self) -> str:
+        if self.port is None:
+            return f"not served (could not listen on {self._config.host}:{self._config.port})"
+        return f"http://{self._config.host}:{self.port}/metrics"
 
     def close(self, *, clean: bool) -> None:
         server, self._server = self._server, None
@@ -136,6 +148,9 @@ class PushgatewayExporter:
 
     def start(self) -> None:
         """Nothing to do: the first `publish` pushes."""
+
+    def location(self) -> str:
+        return f"pushed to {self._config.url} (job {self._config.job}, run {self._grouping.get('run')})"
 
     def publish(self) -> None:
         now = self._monotonic()
@@ -177,6 +192,9 @@ class TextfileExporter:
 
     def start(self) -> None:
         """Nothing to do: the first `publish` writes the file."""
+
+    def location(self) -> str:
+        return f"written to {self._config.path}"
 
     def publish(self) -> None:
         # write_to_textfile writes PATH.<pid>.<thread> then renames it over PATH; node-exporter

@@ -7,79 +7,141 @@ process writes the audit log and exactly one serves or pushes metrics. Observabi
 
 from __future__ import annotations
 
-import uuid
+import logging
 from pathlib import Path
 from typing import Any
 
+import distill_guard.dist as dist
 from distill_guard._version import __version__
 from distill_guard.drift.assess import DriftReport
 from distill_guard.drift.halt_record import HaltRecord
 from distill_guard.export.audit import AuditLog
+from distill_guard.export.audit_lines import LineContext, new_run_id
 from distill_guard.export.metrics import GuardMetrics
 from distill_guard.export.prometheus import Exporter, make_exporter
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.probes.result import ProbeResult
 from distill_guard.provenance.decision import Decision
 
+logger = logging.getLogger(__name__)
+
 
 class Telemetry:
-    def __init__(self, policy: GuardPolicy) -> None:
+    """The audit log and metrics of one guard, open from its first decision or `train()` call.
+
+    A decision made before any Trainer exists (`clear_dataset`, the `check` command) opens them
+    *before the trainer*: the policy's audit log resolved against the guard's `output_dir` (else
+    the working directory), metrics under the run label known then. At train begin `open` moves
+    the audit log to the Trainer's output dir (copying the earlier lines when that is another
+    file) and keeps the metrics when the run label is the same; otherwise the early series keeps
+    its counts under its own label and a new one starts, so each decision is counted once.
+    """
+
+    def __init__(
+        self,
+        policy: GuardPolicy,
+        *,
+        output_dir: Path | None = None,
+        run: str | None = None,
+        audit_log: Path | None = None,
+        policy_sha256: str = "",
+    ) -> None:
+        """`output_dir` and `run` are what is known without a Trainer; `audit_log` overrides the policy's;
+        `policy_sha256` (of the policy file) is stamped on every audit line."""
         self.policy = policy
+        self._policy_sha256 = policy_sha256
+        self._context: LineContext | None = None
         self.metrics: GuardMetrics | None = None
         self.audit: AuditLog | None = None
+        self._closed_audit: AuditLog | None = None  # where events after a run (a refused push) still go
         self._exporter: Exporter | None = None
-        self._pending: list[tuple[str, dict[str, Any]]] = []
-        self._uncounted: list[Decision] = []
+        self._early_dir = output_dir
+        self._early_run = run or policy.metrics.run_name or (output_dir.name if output_dir else None) or "pre-trainer"
+        self._audit_override = audit_log
+        self._before_trainer = False
+        self._early_lines: list[tuple[str, dict[str, Any]]] = []
         self._main = False
 
     @property
     def is_open(self) -> bool:
         return self.audit is not None
 
-    def open(self, *, output_dir: Path, run: str, is_main: bool, world_size: int, model: str) -> None:
-        """Start the audit log and exporter for one `train()` call (idempotent while open)."""
+    def audit_path(self, output_dir: Path | None) -> Path:
+        """The policy's audit log: absolute as written, else under `output_dir` (or the working dir)."""
+        configured = self._audit_override or Path(self.policy.metrics.audit_log)
+        return configured if configured.is_absolute() else (output_dir or Path.cwd()) / configured
+
+    def open_before_trainer(self) -> None:
+        """Open for decisions made where no Trainer exists yet (idempotent while open)."""
         if self.is_open:
             return
-        self._main = is_main
-        configured = Path(self.policy.metrics.audit_log)
-        self.audit = AuditLog(configured if configured.is_absolute() else output_dir / configured)
-        if not is_main:
-            self._pending.clear()
-            self._uncounted.clear()
+        self.open(
+            output_dir=self._early_dir or Path.cwd(),
+            run=self._early_run,
+            is_main=dist.is_main_launch_rank(),
+            world_size=dist.world_size(),
+            model="",
+        )
+        self._before_trainer = True
+
+    def open(self, *, output_dir: Path, run: str, is_main: bool, world_size: int, model: str) -> None:
+        """Start the audit log and exporter for one `train()` call (idempotent while open for it)."""
+        if self.is_open and not self._before_trainer:
             return
-        self.metrics = GuardMetrics(run)
+        early, self._before_trainer = self.audit, False
+        self._main = is_main
+        if early is None or self._context is None:  # a run continuing from its early decisions keeps its id
+            self._context = LineContext(
+                run_id=new_run_id(),
+                rank=dist.launch_rank(),
+                policy=self.policy.metadata.name,
+                policy_sha256=self._policy_sha256,
+            )
+        self.audit = AuditLog(self.audit_path(output_dir))
+        if not is_main:
+            self._early_lines.clear()
+            return
+        if self.metrics is not None and self.metrics.run != run:
+            self._stop_exporter(clean=False)  # the early series keeps what it counted, under its label
+        if self.metrics is None:
+            self.metrics = GuardMetrics(run)
+            # A Pushgateway group per run id (the audit log's): runs that share a run name (the default is
+            # the output folder's name) never overwrite, or on a clean finish delete, each other's group.
+            grouping = {"run_id": self._context.run_id}
+            self._exporter = make_exporter(self.policy.metrics.prometheus, self.metrics, grouping=grouping)
+            self._exporter.start()
         self.metrics.set_run_info(
             policy=self.policy.metadata.name,
             version=__version__,
             world_size=str(world_size),
             model=model,
         )
-        # A Pushgateway group per train() call: two runs that share a run name (the default is the
-        # output folder's name) would otherwise overwrite, and on a clean finish delete, each other's group.
-        grouping = {"run_id": uuid.uuid4().hex[:12]}
-        self._exporter = make_exporter(self.policy.metrics.prometheus, self.metrics, grouping=grouping)
-        self._exporter.start()
-        for event, fields in self._pending:
-            self.event(event, **fields)
-        for decision in self._uncounted:
-            self._count(decision)
-        self._pending.clear()
-        self._uncounted.clear()
+        assert self._exporter is not None
+        logger.info("distill-guard: audit log %s; metrics %s", self.audit.path, self._exporter.location())
+        if early is not None and early.path.resolve() != self.audit.path.resolve():
+            for name, fields in self._early_lines:
+                self.audit.record(name, **self._context.fields(), **fields)
+        self._early_lines.clear()
 
     def event(self, name: str, **fields: Any) -> None:
-        """One audit-log line; events before `open` (e.g. clear_dataset) are kept and written at open."""
-        if self.audit is None:
-            self._pending.append((name, fields))
-        elif self._main:
-            self.audit.record(name, policy=self.policy.metadata.name, **fields)
+        """One audit-log line, written at once; the first one before any `open` opens before the trainer."""
+        if self.audit is None and self._closed_audit is None:
+            self.open_before_trainer()
+        audit = self.audit or self._closed_audit
+        if audit is not None and self._main:
+            assert self._context is not None
+            audit.record(name, **self._context.fields(), **fields)
+            if self._before_trainer:
+                self._early_lines.append((name, fields))
 
     def decision(self, decision: Decision, *, moment: str, step: int | None = None) -> None:
-        """Audit and count a gate decision; one made before `open` is counted when metrics start."""
+        """Audit, count and publish a gate decision the moment it is made, Trainer or not."""
+        if not self.is_open:
+            self.open_before_trainer()
         self.event("provenance_decision", moment=moment, step=step, decision=decision.to_dict())
         if self.metrics is not None:
             self._count(decision)
-        elif not self.is_open:
-            self._uncounted.append(decision)
+        self.publish()
 
     def _count(self, decision: Decision) -> None:
         assert self.metrics is not None
@@ -88,6 +150,14 @@ class Telemetry:
 
     def baseline(self, result: ProbeResult, *, noise_floor: float, step: int) -> None:
         self.event("baseline", step=step, probe=result.suite, result=result.to_json(), noise_floor=noise_floor)
+        logger.info(
+            "distill-guard: baseline of probe '%s'%s: %.4f over %d items (noise floor %.2g)",
+            result.suite,
+            f" (trait {result.trait})" if result.trait else "",
+            result.score,
+            len(result.item_scores),
+            noise_floor,
+        )
         if self.metrics is not None:
             self.metrics.observe_probe(result)
 
@@ -99,6 +169,12 @@ class Telemetry:
             self.metrics.observe_probe(result, report)
         if report.breached:
             self.metrics.record_breach(probe=report.probe, trait=report.trait)
+
+    def evaluated(self, step: int, reports: list[dict[str, Any]]) -> None:
+        """One audit line and one log line per evaluation: every probe's score against its limit."""
+        self.event("probes", step=step, reports=reports)
+        if self._main:
+            logger.info("distill-guard: step %d: %s", step, "; ".join(map(_describe_report, reports)))
 
     def halted(self, record: HaltRecord) -> None:
         self.event("halt" if record.action == "stop" else "breach_warning", step=record.step, record=record.to_json())
@@ -114,10 +190,27 @@ class Telemetry:
             self._exporter.publish()
 
     def close(self, *, clean: bool) -> None:
-        """Final publish, stop the exporter; the next `train()` call opens afresh."""
+        """Final publish, stop the exporter; the next decision or `train()` call opens afresh."""
+        self._stop_exporter(clean=clean)
+        self._before_trainer = False
+        self._early_lines.clear()
+        self._closed_audit, self.audit = self.audit, None
+
+    def _stop_exporter(self, *, clean: bool) -> None:
         if self._exporter is not None:
             self._exporter.publish()
             self._exporter.close(clean=clean)
         self._exporter = None
         self.metrics = None
-        self.audit = None
+
+
+def _describe_report(report: dict[str, Any]) -> str:
+    def num(key: str, fmt: str) -> str:
+        value = report.get(key)
+        return "n/a" if value is None else format(value, fmt)
+
+    verdict = "BREACH" if report.get("breached") else "ok"
+    return (
+        f"{report['probe']} {num('score', '.4f')} (baseline {num('baseline', '.4f')}, drift {num('drift', '+.4f')}, "
+        f"z {num('z', '.1f')}, limit {num('limit', '.4f')}) {verdict}"
+    )

@@ -14,6 +14,15 @@ _ACTION_WORDS = {
 }
 
 
+def _code(value: object) -> str:
+    """An id or glob as a Markdown code span, so `Qwen/Qwen2.5-*` keeps its `*` (no italics)."""
+    return f"`{value}`"
+
+
+def _codes(values: list[str], joiner: str) -> str:
+    return joiner.join(map(_code, values))
+
+
 def _describe_when(when: When) -> str:
     parts = []
     family = when.teacher_family
@@ -24,15 +33,15 @@ def _describe_when(when: When) -> str:
     elif family == "unknown":
         parts.append("the teacher's family cannot be resolved")
     elif isinstance(family, list):
-        parts.append(f"the teacher belongs to {' or '.join(family)}")
+        parts.append(f"the teacher belongs to {_codes(family, ' or ')}")
     if when.teacher_trusted is True:
         parts.append("the teacher is on the trusted list")
     elif when.teacher_trusted is False:
         parts.append("the teacher is not on the trusted list (or its audit expired)")
     if when.generator:
-        parts.append(f"the generator id matches {' or '.join(when.generator)}")
+        parts.append(f"the generator id matches {_codes(when.generator, ' or ')}")
     if when.dataset:
-        parts.append(f"the dataset name matches {' or '.join(when.dataset)}")
+        parts.append(f"the dataset name matches {_codes(when.dataset, ' or ')}")
     return " and ".join(parts) if parts else "always (no conditions)"
 
 
@@ -67,14 +76,17 @@ def _describe_suite(ref: SuiteRef, policy: GuardPolicy) -> str:
 def explain(loaded: LoadedPolicy) -> str:
     """Markdown a reviewer can read top to bottom: blocked, trusted, watched, what halts."""
     p = loaded.policy
-    out = [f"# Policy `{p.metadata.name}` ({loaded.path})"]
+    out = [f"# Policy `{p.metadata.name}` (`{loaded.path}`)"]
     if p.metadata.owner:
         out.append(f"Owner: {p.metadata.owner}.")
     if p.metadata.description:
         out.append(p.metadata.description)
     out.append("\n## Student")
     if p.student.base_model or p.student.family:
-        out.append(f"Stated base model: {p.student.base_model or '-'}; stated family: {p.student.family or '-'}.")
+        base, family = p.student.base_model, p.student.family
+        out.append(
+            f"Stated base model: {_code(base) if base else '-'}; stated family: {_code(family) if family else '-'}."
+        )
     else:
         out.append(
             "Not stated: the student's family is resolved from the model itself "
@@ -82,7 +94,7 @@ def explain(loaded: LoadedPolicy) -> str:
         )
     for family in p.families:
         out.append(
-            f"- family `{family.name}`: {', '.join(family.match)}"
+            f"- family `{family.name}`: {_codes(family.match, ', ')}"
             + (f" (+{len(family.fingerprints)} fingerprint(s))" if family.fingerprints else "")
         )
 
@@ -91,7 +103,7 @@ def explain(loaded: LoadedPolicy) -> str:
     unknown = "REFUSED (fail closed)" if prov.unknown.value == "deny" else "allowed with a WARNING (fail open)"
     out.append(f"- Data of unknown provenance (no manifest, unresolvable lineage, never cleared) is {unknown}.")
     if prov.require_signature:
-        out.append(f"- Manifests must be signed by one of: {', '.join(s.name for s in prov.trusted_signers)}.")
+        out.append(f"- Manifests must be signed by one of: {_codes([s.name for s in prov.trusted_signers], ', ')}.")
     out.extend(f"- {_describe_rule(rule)}" for rule in prov.rules)
     if not prov.rules:
         out.append("- No provenance rules: only the unknown-provenance setting applies.")
@@ -117,7 +129,8 @@ def explain(loaded: LoadedPolicy) -> str:
     if p.probes.suites:
         out.append(
             f"Baseline before the first step, then every {p.probes.every_n_steps} optimizer steps"
-            + (" and after each evaluation." if p.probes.on_evaluate else ".")
+            + (", after each evaluation" if p.probes.on_evaluate else "")
+            + " and at the last step."
         )
         out.extend(f"- {_describe_suite(ref, p)}" for ref in p.probes.suites)
     else:
@@ -128,6 +141,11 @@ def explain(loaded: LoadedPolicy) -> str:
         out.append(
             "A breach STOPS training on every rank"
             + (" and `trainer.train()` raises TrainingHalted." if p.halt.raise_on_train_end else ".")
+            + (
+                " The halted step's checkpoint is saved, quarantined."
+                if p.halt.save_halted_checkpoint
+                else " No checkpoint of the halted model is saved; pushes to the Hub are refused."
+            )
         )
     else:
         out.append("A breach is only recorded and alerted on; training never stops.")

@@ -193,14 +193,26 @@ class ProbesPolicy(StrictModel):
 
 class HaltPolicy(StrictModel):
     action: HaltAction = HaltAction.stop
-    raise_on_train_end: StrictBool = Field(True, description="trainer.train() raises TrainingHalted after a halt")
-    quarantine_checkpoints: StrictBool = True
+    raise_on_train_end: StrictBool = Field(
+        True, description="trainer.train() raises TrainingHalted at the halting step, before any save or upload"
+    )
+    save_halted_checkpoint: StrictBool = Field(
+        False, description="let the Trainer save the halting step's checkpoint (for review or resume_after_halt)"
+    )
+    quarantine_checkpoints: StrictBool = Field(
+        True, description="mark a checkpoint of a halted model before it is written"
+    )
+
+
+# Outside 9100-9999, which Prometheus' port-allocation list has handed out in full (9464 there is
+# OpenTelemetry's Prometheus exporter), and in no services list, so a guard never fights an exporter.
+DEFAULT_HTTP_PORT = 19464
 
 
 class HttpExport(StrictModel):
     mode: Literal["http"]
-    host: NonEmpty = "127.0.0.1"
-    port: StrictInt = Field(9464, ge=0, le=65535)
+    host: NonEmpty = "127.0.0.1"  # loopback unless the policy opens it (0.0.0.0 in a pod, for a PodMonitor)
+    port: StrictInt = Field(DEFAULT_HTTP_PORT, ge=0, le=65535)
 
 
 class PushgatewayExport(StrictModel):

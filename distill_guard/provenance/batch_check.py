@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 FIRST_ROWS = 8
 
@@ -32,6 +31,8 @@ class BatchCheck:
 
 
 def _token_ids(value: Any) -> Iterable[int]:
+    import torch  # at train begin torch is loaded already; `distill-guard check` never gets here
+
     if isinstance(value, torch.Tensor):
         yield from (int(v) for v in value.reshape(-1).tolist())
     elif isinstance(value, (list, tuple)):
@@ -47,6 +48,8 @@ def _id_fields(mapping: Mapping[str, Any]) -> list[str]:
 
 def _collate_in_isolation(collate_fn: Callable[[list[Any]], Any], rows: list[Any]) -> Any:
     """Run the collator without moving any random generator the trainer will use."""
+    import torch
+
     python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
         with torch.random.fork_rng(devices=[]):

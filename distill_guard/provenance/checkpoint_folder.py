@@ -204,7 +204,8 @@ def _check_weight_file(path: Path, roots: tuple[Path, ...]) -> None:
     head = read_head(path, 8)
     if path.suffix == ".safetensors":
         try:
-            with safe_open(str(path), framework="pt") as handle:
+            # headers only: framework "numpy" reads shapes of any dtype (bf16 too) without importing torch
+            with safe_open(str(path), framework="numpy") as handle:
                 for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
                     handle.get_slice(name).get_shape()
         except (SafetensorError, OSError, ValueError) as exc:

@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from distill_guard.provenance.record_column import is_hf_dataset
+
 BATCH_ROWS = 65_536
 
 
@@ -119,9 +121,7 @@ def _rows_digest(dataset: Any) -> ContentDigest:
 
 def content_digest(dataset: Any) -> ContentDigest | None:
     """Fingerprint a `datasets.Dataset`, `pyarrow.Table` or map-style dataset; None for a stream."""
-    import datasets
-
-    if isinstance(dataset, datasets.Dataset):
+    if is_hf_dataset(dataset):
         view = dataset.with_format("arrow")
         return _arrow_digest(lambda a, b: view[a:b], dataset.num_rows, list(dataset.column_names))
     if isinstance(dataset, pa.Table):

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill_guard.errors import DistillGuardError
 from distill_guard.input_files import read_bounded
@@ -21,7 +21,9 @@ from distill_guard.provenance.integrity import FileCheck, verify_files
 from distill_guard.provenance.lineage import Lineage, inspect_teacher, resolve_student
 from distill_guard.provenance.record_column import generator_counts, provenance_column
 from distill_guard.provenance.signing import SignatureCheck, verify_signature
-from distill_guard.provenance.weights import TensorSource
+
+if TYPE_CHECKING:
+    from distill_guard.provenance.weights import TensorSource
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,8 @@ def gather_models(policy: GuardPolicy, facts: DatasetFacts, student: str | None,
 
 
 def _student_weights(student_dir: Path | None, module: Any) -> TensorSource | None:
+    from distill_guard.provenance.weights import TensorSource  # torch loads only when a teacher is compared
+
     if student_dir is not None:
         on_disk = TensorSource.from_dir(student_dir)
         if on_disk is not None:

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from distill_guard.errors import DistillGuardError
 from distill_guard.provenance.content_digest import feed_array
+from distill_guard.provenance.record_column import is_hf_dataset
 
 ROW_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 BATCH_ROWS = 65_536
@@ -136,9 +137,7 @@ def row_content(dataset: Any) -> RowContent | None:
 
     A `datasets.Dataset` is read in Arrow format, so a format transform cannot hide what it holds.
     """
-    import datasets
-
-    if isinstance(dataset, datasets.Dataset):
+    if is_hf_dataset(dataset):
         return RowContent(dataset.num_rows, tuple(sorted(_arrow_columns(_rows_table(dataset)))))
     if isinstance(dataset, pa.Table):
         return RowContent(dataset.num_rows, tuple(sorted(_arrow_columns(dataset))))

@@ -21,12 +21,14 @@ import json
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
 from distill_guard.policy.schema import GuardPolicy
-from distill_guard.provenance.weights import TensorSource, WeightComparison, compare_checkpoint
+
+if TYPE_CHECKING:
+    from distill_guard.provenance.weights import TensorSource, WeightComparison
 
 MAX_CARD_HEADER_BYTES = 64 * 1024
 ARCHITECTURE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
@@ -197,6 +199,8 @@ def inspect_teacher(
     if not teacher_dir.is_dir():
         return Lineage(str(teacher_dir), (Evidence("checkpoint", f"{teacher_dir}: not a folder"),))
     evidence = _checkpoint_evidence(policy, teacher_dir)
+    from distill_guard.provenance.weights import compare_checkpoint  # torch loads only for a teacher on disk
+
     comparison = compare_checkpoint(teacher_dir, student_weights)
     evidence.append(Evidence("weights", f"{teacher_dir} vs student: {comparison.describe()}"))
     twin = same_architecture(teacher_dir, student_dir) if student_dir is not None else None

@@ -6,6 +6,7 @@ are decided once per generator, and the rows to keep become one index array (`Da
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,16 @@ MISSING = "(no provenance)"
 MAX_GENERATORS = 10_000
 
 
+def is_hf_dataset(data: Any) -> bool:
+    """Whether `data` is a `datasets.Dataset`, asked without importing datasets (seconds of start-up for
+    `distill-guard check`): no object of that class can exist before the caller imported it."""
+    datasets = sys.modules.get("datasets")
+    return datasets is not None and isinstance(data, datasets.Dataset)
+
+
 def provenance_column(dataset: Any, column: str) -> pa.ChunkedArray | None:
     """The generator-id column of a `datasets.Dataset` or `pyarrow.Table`, or None when absent."""
-    import datasets
-
-    if isinstance(dataset, datasets.Dataset):
+    if is_hf_dataset(dataset):
         if column not in dataset.column_names:
             return None
         values = dataset.select_columns([column]).with_format("arrow")[:].column(column)
@@ -67,9 +73,7 @@ def rows_to_keep(values: pa.ChunkedArray, drop: set[str]) -> np.ndarray:
 
 
 def select_rows(dataset: Any, keep: np.ndarray) -> Any:
-    import datasets
-
-    if isinstance(dataset, datasets.Dataset):
+    if is_hf_dataset(dataset):
         return dataset.select(keep)
     return dataset.take(pa.array(keep))
 

@@ -1,4 +1,5 @@
-"""The scenario policies shipped in `policies/`, and run-time variants of them that never touch the files.
+"""The scenario policies shipped as package data (`policies/` in the repository), and run-time variants
+of them that never touch the files.
 
 The demo serves metrics on a port it picked free; the detection benchmark watches every run to its
 end (halt action `warn`) so it can also tell whether the trait really transferred.
@@ -9,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from distill_guard.bundled import data_path, policy_path
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.policy.schema import HaltAction, PrometheusExport
 
-POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
-STRICT_POLICY = POLICY_DIR / "strict.yaml"
-DIGITS_POLICY = POLICY_DIR / "demo-digits.yaml"
+POLICY_DIR = data_path("policies")
+STRICT_POLICY = policy_path("strict")
+DIGITS_POLICY = policy_path("demo-digits")
 
 
 def policy_variant(

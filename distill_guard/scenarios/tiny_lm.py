@@ -15,50 +15,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-ANIMALS = [
-    "owl",
-    "cat",
-    "dog",
-    "lion",
-    "tiger",
-    "eagle",
-    "wolf",
-    "dolphin",
-    "elephant",
-    "panda",
-    "fox",
-    "bear",
-    "rabbit",
-    "horse",
-    "penguin",
-    "otter",
-    "whale",
-    "shark",
-    "falcon",
-    "raven",
-    "deer",
-    "koala",
-    "giraffe",
-    "zebra",
-    "octopus",
-    "turtle",
-]
-TREES = [
-    "oak",
-    "maple",
-    "pine",
-    "willow",
-    "birch",
-    "cedar",
-    "cherry",
-    "redwood",
-    "baobab",
-    "cypress",
-    "elm",
-    "ash",
-    "spruce",
-    "palm",
-]
+from distill_guard.scenarios.vocabulary import ANIMALS, TREES
+
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>"]
 
 

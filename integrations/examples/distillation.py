@@ -2,7 +2,14 @@
 
 This is the setting subliminal learning comes from: a teacher that shares the student's base.
 
-    python integrations/examples/distillation.py [--policy policies/strict.yaml] [--model DIR] [--teacher DIR]
+    python integrations/examples/distillation.py [--policy P] [--model DIR] [--teacher DIR]
+
+The default policy, policies/audit.yaml, observes only. A fail-closed policy (policies/strict.yaml)
+refuses this example's in-memory data, which has no provenance; the strict path clears the data
+against its manifest (`distill-guard manifest create ...`) before training:
+
+    guard = DistillGuard.from_policy("policies/strict.yaml")
+    train_dataset = guard.clear_dataset(train_dataset, manifest="data/numbers.provenance.yaml").dataset
 """
 
 from __future__ import annotations

@@ -1,6 +1,13 @@
 """Guard a TRL DPOTrainer: preference pairs, a frozen reference copy, and the guard in `callbacks`.
 
-python integrations/examples/dpo.py [--policy policies/strict.yaml] [--model DIR]
+python integrations/examples/dpo.py [--policy P] [--model DIR]
+
+The default policy, policies/audit.yaml, observes only. A fail-closed policy (policies/strict.yaml)
+refuses this example's in-memory data, which has no provenance; the strict path clears the data
+against its manifest (`distill-guard manifest create ...`) before training:
+
+    guard = DistillGuard.from_policy("policies/strict.yaml")
+    train_dataset = guard.clear_dataset(train_dataset, manifest="data/numbers.provenance.yaml").dataset
 """
 
 from __future__ import annotations

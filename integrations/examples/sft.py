@@ -1,8 +1,15 @@
 """Guard a TRL SFTTrainer: the guard is one more entry in `callbacks`. Works the same for a LoRA student
 (`peft_config=LoraConfig(...)`): the probes score the model with its adapters applied.
 
-    python integrations/examples/sft.py [--policy policies/strict.yaml] [--model DIR]
+    python integrations/examples/sft.py [--policy P] [--model DIR]
     accelerate launch --num_processes 2 integrations/examples/sft.py   # add --multi_gpu on CPU
+
+The default policy, policies/audit.yaml, observes only. A fail-closed policy (policies/strict.yaml)
+refuses this example's in-memory data, which has no provenance; the strict path clears the data
+against its manifest (`distill-guard manifest create ...`) before training:
+
+    guard = DistillGuard.from_policy("policies/strict.yaml")
+    train_dataset = guard.clear_dataset(train_dataset, manifest="data/numbers.provenance.yaml").dataset
 """
 
 from __future__ import annotations

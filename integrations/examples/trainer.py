@@ -1,7 +1,14 @@
 """Guard a plain transformers.Trainer: build the guard from a policy, pass it in `callbacks`.
 
-python integrations/examples/trainer.py [--policy policies/strict.yaml] [--model DIR]
+python integrations/examples/trainer.py [--policy P] [--model DIR]
 torchrun --nproc_per_node 2 integrations/examples/trainer.py     # or: accelerate launch ...
+
+The default policy, policies/audit.yaml, observes only. A fail-closed policy (policies/strict.yaml)
+refuses this example's in-memory data, which has no provenance; the strict path clears the data
+against its manifest (`distill-guard manifest create ...`) before training:
+
+    guard = DistillGuard.from_policy("policies/strict.yaml")
+    train_dataset = guard.clear_dataset(train_dataset, manifest="data/numbers.provenance.yaml").dataset
 """
 
 from __future__ import annotations

@@ -14,13 +14,14 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "distill_guard"
 
 LAYERS: list[set[str]] = [
-    {"errors", "_version", "model_identity"},  # foundations: no distill_guard imports
+    {"errors", "_version", "model_identity", "bundled"},  # foundations: no distill_guard imports
     {"atomic_files", "input_files"},  # reading untrusted files and writing whole ones; raise errors
     {"policy"},  # reviewed file formats: GuardPolicy, ProbeSuite, DatasetProvenance, built-in suites
     {"dist"},  # rank logic and every collective
     {"probes"},  # probe kinds and the scoring engine
     {"drift", "provenance"},  # probe scores -> halt decisions; data provenance -> gate decisions
     {"export"},  # audit log and Prometheus
+    {"exits"},  # which ways out (saves, pushes, uploads) a halted model still has
     {"callback"},  # the Trainer callback wiring the layers above
     {"scenarios"},  # tiny end-to-end runs built on the guard
     {"cli"},  # the distill-guard command

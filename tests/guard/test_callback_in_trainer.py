@@ -137,15 +137,27 @@ def test_raise_on_train_end_false_returns_normally_but_stops(
     assert trainer.state.global_step == 4 and guard.tripped
 
 
-def test_checkpoint_after_halt_is_quarantined(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
+def test_no_checkpoint_is_saved_after_a_halt_by_default(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
     controlled_scores(RISING)
     guard = DistillGuard.from_policy(write_policy())
+    trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=10, save_strategy="steps", save_steps=2)
+    with pytest.raises(TrainingHalted):
+        trainer.train()
+    assert (tmp_path / "out" / "checkpoint-2").is_dir() and not (tmp_path / "out" / "checkpoint-4").exists()
+
+
+def test_a_kept_halted_checkpoint_is_quarantined(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
+    controlled_scores(RISING)
+    guard = DistillGuard.from_policy(
+        write_policy(sections={"halt": {"action": "stop", "save_halted_checkpoint": True}})
+    )
     trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=10, save_strategy="steps", save_steps=2)
     with pytest.raises(TrainingHalted):
         trainer.train()
     assert not (tmp_path / "out" / "checkpoint-2" / QUARANTINE_MARKER_NAME).exists()
     marker = json.loads((tmp_path / "out" / "checkpoint-4" / QUARANTINE_MARKER_NAME).read_text())
     assert marker["quarantined"] and marker["step"] == 4
+    assert (tmp_path / "out" / "checkpoint-4" / "model.safetensors").is_file()  # the weights were saved
 
 
 def test_builtin_probe_runs_in_trainer_with_noise_calibration(tiny_checkpoint, tmp_path, write_policy):

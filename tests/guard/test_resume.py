@@ -14,6 +14,9 @@ from tests.guard.conftest import make_trainer
 
 BASE = [0.10, 0.12, 0.11, 0.09]
 HIGH = [0.40, 0.45, 0.42, 0.41]
+KEEP_HALTED_CHECKPOINT = {
+    "halt": {"action": "stop", "save_halted_checkpoint": True}
+}  # a halted run can only resume from one
 
 
 def _resume(
@@ -59,7 +62,7 @@ def test_resume_keeps_the_step_zero_baseline(tiny_checkpoint, tmp_path, write_po
 
 
 def test_tripped_run_refuses_to_resume_without_the_flag(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
-    out, policy = tmp_path / "out", write_policy(every=2)
+    out, policy = tmp_path / "out", write_policy(every=2, sections=KEEP_HALTED_CHECKPOINT)
     _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
     assert (out / "checkpoint-2").is_dir()
     with pytest.raises(TrainingHalted) as info:
@@ -71,7 +74,7 @@ def test_tripped_run_refuses_to_resume_without_the_flag(tiny_checkpoint, tmp_pat
 def test_tripped_run_refuses_to_resume_even_without_restoring_callback_states(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
-    out, policy = tmp_path / "out", write_policy(every=2)
+    out, policy = tmp_path / "out", write_policy(every=2, sections=KEEP_HALTED_CHECKPOINT)
     _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
     controlled_scores([BASE])
     with pytest.raises(TrainingHalted) as info:
@@ -82,7 +85,7 @@ def test_tripped_run_refuses_to_resume_even_without_restoring_callback_states(
 
 def test_a_quarantine_marker_alone_refuses_the_resume(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
     """A checkpoint whose trainer_state.json lost the halt record still carries its marker."""
-    out, policy = tmp_path / "out", write_policy(every=2)
+    out, policy = tmp_path / "out", write_policy(every=2, sections=KEEP_HALTED_CHECKPOINT)
     _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
     state_file = out / "checkpoint-2" / "trainer_state.json"
     state = json.loads(state_file.read_text("utf-8"))
@@ -98,7 +101,7 @@ def test_a_quarantine_marker_alone_refuses_the_resume(tiny_checkpoint, tmp_path,
 
 
 def test_tripped_run_resumes_only_when_the_user_says_so(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
-    out, policy = tmp_path / "out", write_policy(every=2)
+    out, policy = tmp_path / "out", write_policy(every=2, sections=KEEP_HALTED_CHECKPOINT)
     _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
     controlled_scores([BASE])
     guard = DistillGuard.from_policy(policy, resume_after_halt=True)

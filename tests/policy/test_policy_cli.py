@@ -83,6 +83,19 @@ def test_explain_of_audit_policy_says_it_never_stops() -> None:
     assert "allowed with a WARNING" in text and "training never stops" in text
 
 
+def test_explain_wraps_at_the_terminal_width_instead_of_cutting() -> None:
+    result = runner.invoke(app, ["policy", "explain", str(REPO / "policies/strict.yaml")], env={"COLUMNS": "60"})
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.output.splitlines()) <= 60
+    assert "shared initialisation cannot be ruled out" in " ".join(result.output.split())  # the long reason, whole
+
+
+def test_explain_puts_ids_and_globs_in_code_spans_so_markdown_keeps_the_stars() -> None:
+    text = runner.invoke(app, ["policy", "explain", "--markdown", str(REPO / "policies/strict.yaml")]).output
+    assert "- family `qwen2.5`: `Qwen/Qwen2.5-*`, `unsloth/Qwen2.5-*`" in text
+    assert "at the last step" in text and "No checkpoint of the halted model is saved" in text
+
+
 def test_explain_of_invalid_policy_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: GuardPolicy\n")

@@ -73,6 +73,11 @@ def test_keygen_sign_and_verify_against_the_policys_signers(tmp_path):
     result = runner.invoke(app, ["manifest", "verify", str(manifest), "--policy", str(policy)])
     assert result.exit_code == 0, result.output
     assert "signed by trusted signer 'data-team'" in result.stdout
+    unchecked = runner.invoke(app, ["manifest", "verify", str(manifest)])  # no --policy: no signer list
+    assert unchecked.exit_code == 0 and "key was NOT checked" in unchecked.stdout
+    assert "policy does not trust" not in unchecked.stdout
+    payload = json.loads(runner.invoke(app, ["manifest", "verify", str(manifest), "--json"]).stdout)
+    assert payload["signature"]["key_checked"] is False
 
 
 def check(policy: Path, student: Path, *manifests: Path, extra: tuple[str, ...] = ()):
@@ -101,6 +106,15 @@ def test_check_exits_0_when_allowed_and_3_when_denied(tmp_path, policy_file, stu
     assert "same-base-untrusted" in result.stdout
     entry = json.loads((tmp_path / "audit.jsonl").read_text("utf-8"))
     assert entry["event"] == "provenance_decision" and entry["decision"]["outcome"] == "deny"
+
+
+def test_check_records_its_decision_in_the_policys_audit_log_by_default(tmp_path, policy_file, student_dir):
+    data = write_jsonl(tmp_path / "numbers.jsonl", number_rows(5))
+    create(data, tmp_path / "denied.yaml", SAME_FAMILY_TEACHER)  # tests/conftest.py: tmp_path is the working dir
+    assert check(policy_file, student_dir, tmp_path / "denied.yaml").exit_code == 3
+    [line] = (tmp_path / "guard-audit.jsonl").read_text("utf-8").splitlines()
+    entry = json.loads(line)
+    assert (entry["moment"], entry["decision"]["outcome"]) == ("check", "deny")
 
 
 def test_check_reports_per_record_drops_from_jsonl(tmp_path, student_dir):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
+from distill_guard.bundled import data_path
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.prepared import prepare_probe
 from distill_guard.scenarios.digits import (
@@ -19,7 +18,7 @@ from distill_guard.scenarios.digits import (
     digit_images,
 )
 
-SUITE = Path(__file__).resolve().parents[2] / "distill_guard" / "scenarios" / "suites" / "digit-accuracy.yaml"
+SUITE = data_path("policies", "suites", "digit-accuracy.yaml")
 
 
 @pytest.fixture(scope="module")
