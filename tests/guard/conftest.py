@@ -29,7 +29,7 @@ def policy_text(
     unknown: str = "warn",
     halt: str = "stop",
     every: int = 2,
-    threshold: str = "{max_increase: 0.05, min_z: 3, patience: 1}",
+    threshold: str = "{max_increase: 0.05, patience: 1}",
     suite: str | None = None,
     extra: str = "",
     probes_extra: str = "",

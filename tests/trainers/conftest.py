@@ -47,7 +47,7 @@ def teacher_checkpoint(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathF
     return tiny_lm.save(tiny_lm.build_model(tokenizer, seed=1), tokenizer, tmp_path_factory.mktemp("teacher") / "m")
 
 
-TIGHT = {"max_increase": 0.05, "min_z": 3}
+TIGHT = {"max_increase": 0.05}
 
 
 def controlled(threshold: dict[str, Any] | None = None) -> dict[str, Any]:

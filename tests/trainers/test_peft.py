@@ -14,7 +14,7 @@ from distill_guard.scenarios import tiny_lm
 
 from .conftest import build_example, events, write_guard_policy
 
-PREFERENCE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99, "min_z": 20}}
+PREFERENCE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99}}
 TINY_FAMILY = [{"name": "tiny", "match": ["*/tiny-base"]}]
 
 
