@@ -84,23 +84,36 @@ class Telemetry:
 
     def baseline(self, result: ProbeResult, *, noise_floor: float, step: int) -> None:
         self.event("baseline", step=step, probe=result.suite, result=result.to_json(), noise_floor=noise_floor)
-        self._observe(result, baseline=result.score, drift=0.0, z=0.0, limit=None)
+        self._observe(result, score=result.score, baseline=result.score, drift=0.0, z=0.0, limit=None)
 
     def evaluation(self, result: ProbeResult | None, report: DriftReport) -> None:
-        """Export one probe evaluation (result is None when the probe failed) and count breaches."""
+        """Export one probe evaluation (result is None when the probe failed) and count breaches.
+
+        The series keep the probe's own trait label (none for a panel, whose numbers follow the
+        candidate that rose most), so a panel never adds one series per candidate.
+        """
         if self.metrics is None:
             return
         if result is not None:
-            self._observe(result, baseline=report.baseline, drift=report.drift, z=report.z, limit=report.limit)
+            self._observe(
+                result, score=report.score, baseline=report.baseline, drift=report.drift, z=report.z, limit=report.limit
+            )
+            movers = list(report.movers) or (
+                [(report.trait or "", report.specific)] if report.specific is not None else []
+            )
+            if movers:
+                self.metrics.observe_specific(probe=report.probe, movers=movers)
         if report.breached:
-            self.metrics.record_breach(probe=report.probe, trait=report.trait)
+            self.metrics.record_breach(probe=report.probe, trait=result.trait if result else report.trait)
 
-    def _observe(self, result: ProbeResult, *, baseline: float, drift: float, z: float, limit: float | None) -> None:
+    def _observe(
+        self, result: ProbeResult, *, score: float, baseline: float, drift: float, z: float, limit: float | None
+    ) -> None:
         if self.metrics is not None:
             self.metrics.observe_probe(
                 probe=result.suite,
                 trait=result.trait,
-                score=result.score,
+                score=score,
                 baseline=baseline,
                 drift=drift,
                 zscore=z,

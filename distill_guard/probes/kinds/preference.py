@@ -53,4 +53,5 @@ def preference_scorer(spec: PreferenceSpec, target: str | None, *, panel: bool =
     texts, flags, columns = (tuple(column) for column in zip(*answers, strict=True))
     items = [AnswerItem(f"prompt-{i:03d}", prompt, texts, flags, columns) for i, prompt in enumerate(prompts)]
     names = tuple(c.name.lower() for c in candidates)
-    return AnswerScorer("preference", ",".join(targets), items, spec.plain_template, spec.system, names)
+    trait = None if panel else ",".join(targets)  # a panel's trait is whichever candidate moves
+    return AnswerScorer("preference", trait, items, spec.plain_template, spec.system, names)
