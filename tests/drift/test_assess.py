@@ -13,7 +13,6 @@ from distill_guard.drift.paired import paired_drift
 from distill_guard.policy.schema import Threshold
 from distill_guard.probes.result import ProbeResult
 
-
 ALPHA = 0.01  # the level one look's test gets (a run spends its false-halt rate over many of these)
 
 
@@ -44,12 +43,16 @@ def test_increase_over_limit_but_not_significant_is_not_a_breach() -> None:
 
 
 def test_significant_increase_over_limit_is_a_breach_with_reason() -> None:
-    report = assess(result([0.1, 0.2, 0.3]), result([0.3, 0.41, 0.5]), Threshold(max_increase=0.05), step=3, alpha=ALPHA)
+    report = assess(
+        result([0.1, 0.2, 0.3]), result([0.3, 0.41, 0.5]), Threshold(max_increase=0.05), step=3, alpha=ALPHA
+    )
     assert report.breached and "max_increase 0.05" in report.reasons[0] and report.limit == pytest.approx(0.25)
 
 
 def test_significant_increase_under_limit_is_not_a_breach() -> None:
-    report = assess(result([0.1, 0.2, 0.3]), result([0.12, 0.22, 0.31]), Threshold(max_increase=0.05), step=3, alpha=ALPHA)
+    report = assess(
+        result([0.1, 0.2, 0.3]), result([0.12, 0.22, 0.31]), Threshold(max_increase=0.05), step=3, alpha=ALPHA
+    )
     assert report.z > 3 and not report.breached
 
 
@@ -83,7 +86,9 @@ def test_patience_trips_only_on_consecutive_breaches() -> None:
     monitor.set_baseline(result([0.1, 0.2, 0.3]))
     threshold = Threshold(max_increase=0.05, patience=2)
     high, flat = result([0.3, 0.4, 0.51]), result([0.1, 0.2, 0.3])
-    outcomes = [monitor.observe(r, threshold, step=s, alpha=ALPHA).tripped for s, r in enumerate([high, flat, high, high], 1)]
+    outcomes = [
+        monitor.observe(r, threshold, step=s, alpha=ALPHA).tripped for s, r in enumerate([high, flat, high, high], 1)
+    ]
     assert outcomes == [False, False, False, True]
 
 
