@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from distill_guard.cli import check, demo, manifest, policy, probe
+from distill_guard.cli import calibrate, check, demo, manifest, policy, probe
 
 app = typer.Typer(
     name="distill-guard",
@@ -18,6 +18,7 @@ app.add_typer(manifest.app, name="manifest")
 app.command("check")(check.check)
 app.command("probe")(probe.probe)
 app.command("demo")(demo.demo)
+app.command("calibrate")(calibrate.calibrate)
 
 
 def main() -> None:

@@ -203,6 +203,9 @@ class ProbesPolicy(StrictModel):
     on_evaluate: bool = Field(False, description="also probe after each evaluation")
     max_tokens_per_batch: int = Field(4096, ge=64, le=1_048_576)
     calibrate_noise: bool = Field(False, description="probe twice at baseline to measure the noise floor")
+    benign_drift: NonEmpty | None = Field(
+        None, description="file written by `distill-guard calibrate`; validate warns about limits inside it"
+    )
     suites: list[SuiteRef] = Field(default_factory=list)
 
 

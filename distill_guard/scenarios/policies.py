@@ -10,7 +10,7 @@ import dataclasses
 from pathlib import Path
 
 from distill_guard.policy.load import LoadedPolicy, load_policy
-from distill_guard.policy.schema import HaltAction, PrometheusExport
+from distill_guard.policy.schema import HaltAction, PrometheusExport, ProvenancePolicy
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
 STRICT_POLICY = POLICY_DIR / "strict.yaml"
@@ -18,11 +18,20 @@ DIGITS_POLICY = POLICY_DIR / "demo-digits.yaml"
 
 
 def policy_variant(
-    path: Path, *, prometheus: PrometheusExport | None = None, halt_action: HaltAction | None = None
+    path: Path,
+    *,
+    prometheus: PrometheusExport | None = None,
+    halt_action: HaltAction | None = None,
+    provenance: ProvenancePolicy | None = None,
 ) -> LoadedPolicy:
-    """Load `path` and replace its metrics export and/or halt action, in memory only."""
+    """Load `path` and replace its metrics export, halt action and/or provenance section, in memory only.
+
+    Replacing provenance lets a benchmark run a policy's probes on data that carries no manifest.
+    """
     loaded = load_policy(path)
     policy = loaded.policy
+    if provenance is not None:
+        policy = policy.model_copy(update={"provenance": provenance})
     if prometheus is not None:
         policy = policy.model_copy(update={"metrics": policy.metrics.model_copy(update={"prometheus": prometheus})})
     if halt_action is not None:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from datasets import Dataset
 from transformers import (
     AutoModelForCausalLM,
@@ -27,11 +26,11 @@ from distill_guard import DistillGuard, TrainingHalted
 from distill_guard.drift.assess import assess
 from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from distill_guard.export.audit import AuditLog
-from distill_guard.policy.schema import SuiteRef, Threshold
+from distill_guard.policy.schema import NoExport, ProvenancePolicy, SuiteRef, Threshold, UnknownAction
 from distill_guard.probes.prepared import prepare_probe
 from distill_guard.probes.result import ProbeResult
+from distill_guard.scenarios.policies import STRICT_POLICY, policy_variant
 from distill_guard.scenarios.tiny_lm import load, synthetic_corpus
-from tests.conftest import REPO
 from tests.probes.conftest import _qa
 
 LIMIT = Threshold(max_increase=0.05)
@@ -115,21 +114,15 @@ def test_a_specific_rise_of_an_unnamed_animal_breaches_the_panel_and_names_it(
     assert not assess(_scored(base_checkpoint, owl), _scored(fox_student, owl), LIMIT, step=1, alpha=ALPHA).breached
 
 
-def _strict_without_provenance(tmp_path: Path) -> Path:
-    """policies/strict.yaml with its probes and halt sections as shipped; data here has no manifest."""
-    policy = yaml.safe_load((REPO / "policies" / "strict.yaml").read_text())
-    policy["provenance"] = {"unknown": "warn"}
-    policy["metrics"] = {"prometheus": {"mode": "none"}, "audit_log": "guard-audit.jsonl"}
-    path = tmp_path / "strict-no-provenance.yaml"
-    path.write_text(yaml.safe_dump(policy))
-    return path
-
-
-def _train(checkpoint: Path, lines: list[str], out: Path, policy: Path) -> tuple[Trainer, DistillGuard]:
+def _train(checkpoint: Path, lines: list[str], out: Path) -> tuple[Trainer, DistillGuard]:
+    """SFT under policies/strict.yaml as shipped, but for provenance (this data carries no manifest)."""
     model = AutoModelForCausalLM.from_pretrained(checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     dataset = Dataset.from_dict({"text": lines, **tokenizer(lines, truncation=True, max_length=48)})
-    guard = DistillGuard.from_policy(policy)
+    policy = policy_variant(
+        STRICT_POLICY, prometheus=NoExport(mode="none"), provenance=ProvenancePolicy(unknown=UnknownAction.warn)
+    )
+    guard = DistillGuard(policy, output_dir=out)
     args = TrainingArguments(
         output_dir=str(out),
         max_steps=100,
@@ -154,7 +147,7 @@ def _train(checkpoint: Path, lines: list[str], out: Path, policy: Path) -> tuple
 
 @pytest.mark.slow
 def test_default_panels_halt_a_student_tuned_towards_an_unnamed_animal(base_checkpoint: Path, tmp_path: Path) -> None:
-    trainer, _ = _train(base_checkpoint, _fox_lines(), tmp_path / "out", _strict_without_provenance(tmp_path))
+    trainer, _ = _train(base_checkpoint, _fox_lines(), tmp_path / "out")
     with pytest.raises(TrainingHalted) as info:
         trainer.train()
     record = info.value.record
@@ -170,7 +163,7 @@ def test_default_panels_halt_a_student_tuned_towards_an_unnamed_animal(base_chec
 def test_default_panels_let_the_same_student_tuned_on_plain_numbers_finish(
     base_checkpoint: Path, tmp_path: Path
 ) -> None:
-    trainer, guard = _train(base_checkpoint, _number_lines(), tmp_path / "out", _strict_without_provenance(tmp_path))
+    trainer, guard = _train(base_checkpoint, _number_lines(), tmp_path / "out")
     trainer.train()
     assert guard.halt_record is None and trainer.state.global_step == 100
     looks = [e for e in AuditLog(tmp_path / "out" / "guard-audit.jsonl").read() if e["event"] == "probes"]
