@@ -11,7 +11,7 @@ from rich.console import Console
 
 from distill_guard.calibration import calibrate as run_calibration
 from distill_guard.cli import exit_codes
-from distill_guard.errors import DistillGuardError, PolicyError
+from distill_guard.cli.input_errors import exit_on_invalid_input
 from distill_guard.policy.load import load_policy
 
 out = Console(soft_wrap=True, highlight=False)
@@ -37,7 +37,7 @@ def calibrate(
     if not model.is_dir():
         err.print(f"--model {model}: no such directory", markup=False)
         raise typer.Exit(exit_codes.INVALID_INPUT)
-    try:
+    with exit_on_invalid_input(err):
         loaded = load_policy(policy)
         lines = [line for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
         with tempfile.TemporaryDirectory() as work:
@@ -52,13 +52,6 @@ def calibrate(
                 work_dir=Path(work),
                 out_file=out_file,
             )
-    except PolicyError as exc:
-        for issue in exc.issues:
-            err.print(str(issue), markup=False)
-        raise typer.Exit(exit_codes.INVALID_INPUT) from None
-    except (DistillGuardError, OSError, ValueError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(exit_codes.INVALID_INPUT) from None
     for probe, values in sorted(result.per_probe.items()):
         out.print(f"{probe}: largest benign drift {max(values):+.4f} over {len(values)} runs", markup=False)
     out.print(f"wrote {out_file}; reference it as probes.benign_drift in the policy", markup=False)
