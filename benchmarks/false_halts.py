@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--learning-rates", default="1e-3,3e-4")
     parser.add_argument("--steps", type=int, default=100, help="SFT steps per run (strict.yaml probes every 50)")
     parser.add_argument("--smollm2", type=int, default=0, help="benign SmolLM2-135M-Instruct runs (slow on CPU)")
+    parser.add_argument("--no-tiny", action="store_true", help="skip the tiny-LM runs (SmolLM2 only)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -143,8 +144,8 @@ def main() -> None:
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        base = tiny_base(work)
-        for seed in seeds:
+        base = tiny_base(work) if not args.no_tiny else None
+        for seed in seeds if base is not None else []:
             for lr in rates:
                 for kind, make in BENIGN.items():
                     run = StudentRun(max_steps=args.steps, batch_size=8, learning_rate=lr, seed=seed)
