@@ -8,10 +8,50 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from distill_guard.errors import DistillGuardError
+
+
+class OutputFileError(DistillGuardError, OSError):
+    """A file could not be written; `path` names it and nothing half-written is left behind.
+
+    Still an OSError, so code that handled a failed write before keeps handling it."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: cannot write: {reason}")
+
+
+def _blocking_ancestor(path: Path) -> Path | None:
+    """The nearest existing ancestor of `path` when it is not a folder (so no folder can be made there)."""
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def refuse_unwritable(path: Path) -> None:
+    """Fail before any work when `path` can never be written as a file (checked again on write)."""
+    if path.is_dir():
+        raise OutputFileError(path, "it is a directory; give a file name")
+    blocker = _blocking_ancestor(path)
+    if blocker is not None:
+        raise OutputFileError(path, f"{blocker} is a file, not a directory")
+
 
 def write_atomically(path: Path, text: str, *, mode: int = 0o644) -> None:
-    """Write via a temp file in the same folder and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write via a temp file in the same folder and rename, so a reader never sees half a file.
+
+    Raises OutputFileError naming `path` when it is a folder, lies under a file, or the disk refuses.
+    """
+    refuse_unwritable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_then_rename(path, text, mode)
+    except OSError as exc:
+        raise OutputFileError(path, exc.strerror or str(exc)) from None
+
+
+def _write_then_rename(path: Path, text: str, mode: int) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from distill_guard.model_identity import weights_digest
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.probes.prepared import PreparedProbe, prepare_probes
 from distill_guard.probes.result import ProbeResult
+from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
 
@@ -109,8 +111,11 @@ class DistillGuard(TrainerCallback, ExportableState):
         Returns the Clearance: `.decision` (readable with print) and `.dataset`, the data to train
         on (under `drop_records`, a copy without the offending rows). Raises ProvenanceDenied when
         the policy refuses the data. Only data cleared here (or a column subset of it, as Trainer
-        makes) passes the check at train begin.
+        makes) passes the check at train begin. A teacher folder whose files cannot be read safely
+        raises CheckpointError naming the file.
         """
+        if teacher is not None:
+            validate_checkpoint_folder(Path(teacher))
         clearance = self.gate.clear_dataset(dataset, manifest, teacher=teacher)
         self.last_decision = clearance.decision
         self.telemetry.decision(clearance.decision, moment="clear_dataset")
@@ -257,10 +262,11 @@ class DistillGuard(TrainerCallback, ExportableState):
             if self.monitor.has_baseline(probe.label):
                 continue  # resumed: keep the step-0 baseline, never re-baseline a drifted model
             try:
-                result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
-                recheck = None
-                if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
-                    recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
+                with self._interruption_recorded(probe, state.global_step):
+                    result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
+                    recheck = None
+                    if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
+                        recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
             except DistillGuardError as exc:
                 self.telemetry.close(clean=False)
                 raise DistillGuardError(
@@ -291,7 +297,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         for probe in self.probes:
             result: ProbeResult | None = None
             try:
-                result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
+                with self._interruption_recorded(probe, state.global_step):
+                    result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
                 evaluation = self.monitor.observe(
                     result, probe.ref.threshold, step=state.global_step, alpha=alpha, panel=probe.ref.panel
                 )
@@ -305,6 +312,20 @@ class DistillGuard(TrainerCallback, ExportableState):
         local = self._halt_record(*tripped, model) if tripped else None
         self._act_on_halt(args, state, control, local)
         self.telemetry.publish()
+
+    @contextlib.contextmanager
+    def _interruption_recorded(self, probe: PreparedProbe, step: int) -> Iterator[None]:
+        """A probe stopped by SystemExit, KeyboardInterrupt or a crash still leaves an audit line; the
+        exception then goes on as raised (a DistillGuardError is a probe failure, recorded by the caller)."""
+        try:
+            yield
+        except DistillGuardError:
+            raise
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # the log may be what failed; the original exception matters more
+                error = f"{type(exc).__name__}: {exc}"
+                self.telemetry.event("probe_interrupted", step=step, probe=probe.label, error=error)
+            raise
 
     def _act_on_halt(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, local: HaltRecord | None

@@ -14,6 +14,7 @@ from distill_guard.errors import DistillGuardError, PolicyError
 from distill_guard.export.audit import AuditLog
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
+from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 from distill_guard.provenance.gate import ProvenanceGate
 from distill_guard.provenance.record_column import file_records
 
@@ -41,16 +42,25 @@ def check(
             err.print(f"{label} {folder}: no such directory", markup=False)
             raise typer.Exit(exit_codes.INVALID_INPUT)
     try:
+        for folder in (student, teacher):
+            if folder is not None:
+                validate_checkpoint_folder(folder)
         loaded = load_policy(policy)
         gate = ProvenanceGate(loaded, student=student, today=as_of)
-        data_files = [m.data_path(f) for m in map(load_manifest, manifest) for f in m.manifest.files]
+        manifests = [load_manifest(m) for m in manifest]
+        # Files outside their manifest's folder are never read (the gate denies them by name).
+        data_files = [p for m in manifests for f in m.manifest.files if m.inside_folder(p := m.data_path(f))]
         records = file_records(data_files, loaded.policy.provenance.record_column)
         decision = gate.clear_dataset(records, manifest=manifest, teacher=teacher).decision
     except (PolicyError, DistillGuardError) as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(exit_codes.INVALID_INPUT) from None
     if audit_log is not None:
-        AuditLog(audit_log).record("provenance_decision", source="cli", decision=decision.to_dict())
+        try:
+            AuditLog(audit_log).record("provenance_decision", source="cli", decision=decision.to_dict())
+        except DistillGuardError as exc:
+            err.print(f"--audit-log {exc}", markup=False)
+            raise typer.Exit(exit_codes.INVALID_INPUT) from None
     if as_json:
         typer.echo(decision.to_json())
     else:

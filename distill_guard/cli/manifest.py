@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +14,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from distill_guard.atomic_files import write_json_atomically
+from distill_guard.atomic_files import refuse_unwritable, write_json_atomically
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
+from distill_guard.input_files import read_bounded, regular_file_problem
 from distill_guard.policy.dataset_manifest import (
     Attestation,
     DatasetId,
@@ -39,6 +41,20 @@ from distill_guard.provenance.signing import (
 app = typer.Typer(help="Write, sign and verify dataset provenance manifests.", no_args_is_help=True)
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
+MAX_SYSTEM_PROMPT_BYTES = 1024 * 1024
+# Manifest fields as the options of `manifest create` that fill them, for error messages.
+OPTION_OF_FIELD = {
+    "model": "--generator",
+    "revision": "--revision",
+    "base_model": "--base-model",
+    "sampling": "--sampling",
+    "date": "--date",
+    "name": "--name",
+    "version": "--version",
+    "audited_by": "--audited-by",
+    "reference": "--audit-ref",
+    "expires": "--audit-expires",
+}
 
 
 def _fail(message: str, code: int = exit_codes.INVALID_INPUT) -> typer.Exit:
@@ -68,7 +84,16 @@ def _parse_sampling(pairs: list[str]) -> dict[str, str | int | float | bool]:
             settings[key] = json.loads(raw)
         except ValueError:
             settings[key] = raw
+        value = settings[key]
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _fail(f"--sampling {pair!r}: {raw} is not a finite number", exit_codes.USAGE)
+        if not isinstance(value, str | int | float | bool):
+            raise _fail(f"--sampling {pair!r}: expected a number, true/false or text", exit_codes.USAGE)
     return settings
+
+
+def _input_problems(files: list[Path]) -> list[str]:
+    return [f"{f}: {problem}" for f in files if (problem := regular_file_problem(f))]
 
 
 @app.command()
@@ -96,9 +121,15 @@ def create(
         raise _fail("give one --base-model per --generator (or none)", exit_codes.USAGE)
     if revision and len(generator) != 1:
         raise _fail("--revision needs exactly one --generator", exit_codes.USAGE)
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise _fail(f"no such file: {', '.join(missing)}")
+    try:
+        for target in (out_path, in_toto):
+            if target is not None:
+                refuse_unwritable(target)
+    except DistillGuardError as exc:
+        raise _fail(str(exc)) from None
+    problems = _input_problems(files)
+    if problems:
+        raise _fail("\n".join(problems))
     folder = out_path.parent.resolve()
     outside = [str(f) for f in files if not f.resolve().is_relative_to(folder)]
     if outside:
@@ -106,7 +137,11 @@ def create(
     audit = [audited_by, audit_ref, audit_expires]
     if any(audit) and not all(audit):
         raise _fail("an attestation needs --audited-by, --audit-ref and --audit-expires together", exit_codes.USAGE)
-    prompt_sha = hashlib.sha256(system_prompt.read_bytes()).hexdigest() if system_prompt else None
+    try:
+        prompt = read_bounded(system_prompt, MAX_SYSTEM_PROMPT_BYTES) if system_prompt else None
+    except DistillGuardError as exc:
+        raise _fail(str(exc)) from None
+    prompt_sha = hashlib.sha256(prompt).hexdigest() if prompt is not None else None
     try:
         generators = [
             Generator(
@@ -126,18 +161,30 @@ def create(
         )
         dataset = DatasetId(name=name, version=version)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-        raise _fail(f"invalid manifest input: {problems}") from None
+        raise _fail(f"invalid manifest input: {_option_problems(exc)}") from None
     except ValueError as exc:
         raise _fail(f"invalid manifest input: {exc}") from None
     with _progress(sum(f.stat().st_size for f in files), "hashing") as progress:
         task = progress.task_ids[0]
         described = [describe_file(f, out_path.parent, on_bytes=lambda n: progress.advance(task, n)) for f in files]
     manifest = DatasetProvenance(dataset=dataset, files=described, generators=generators, attestation=attestation)
-    save_manifest(manifest, out_path)
-    if in_toto:
-        write_json_atomically(in_toto, manifest.to_in_toto())
+    try:
+        save_manifest(manifest, out_path)
+        if in_toto:
+            write_json_atomically(in_toto, manifest.to_in_toto())
+    except DistillGuardError as exc:
+        raise _fail(str(exc)) from None
     out.print(f"wrote {out_path} ({len(described)} files, {sum(f.size for f in described)} bytes)", markup=False)
+
+
+def _option_problems(error: ValidationError) -> str:
+    """Pydantic errors named by the option the user typed (`--generator`), not the manifest field."""
+    parts = []
+    for e in error.errors(include_url=False):
+        field = str(e["loc"][0]) if e["loc"] else ""
+        where = OPTION_OF_FIELD.get(field, ".".join(map(str, e["loc"])))
+        parts.append(f"{where}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 @app.command()
@@ -183,9 +230,9 @@ def sign_cmd(
     try:
         loaded = load_manifest(manifest)
         signed = sign(loaded.manifest, load_private_key(key))
+        target = save_manifest(signed, out_path or manifest)
     except (PolicyError, DistillGuardError) as exc:
         raise _fail(str(exc)) from None
-    target = save_manifest(signed, out_path or manifest)
     assert signed.signature is not None
     out.print(f"signed {target} with key {signed.signature.public_key}", markup=False)
 

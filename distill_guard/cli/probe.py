@@ -17,6 +17,7 @@ from distill_guard.policy.load import load_policy
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.prepared import PreparedProbe, prepare_probe, prepare_probes
 from distill_guard.probes.result import ProbeResult
+from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -86,6 +87,7 @@ def probe(
         raise typer.Exit(exit_codes.INVALID_INPUT)
     with exit_on_invalid_input(err):
         probes, budget = _probes(suite or [], policy, target)
+        validate_checkpoint_folder(model)
         loaded_model, tokenizer = load_checkpoint(model)
         results = [p.run(loaded_model, tokenizer, max_tokens_per_batch=max_tokens_per_batch or budget) for p in probes]
     if as_json:

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.input_files import read_bounded
+
+MAX_FILE_BYTES = 4 * 1024 * 1024
 
 BENIGN_DRIFT_KIND = "BenignDrift"
 
@@ -42,12 +45,14 @@ class BenignDrift:
     def from_file(cls, path: Path) -> BenignDrift:
         """Read a file `calibrate` wrote; anything else is a DistillGuardError naming the file."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_bounded(path, MAX_FILE_BYTES).decode("utf-8"))
             if data.pop("kind", None) != BENIGN_DRIFT_KIND:
                 raise ValueError(f"not a {BENIGN_DRIFT_KIND} file")
             per_probe = {str(k): [float(v) for v in values] for k, values in data["per_probe"].items()}
             if not all(math.isfinite(v) for values in per_probe.values() for v in values):
                 raise ValueError("non-finite drift values")
             return cls(str(data["model"]), int(data["runs"]), per_probe, str(data.get("created", "")))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except DistillGuardError as exc:
+            raise DistillGuardError(f"cannot read benign drift: {exc}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise DistillGuardError(f"{path}: cannot read benign drift: {exc}") from exc

@@ -14,32 +14,33 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, StrictInt, field_validator
 
 from distill_guard.atomic_files import write_atomically
 from distill_guard.policy.documents import load_validated
 from distill_guard.policy.schema import NonEmpty
-from distill_guard.policy.strict_model import StrictModel, repeated
+from distill_guard.policy.strict_model import StrictModel, repeated, visible
 
 MANIFEST_KIND = "DatasetProvenance"
 IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://distill-guard.dev/DatasetProvenance/v1"
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Scalar = str | int | float | bool
+ModelId = Annotated[NonEmpty, AfterValidator(visible)]
 
 
 class DatasetId(StrictModel):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    version: NonEmpty
+    name: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(visible)]
+    version: ModelId
 
 
 class DataFile(StrictModel):
     """One data file, relative to the manifest's folder (POSIX separators, never leaving it)."""
 
     path: NonEmpty
-    size: int = Field(ge=0)
+    size: StrictInt = Field(ge=0)
     sha256: Sha256
-    records: int | None = Field(None, ge=0, description="rows in the file, when it is JSON Lines")
+    records: StrictInt | None = Field(None, ge=0, description="rows in the file, when it is JSON Lines")
 
     @field_validator("path")
     @classmethod
@@ -53,9 +54,9 @@ class DataFile(StrictModel):
 class Generator(StrictModel):
     """The model that produced the records; `base_model` is what it was fine-tuned from."""
 
-    model: NonEmpty = Field(description="model id, as written in per-record provenance columns")
-    revision: NonEmpty | None = None
-    base_model: NonEmpty | None = None
+    model: ModelId = Field(description="model id, as written in per-record provenance columns")
+    revision: ModelId | None = None
+    base_model: ModelId | None = None
     system_prompt_sha256: Sha256 | None = None
     sampling: dict[str, Scalar] = Field(default_factory=dict)
     date: dt.date | None = None
@@ -118,6 +119,14 @@ class LoadedManifest:
 
     def data_path(self, file: DataFile) -> Path:
         return self.path.parent / file.path
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent.resolve()
+
+    def inside_folder(self, path: Path) -> bool:
+        """A listed file must stay in the manifest's folder once symlinks are followed."""
+        return path.resolve().is_relative_to(self.folder)
 
 
 def load_manifest(path: str | Path) -> LoadedManifest:

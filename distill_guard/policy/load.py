@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill_guard.errors import DistillGuardError, PolicyError, SourceIssue
+from distill_guard.input_files import regular_file_problem
 from distill_guard.policy.benign_drift import BenignDrift
 from distill_guard.policy.documents import parse_document
 from distill_guard.policy.probe_suite import load_suite
@@ -40,10 +41,12 @@ def today_utc() -> dt.date:
 def _suite_file_errors(doc: YamlDocument, index: int, relative: str) -> list[SourceIssue]:
     """A suite file named by the policy must exist and be valid: its own errors keep their own FILE:LINE:COL."""
     suite_path = Path(relative) if Path(relative).is_absolute() else Path(doc.file).parent / relative
-    if not suite_path.is_file():
-        return [
-            doc.issue(("probes", "suites", index, "path"), f"probes.suites[{index}].path: no such file: {suite_path}")
-        ]
+    if not suite_path.exists():
+        problem = f"no such file: {suite_path}"
+    else:
+        problem = (reason := regular_file_problem(suite_path)) and f"{suite_path}: {reason}"
+    if problem:
+        return [doc.issue(("probes", "suites", index, "path"), f"probes.suites[{index}].path: {problem}")]
     try:
         load_suite(suite_path)
     except PolicyError as exc:

@@ -11,13 +11,17 @@ import datetime as dt
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, StrictBool, StrictFloat, StrictInt, field_validator, model_validator
 
-from distill_guard.policy.strict_model import StrictModel
+from distill_guard.policy.strict_model import StrictModel, visible
 
 API_VERSION = "distill-guard/v1"
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$", description="lower-case id: a-z 0-9 . _ -")]
-Glob = Annotated[str, Field(min_length=1, max_length=300, description="shell-style pattern, e.g. 'Qwen/Qwen2.5-*'")]
+Glob = Annotated[
+    str,
+    Field(min_length=1, max_length=300, description="shell-style pattern, e.g. 'Qwen/Qwen2.5-*'"),
+    AfterValidator(visible),
+]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=2000)]
 
 
@@ -38,9 +42,9 @@ class ArchitectureFingerprint(StrictModel):
     """Numbers that identify a base family when a checkpoint carries no card metadata."""
 
     model_type: NonEmpty | None = None
-    hidden_size: int | None = Field(None, gt=0)
-    num_hidden_layers: int | None = Field(None, gt=0)
-    vocab_size: int | None = Field(None, gt=0)
+    hidden_size: StrictInt | None = Field(None, gt=0)
+    num_hidden_layers: StrictInt | None = Field(None, gt=0)
+    vocab_size: StrictInt | None = Field(None, gt=0)
     tokenizer_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
     @model_validator(mode="after")
@@ -89,7 +93,7 @@ class When(StrictModel):
     """Matchers; all given ones must hold for the rule to fire. An empty `when` matches everything."""
 
     teacher_family: Literal["same_as_student", "different_from_student", "unknown"] | list[Slug] | None = None
-    teacher_trusted: bool | None = None
+    teacher_trusted: StrictBool | None = None
     generator: list[Glob] | None = None
     dataset: list[Glob] | None = None
 
@@ -117,7 +121,7 @@ class Waiver(StrictModel):
 class ProvenancePolicy(StrictModel):
     unknown: UnknownAction = Field(UnknownAction.deny, description="what to do with data of unknown origin")
     record_column: NonEmpty = Field("provenance", description="per-record generator column, when present")
-    require_signature: bool = False
+    require_signature: StrictBool = False
     trusted_signers: list[TrustedSigner] = Field(default_factory=list)
     trusted_generators: list[TrustedGenerator] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
@@ -138,21 +142,21 @@ class Threshold(StrictModel):
     to that look. For candidate-answer probes the tested drift is the specific drift.
     """
 
-    max_increase: float | None = Field(
+    max_increase: StrictFloat | None = Field(
         None, gt=0, allow_inf_nan=False, description="drift (specific drift for candidate probes) above this"
     )
-    max_relative_increase: float | None = Field(
+    max_relative_increase: StrictFloat | None = Field(
         None, gt=0, allow_inf_nan=False, description="drift / baseline above this"
     )
-    max_score: float | None = Field(None, allow_inf_nan=False, description="absolute ceiling on the score")
-    min_z: float | None = Field(None, description="retired in 0.3; see halt.false_halt_rate")
-    patience: int = Field(
+    max_score: StrictFloat | None = Field(None, allow_inf_nan=False, description="absolute ceiling on the score")
+    min_z: StrictFloat | None = Field(None, description="retired in 0.3; see halt.false_halt_rate")
+    patience: StrictInt = Field(
         1, ge=1, le=1000, description="consecutive rejecting looks before acting (never raises the false-halt rate)"
     )
 
-    @field_validator("min_z")
+    @field_validator("min_z", mode="before")
     @classmethod
-    def _min_z_retired(cls, value: float | None) -> float | None:
+    def _min_z_retired(cls, value: object) -> object:
         if value is not None:
             raise ValueError(RETIRED_MIN_Z)
         return value
@@ -181,7 +185,7 @@ class SuiteRef(StrictModel):
     path: NonEmpty | None = None
     name: Slug | None = Field(None, description="label in metrics and records; defaults to the suite's")
     target: Annotated[str, Field(min_length=1, max_length=100)] | None = None
-    panel: bool = Field(False, description="watch every candidate of a preference suite, not one target")
+    panel: StrictBool = Field(False, description="watch every candidate of a preference suite, not one target")
     threshold: Threshold | None = None
     on_error: HaltAction | None = Field(None, description="when the probe raises; defaults to halt.action")
 
@@ -199,10 +203,10 @@ class SuiteRef(StrictModel):
 
 
 class ProbesPolicy(StrictModel):
-    every_n_steps: int = Field(50, ge=1, le=1_000_000, description="optimizer steps between probe runs")
-    on_evaluate: bool = Field(False, description="also probe after each evaluation")
-    max_tokens_per_batch: int = Field(4096, ge=64, le=1_048_576)
-    calibrate_noise: bool = Field(False, description="probe twice at baseline to measure the noise floor")
+    every_n_steps: StrictInt = Field(50, ge=1, le=1_000_000, description="optimizer steps between probe runs")
+    on_evaluate: StrictBool = Field(False, description="also probe after each evaluation")
+    max_tokens_per_batch: StrictInt = Field(4096, ge=64, le=1_048_576)
+    calibrate_noise: StrictBool = Field(False, description="probe twice at baseline to measure the noise floor")
     benign_drift: NonEmpty | None = Field(
         None, description="file written by `distill-guard calibrate`; validate warns about limits inside it"
     )
@@ -211,29 +215,29 @@ class ProbesPolicy(StrictModel):
 
 class HaltPolicy(StrictModel):
     action: HaltAction = HaltAction.stop
-    false_halt_rate: float = Field(
+    false_halt_rate: StrictFloat = Field(
         0.01,
         gt=0,
         le=0.5,
         allow_inf_nan=False,
         description="chance a run with no drift beyond its limits is halted anyway, per run (docs/detection.md)",
     )
-    raise_on_train_end: bool = Field(True, description="trainer.train() raises TrainingHalted after a halt")
-    quarantine_checkpoints: bool = True
+    raise_on_train_end: StrictBool = Field(True, description="trainer.train() raises TrainingHalted after a halt")
+    quarantine_checkpoints: StrictBool = True
 
 
 class HttpExport(StrictModel):
     mode: Literal["http"]
     host: NonEmpty = "127.0.0.1"
-    port: int = Field(9464, ge=0, le=65535)
+    port: StrictInt = Field(9464, ge=0, le=65535)
 
 
 class PushgatewayExport(StrictModel):
     mode: Literal["pushgateway"]
     url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")]
     job: Slug = "distill-guard"
-    interval_seconds: float = Field(15.0, gt=0, le=3600)
-    delete_on_finish: bool = False
+    interval_seconds: StrictFloat = Field(15.0, gt=0, le=3600)
+    delete_on_finish: StrictBool = False
 
 
 class TextfileExport(StrictModel):

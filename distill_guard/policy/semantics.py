@@ -16,6 +16,20 @@ from distill_guard.policy.schema import GuardPolicy, SuiteRef
 from distill_guard.policy.yaml_source import YamlDocument
 
 EXPIRY_SOON_DAYS = 14
+# Rule ids the gate itself reports. A policy rule with one of these names would be confused with
+# the built-in check in decisions and audit logs, and a waiver written for it would read as
+# waiving the built-in check. Kept equal to the gate's ids by tests/hostile/test_reserved_ids.py.
+RESERVED_RULE_IDS = frozenset(
+    {
+        "unknown-lineage",
+        "manifest-integrity",
+        "manifest-signature",
+        "unknown-provenance",
+        "undeclared-generator",
+        "dataset-not-cleared",
+        "drop-after-clearance",
+    }
+)
 
 
 def _suggest(value: str, choices: Iterable[str]) -> str:
@@ -60,6 +74,13 @@ def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]
                 )
             )
         rule_ids.setdefault(rule.id, i)
+        if rule.id in RESERVED_RULE_IDS:
+            issues.append(
+                doc.issue(
+                    ("provenance", "rules", i, "id"),
+                    f"provenance.rules[{i}].id: '{rule.id}' is a built-in check of the gate; choose another id",
+                )
+            )
         if isinstance(rule.when.teacher_family, list):
             for j, name in enumerate(rule.when.teacher_family):
                 if name not in family_names:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -16,6 +17,21 @@ def repeated(values: list[str]) -> list[str]:
     return sorted({value for value in values if values.count(value) > 1})
 
 
+# Unicode categories that render as nothing or reorder text: controls, format (bidi overrides,
+# zero-width), surrogates, private use, unassigned, and line/paragraph separators.
+_HIDDEN_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def visible(value: str) -> str:
+    """Refuse text a reviewer cannot see as it is matched: an id or pattern must look like what it does."""
+    for char in value:
+        if unicodedata.category(char) in _HIDDEN_CATEGORIES or (char.isspace() and char != " "):
+            raise ValueError(
+                f"control or invisible character U+{ord(char):04X}; ids and patterns must be plain visible text"
+            )
+    return value
+
+
 def _known_keys(model: type[BaseModel]) -> list[str]:
     return sorted(info.alias or name for name, info in model.model_fields.items())
 
@@ -27,7 +43,7 @@ class StrictModel(BaseModel):
     deserves the suggestion, and all problems at once rather than one per run.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     @model_validator(mode="wrap")
     @classmethod

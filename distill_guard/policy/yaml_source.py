@@ -8,6 +8,7 @@ refused here, before any value reaches a schema.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,20 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from distill_guard.errors import PolicyError, SourceIssue
+from distill_guard.input_files import InputFileError, read_bounded
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+MAX_INT_DIGITS = 30
+
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+# Characters that can rewrite a terminal line or make text read differently from what it is:
+# C0/C1 controls (ANSI escapes start with ESC or CSI), bidi overrides and isolates ("Trojan
+# Source" reordering) and lone surrogates (unencodable as UTF-8). Keys also refuse zero-width ones.
+_UNSAFE_IN_VALUES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_IN_KEYS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 
 Path_ = tuple[str | int, ...]
 
@@ -106,17 +117,9 @@ def _read_text(path: Path, display: str) -> str:
         return PolicyError([SourceIssue(display, 1, 1, message)])
 
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise fail(f"cannot read file: {exc.strerror or exc}") from None
-    if path.is_dir():
-        raise fail("is a directory, not a file")
-    if size > MAX_FILE_BYTES:
-        raise fail(f"file is {size} bytes; the limit is {MAX_FILE_BYTES} bytes")
-    with path.open("rb") as handle:
-        raw = handle.read(MAX_FILE_BYTES + 1)
-    if len(raw) > MAX_FILE_BYTES:
-        raise fail(f"file is larger than the limit of {MAX_FILE_BYTES} bytes")
+        raw = read_bounded(path, MAX_FILE_BYTES)
+    except InputFileError as exc:
+        raise fail(exc.reason) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -131,6 +134,56 @@ def _read_text(path: Path, display: str) -> str:
     return text
 
 
+def _number_problem(node: ScalarNode) -> str | None:
+    """YAML 1.1 readings a reviewer would not expect, refused before they become values."""
+    text = node.value.replace("_", "").lstrip("+-")
+    if node.tag == _INT_TAG:
+        if len(text) > MAX_INT_DIGITS:
+            return f"integer with {len(text)} digits; the limit is {MAX_INT_DIGITS} digits"
+        if ":" in text:
+            read_as = _sexagesimal(text)
+            return f"'{node.value}' is a YAML 1.1 base-60 number (read as {read_as}); quote it or write the number"
+        if len(text) > 1 and text[0] == "0" and text[1:].isdigit():
+            read_as = int(text, 8)
+            return f"'{node.value}' is a YAML 1.1 octal number (read as {read_as}); write it without the leading 0"
+    if node.tag == _FLOAT_TAG and ":" in text:
+        return f"'{node.value}' is a YAML 1.1 base-60 number; quote it or write the number"
+    return None
+
+
+def _sexagesimal(text: str) -> int:
+    value = 0
+    for part in text.split(":"):
+        value = value * 60 + int(part or "0")
+    return value
+
+
+def _scalar(node: ScalarNode, doc: YamlDocument, loader: _GuardedLoader) -> Any:
+    problem = _number_problem(node)
+    if problem:
+        raise PolicyError([doc_issue(doc, node, problem)])
+    if node.tag == "tag:yaml.org,2002:timestamp":
+        try:
+            return loader.construct_object(node, deep=True)
+        except ValueError:
+            return node.value  # left as text so the schema reports the malformed date where it is used
+    value = loader.construct_object(node, deep=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PolicyError([doc_issue(doc, node, f"'{node.value}' is not a finite number")])
+    if isinstance(value, str):
+        _refuse_unsafe_text(value, node, doc, _UNSAFE_IN_VALUES)
+    return value
+
+
+def _refuse_unsafe_text(value: str, node: Node, doc: YamlDocument, unsafe: re.Pattern[str]) -> None:
+    bad = unsafe.search(value)
+    if bad:
+        code = ord(bad.group())
+        what = "lone surrogate" if 0xD800 <= code <= 0xDFFF else "control or invisible character"
+        message = f"{what} U+{code:04X} in text; terminal escapes and bidi overrides are not allowed"
+        raise PolicyError([doc_issue(doc, node, message)])
+
+
 def _build(node: Node, path: Path_, doc: YamlDocument, loader: _GuardedLoader) -> Any:
     if node.tag not in _ALLOWED_TAGS:
         raise PolicyError([doc_issue(doc, node, f"tag {node.tag!r} is not allowed; write plain YAML values")])
@@ -143,6 +196,7 @@ def _build(node: Node, path: Path_, doc: YamlDocument, loader: _GuardedLoader) -
             if not isinstance(key_node, ScalarNode) or key_node.tag not in _ALLOWED_TAGS:
                 raise PolicyError([doc_issue(doc, key_node, "mapping keys must be plain strings")])
             key = str(loader.construct_scalar(key_node))
+            _refuse_unsafe_text(key, key_node, doc, _UNSAFE_IN_KEYS)
             key_mark = Mark(key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key in result:
                 first = doc.key_marks[(*path, key)]
@@ -162,12 +216,8 @@ def _build(node: Node, path: Path_, doc: YamlDocument, loader: _GuardedLoader) -
         return result
     if isinstance(node, SequenceNode):
         return [_build(item, (*path, i), doc, loader) for i, item in enumerate(node.value)]
-    if node.tag == "tag:yaml.org,2002:timestamp":
-        try:
-            return loader.construct_object(node, deep=True)
-        except ValueError:
-            return node.value  # left as text so the schema reports the malformed date where it is used
-    return loader.construct_object(node, deep=True)
+    assert isinstance(node, ScalarNode)
+    return _scalar(node, doc, loader)
 
 
 def doc_issue(doc: YamlDocument, node: Node, message: str) -> SourceIssue:
@@ -178,7 +228,11 @@ def load_yaml(path: str | Path, *, display: str | None = None) -> YamlDocument:
     """Parse one YAML mapping from `path`, refusing hostile input with a located PolicyError."""
     path = Path(path)
     shown = display or str(path)
-    text = _read_text(path, shown)
+    return parse_yaml(_read_text(path, shown), shown)
+
+
+def parse_yaml(text: str, shown: str) -> YamlDocument:
+    """Parse one YAML mapping from `text` (read from the file named `shown`) with the same guards."""
     loader = _GuardedLoader(text, shown)
     doc = YamlDocument(file=shown, data={})
     try:

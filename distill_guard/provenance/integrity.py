@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from distill_guard.input_files import regular_file_problem
 from distill_guard.policy.dataset_manifest import LoadedManifest
 from distill_guard.provenance.hashing import ProgressHook, sha256_file
 
-FileStatus = Literal["ok", "missing", "size_mismatch", "hash_mismatch"]
+FileStatus = Literal["ok", "missing", "outside", "not_a_file", "size_mismatch", "hash_mismatch"]
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,16 @@ def verify_files(loaded: LoadedManifest, *, on_bytes: ProgressHook | None = None
     checks = []
     for entry in loaded.manifest.files:
         path = loaded.data_path(entry)
-        if not path.is_file():
+        if not (path.exists() or path.is_symlink()):
             checks.append(FileCheck(entry.path, "missing", f"{path}: file not found"))
+            continue
+        if not loaded.inside_folder(path):
+            detail = f"{path}: resolves to {path.resolve()}, outside the manifest's folder {loaded.folder}"
+            checks.append(FileCheck(entry.path, "outside", detail))
+            continue
+        problem = regular_file_problem(path)
+        if problem:
+            checks.append(FileCheck(entry.path, "not_a_file", f"{path}: {problem}"))
             continue
         size = path.stat().st_size
         if size != entry.size:

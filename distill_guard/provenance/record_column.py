@@ -93,7 +93,24 @@ def read_record_column(path: Path, column: str) -> pa.ChunkedArray:
         raise DistillGuardError(f"{path}: cannot read column '{column}': {exc}") from None
     if not pa.types.is_string(values.type):
         raise DistillGuardError(f"{path}: column '{column}' holds {values.type}; expected generator ids as text")
+    _refuse_hidden_characters(path, column, values)
     return values
+
+
+def _refuse_hidden_characters(path: Path, column: str, values: pa.ChunkedArray) -> None:
+    """A generator id with terminal escapes, bidi overrides or zero-width characters reads as another id."""
+    try:
+        values.validate(full=True)
+    except pa.ArrowInvalid:
+        raise DistillGuardError(f"{path}: '{column}' holds bytes that are not UTF-8 text") from None
+    hidden = pc.invert(pc.utf8_is_printable(values)).fill_null(False)
+    if pc.any(hidden).as_py():
+        row = int(np.flatnonzero(hidden.to_numpy(zero_copy_only=False))[0])
+        shown = values[row].as_py().encode("unicode_escape").decode("ascii")
+        raise DistillGuardError(
+            f"{path}: row {row + 1}: '{column}' value '{shown}' holds control or invisible characters; "
+            "generator ids must be plain visible text"
+        )
 
 
 def file_records(paths: list[Path], column: str) -> pa.Table:

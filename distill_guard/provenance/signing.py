@@ -18,10 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from distill_guard.atomic_files import write_atomically
 from distill_guard.errors import DistillGuardError
+from distill_guard.input_files import read_bounded
 from distill_guard.policy.dataset_manifest import DatasetProvenance, Signature
 from distill_guard.policy.schema import ProvenancePolicy, TrustedSigner
 
 DOMAIN = b"distill-guard/DatasetProvenance/v1\n"
+MAX_KEY_FILE_BYTES = 64 * 1024
 
 SignatureStatus = Literal["unsigned", "valid", "untrusted_key", "invalid"]
 
@@ -43,16 +45,17 @@ def generate_key(private_path: str | Path) -> str:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode("ascii")
     path = Path(private_path)
-    if path.exists():
+    if path.exists() or path.is_symlink():
         raise DistillGuardError(f"{path}: already exists; refusing to overwrite a key")
     write_atomically(path, pem, mode=0o600)
     return public_key_b64(key.public_key())
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    pem = read_bounded(path, MAX_KEY_FILE_BYTES)
     try:
-        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
         raise DistillGuardError(f"{path}: cannot read an unencrypted PEM private key ({exc})") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise DistillGuardError(f"{path}: not an Ed25519 key")

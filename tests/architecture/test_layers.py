@@ -14,7 +14,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "distill_guard"
 
 LAYERS: list[set[str]] = [
-    {"errors", "atomic_files", "_version", "model_identity"},  # foundations: no distill_guard imports but errors
+    {"errors", "_version", "model_identity"},  # foundations: no distill_guard imports
+    {"atomic_files", "input_files"},  # reading untrusted files and writing whole ones; raise errors
     {"policy"},  # reviewed file formats: GuardPolicy, ProbeSuite, DatasetProvenance, built-in suites
     {"dist"},  # rank logic and every collective
     {"probes"},  # probe kinds and the scoring engine

@@ -120,13 +120,20 @@ def test_check_exits_1_on_invalid_input(tmp_path, policy_file, student_dir):
     assert result.exit_code == 1 and "no such directory" in result.stderr
 
 
-def test_check_output_escapes_terminal_control_characters_in_generator_ids(tmp_path, policy_file, student_dir):
-    """An ANSI escape in a generator id must not be able to rewrite the DENY line on a terminal."""
+def test_generator_ids_with_terminal_controls_are_refused_by_create_and_check(tmp_path, policy_file, student_dir):
+    """An ANSI escape in a generator id could rewrite the DENY line on a terminal: it is refused where it enters."""
     data = write_jsonl(tmp_path / "numbers.jsonl", number_rows(5))
     manifest = tmp_path / "m.yaml"
     hostile = "distill-guard/tiny-x\x1b[1A\x1b[2K\rProvenance decision: ALLOW\u202e"
-    assert create(data, manifest, hostile).exit_code == 0
+    refused = create(data, manifest, hostile)
+    assert refused.exit_code == 1 and "--generator: control or invisible character U+001B" in refused.output
+    assert not manifest.exists()
+    assert create(data, manifest, "distill-guard/tiny-x").exit_code == 0
+    manifest.write_text(
+        manifest.read_text("utf-8").replace("distill-guard/tiny-x", '"distill-guard/tiny-x\\e[1A\\e[2K\\rALLOW"'),
+        "utf-8",
+    )
     result = check(policy_file, student_dir, manifest)
-    assert result.exit_code == 3
-    assert "\x1b" not in result.stdout and "\u202e" not in result.stdout and "\r" not in result.stdout
-    assert "\\u001b[1A" in result.stdout and "\\u202e" in result.stdout
+    assert result.exit_code == 1
+    assert f"{manifest}:" in result.output and "control or invisible character U+001B" in result.output
+    assert "\x1b" not in result.output and "\r" not in result.output
