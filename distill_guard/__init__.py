@@ -14,6 +14,9 @@ from distill_guard.drift.halt_record import (
     read_quarantine_marker,
 )
 from distill_guard.errors import DistillGuardError, PolicyError, ProvenanceDenied, TrainingHalted
+from distill_guard.policy.probe_suite import LoadedSuite
+from distill_guard.probes.kinds import ProbeScorer, Resumable, WholeModelScorer
+from distill_guard.probes.kinds.registry import probe_kind, register_probe_kind
 from distill_guard.probes.result import ProbeResult
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance
@@ -28,10 +31,16 @@ __all__ = [
     "DistillGuardError",
     "DriftReport",
     "HaltRecord",
+    "LoadedSuite",
     "PolicyError",
     "ProbeResult",
+    "ProbeScorer",
     "ProvenanceDenied",
+    "Resumable",
     "TrainingHalted",
+    "WholeModelScorer",
     "__version__",
+    "probe_kind",
     "read_quarantine_marker",
+    "register_probe_kind",
 ]

@@ -19,6 +19,7 @@ import distill_guard.dist as dist
 from distill_guard.atomic_files import write_json_atomically
 from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME, HaltRecord, quarantine_marker
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
+from distill_guard.drift.resume import resumed_halt
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
 from distill_guard.export.telemetry import Telemetry
 from distill_guard.model_identity import weights_digest
@@ -116,7 +117,22 @@ class DistillGuard(TrainerCallback, ExportableState):
         """
         if teacher is not None:
             validate_checkpoint_folder(Path(teacher))
-        clearance = self.gate.clear_dataset(dataset, manifest, teacher=teacher)
+        return self._record(self.gate.clear_dataset(dataset, manifest, teacher=teacher))
+
+    def load_dataset(
+        self, manifest: str | Path | Sequence[str | Path], *, teacher: str | Path | None = None
+    ) -> Clearance:
+        """Build the dataset from the manifests' verified files only, then clear it as `clear_dataset` does.
+
+        Raises ProvenanceDenied when the policy refuses the data, DistillGuardError naming a file that
+        is missing, changed since the manifest, outside its folder or not a row file (JSON Lines,
+        Parquet, CSV), and CheckpointError for a teacher folder that cannot be read safely.
+        """
+        if teacher is not None:
+            validate_checkpoint_folder(Path(teacher))
+        return self._record(self.gate.load_dataset(manifest, teacher=teacher))
+
+    def _record(self, clearance: Clearance) -> Clearance:
         self.last_decision = clearance.decision
         self.telemetry.decision(clearance.decision, moment="clear_dataset")
         if not clearance.decision.allowed:
@@ -218,6 +234,10 @@ class DistillGuard(TrainerCallback, ExportableState):
             policy_file=str(self.loaded.path),
             world_size=dist.world_size(),
         )
+        if not self.tripped:
+            checkpoints = (args.resume_from_checkpoint, self._out(args) / f"checkpoint-{state.global_step}")
+            found = resumed_halt(state.stateful_callbacks, type(self).__name__, state.global_step, checkpoints)
+            self.halt_record = found or self.halt_record
         if self.tripped:
             self._refuse_or_acknowledge_resume(state)
         self._gate_at_train_begin(state, kwargs)
@@ -245,8 +265,15 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.halt_record = None
 
     def _gate_at_train_begin(self, state: TrainerState, kwargs: dict[str, Any]) -> None:
-        dataset = getattr(kwargs.get("train_dataloader"), "dataset", None)
-        decision = self.gate.check_at_train_begin(dataset, kwargs["model"])
+        dataloader = kwargs.get("train_dataloader")
+        tokenizer = kwargs.get("processing_class")
+        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+        decision = self.gate.check_at_train_begin(
+            getattr(dataloader, "dataset", None),
+            kwargs["model"],
+            collate_fn=getattr(dataloader, "collate_fn", None),
+            special_ids=getattr(tokenizer, "all_special_ids", None) or (),
+        )
         self.last_decision = decision
         self.telemetry.decision(decision, moment="train_begin", step=state.global_step)
         denied = dist.first_reported(None if decision.allowed else decision)

@@ -12,11 +12,13 @@ from rich.console import Console
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
 from distill_guard.export.audit import AuditLog
+from distill_guard.input_files import regular_file_problem
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
 from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
+from distill_guard.provenance.file_rows import ROW_FILE_SUFFIXES, concat_rows, parse_rows
 from distill_guard.provenance.gate import ProvenanceGate
-from distill_guard.provenance.record_column import file_records
+from distill_guard.provenance.record_column import RECORD_FILE_SUFFIXES, read_record_column
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -48,9 +50,14 @@ def check(
         loaded = load_policy(policy)
         gate = ProvenanceGate(loaded, student=student, today=as_of)
         manifests = [load_manifest(m) for m in manifest]
-        # Files outside their manifest's folder are never read (the gate denies them by name).
+        # Files outside their manifest's folder, and FIFOs or devices, are never read (the gate
+        # denies them by name); the gate re-hashes the rest and binds these rows to them.
         data_files = [p for m in manifests for f in m.manifest.files if m.inside_folder(p := m.data_path(f))]
-        records = file_records(data_files, loaded.policy.provenance.record_column)
+        readable = [p for p in data_files if p.suffix in ROW_FILE_SUFFIXES and regular_file_problem(p) is None]
+        for path in readable:  # generator ids that are not plain text are refused naming the file
+            if path.suffix in RECORD_FILE_SUFFIXES:
+                read_record_column(path, loaded.policy.provenance.record_column)
+        records = concat_rows([parse_rows(p, p.suffix, p) for p in readable])
         decision = gate.clear_dataset(records, manifest=manifest, teacher=teacher).decision
     except (PolicyError, DistillGuardError) as exc:
         err.print(str(exc), markup=False)

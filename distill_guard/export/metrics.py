@@ -13,6 +13,9 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+from distill_guard.drift.assess import DriftReport
+from distill_guard.probes.result import ProbeResult
+
 PROBE_LABELS = ("run", "probe", "trait")
 PROBE_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -23,8 +26,8 @@ class GuardMetrics:
 
     Example:
         metrics = GuardMetrics("owl-distill-3")
-        metrics.observe_probe(probe="animal-preference", trait="owl", score=0.31, baseline=0.12,
-                              drift=0.19, zscore=6.2, threshold=0.17, duration_seconds=1.4)
+        metrics.observe_probe(baseline_result)                  # the baseline: drift 0, no threshold
+        metrics.observe_probe(result, assess(baseline_result, result, threshold, step=50))
     """
 
     def __init__(self, run: str, *, clock: Callable[[], float] = time.time) -> None:
@@ -103,25 +106,21 @@ class GuardMetrics:
                 raise ValueError(f"{name!r} cannot be a run_info label")
         self._run_info.labels(run=self.run).info({name: str(value) for name, value in labels.items()})
 
-    def observe_probe(
-        self,
-        *,
-        probe: str,
-        trait: str | None,
-        score: float,
-        baseline: float,
-        drift: float,
-        zscore: float,
-        threshold: float | None,
-        duration_seconds: float,
-    ) -> None:
-        """Record one probe evaluation. NaN and inf pass through unchanged: a broken probe must show.
+    def observe_probe(self, result: ProbeResult, report: DriftReport | None = None) -> None:
+        """Record one probe evaluation: `result` as measured, `report` its comparison with the baseline.
 
-        `threshold` is in score units (the score at which the tightest limit is crossed), so
-        dashboards and alerts compare it with `score`; None removes the probe's threshold series.
+        Without a report, `result` is the baseline itself (drift 0, no threshold series yet).
+        NaN and inf pass through unchanged: a broken probe must show. The threshold is in score
+        units (the score at which the tightest limit is crossed), so dashboards and alerts compare
+        it with the score; a report without a limit removes the probe's threshold series.
         """
-        labels = self._probe_labels(probe, trait)
-        self._score.labels(**labels).set(score)
+        labels = self._probe_labels(result.suite, result.trait)
+        if report is None:
+            baseline, drift, zscore, threshold = result.score, 0.0, 0.0, None
+        else:
+            baseline, drift, zscore, threshold = report.baseline, report.drift, report.z, report.limit
+        # A panel's report follows the candidate that rose most; for any other probe it is result.score.
+        self._score.labels(**labels).set(result.score if report is None else report.score)
         self._baseline.labels(**labels).set(baseline)
         self._drift.labels(**labels).set(drift)
         self._zscore.labels(**labels).set(zscore)
@@ -130,7 +129,7 @@ class GuardMetrics:
         else:
             self._threshold.labels(**labels).set(threshold)
         self._last_run.labels(**labels).set(self._clock())
-        self._duration.labels(**labels).observe(duration_seconds)
+        self._duration.labels(**labels).observe(result.duration_seconds)
         # Born at 0 so that increase() sees the first breach of this probe.
         self._breaches.labels(**labels)
 

@@ -84,7 +84,8 @@ class Telemetry:
 
     def baseline(self, result: ProbeResult, *, noise_floor: float, step: int) -> None:
         self.event("baseline", step=step, probe=result.suite, result=result.to_json(), noise_floor=noise_floor)
-        self._observe(result, score=result.score, baseline=result.score, drift=0.0, z=0.0, limit=None)
+        if self.metrics is not None:
+            self.metrics.observe_probe(result)
 
     def evaluation(self, result: ProbeResult | None, report: DriftReport) -> None:
         """Export one probe evaluation (result is None when the probe failed) and count breaches.
@@ -95,9 +96,7 @@ class Telemetry:
         if self.metrics is None:
             return
         if result is not None:
-            self._observe(
-                result, score=report.score, baseline=report.baseline, drift=report.drift, z=report.z, limit=report.limit
-            )
+            self.metrics.observe_probe(result, report)
             movers = list(report.movers) or (
                 [(report.trait or "", report.specific)] if report.specific is not None else []
             )
@@ -105,21 +104,6 @@ class Telemetry:
                 self.metrics.observe_specific(probe=report.probe, movers=movers)
         if report.breached:
             self.metrics.record_breach(probe=report.probe, trait=result.trait if result else report.trait)
-
-    def _observe(
-        self, result: ProbeResult, *, score: float, baseline: float, drift: float, z: float, limit: float | None
-    ) -> None:
-        if self.metrics is not None:
-            self.metrics.observe_probe(
-                probe=result.suite,
-                trait=result.trait,
-                score=score,
-                baseline=baseline,
-                drift=drift,
-                zscore=z,
-                threshold=limit,
-                duration_seconds=result.duration_seconds,
-            )
 
     def halted(self, record: HaltRecord) -> None:
         self.event("halt" if record.action == "stop" else "breach_warning", step=record.step, record=record.to_json())

@@ -105,6 +105,15 @@ def explain(loaded: LoadedPolicy) -> str:
     )
     if not prov.trusted_generators:
         out.append("- No generator is trusted.")
+    out.extend(
+        f"- Generators matching `{t.match}` are stated to be of family `{t.family}`." for t in prov.teacher_families
+    )
+    if prov.trust_unsigned_claims:
+        out.append("- Unsigned family claims (manifests, model cards, adapter configs) can show another family.")
+    else:
+        out.append(
+            "- Only this policy or a manifest signed by a trusted signer can show a teacher is of another family."
+        )
     out.extend(f"- Waiver of `{w.rule}` for dataset `{w.dataset}` until {w.expires}: {w.reason}" for w in prov.waivers)
 
     out.append("\n## Which probes run, how often")

@@ -6,12 +6,15 @@ It is loaded with the same hostile-YAML guard and located validation as policies
 
 from __future__ import annotations
 
+import functools
+import operator
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, create_model, field_validator, model_validator
 
-from distill_guard.errors import PolicyError, SourceIssue
+from distill_guard.errors import DistillGuardError, PolicyError, SourceIssue
 from distill_guard.policy.builtin_suites import BUILTIN_PREFIX, BUILTIN_SUITES
 from distill_guard.policy.documents import parse_document
 from distill_guard.policy.schema import Metadata
@@ -172,6 +175,40 @@ class PythonSpec(StrictModel):
 
 ProbeSpec = Annotated[PreferenceSpec | ChoiceSpec | ActivationSpec | PythonSpec, Field(discriminator="kind")]
 
+# `spec.kind` -> the schema of that kind's spec. The built-in kinds are reviewed formats of this layer;
+# a user kind adds its schema here (through `register_probe_kind`) so its suite files validate alike.
+_SPEC_SCHEMAS: dict[str, type[BaseModel]] = {
+    "preference": PreferenceSpec,
+    "choice": ChoiceSpec,
+    "activation": ActivationSpec,
+    "python": PythonSpec,
+}
+
+
+def spec_kind(schema: type[BaseModel]) -> str:
+    """The kind name a spec schema declares: its `kind` field, typed `Literal["NAME"]`."""
+    field = schema.model_fields.get("kind")
+    values = typing.get_args(field.annotation) if field is not None else ()
+    if field is None or typing.get_origin(field.annotation) is not Literal or len(values) != 1:
+        raise DistillGuardError(f"{schema.__qualname__}: a probe spec needs a field `kind: Literal['NAME']`")
+    kind = values[0]
+    if not isinstance(kind, str) or not kind:
+        raise DistillGuardError(f"{schema.__qualname__}: the probe kind name must be a non-empty string")
+    return kind
+
+
+def register_suite_spec(schema: type[BaseModel]) -> str:
+    """Let suite files use `spec.kind: NAME`, validated by `schema`; a name never changes its schema."""
+    kind = spec_kind(schema)
+    known = _SPEC_SCHEMAS.get(kind)
+    if known is not None and known is not schema:
+        raise DistillGuardError(
+            f"probe kind '{kind}' is already registered with schema {known.__module__}.{known.__qualname__}; "
+            "choose another kind name"
+        )
+    _SPEC_SCHEMAS[kind] = schema
+    return kind
+
 
 class ProbeSuite(StrictModel):
     api_version: Literal["distill-guard/v1"] = Field(alias="apiVersion")
@@ -181,6 +218,19 @@ class ProbeSuite(StrictModel):
         None, description="start from a built-in suite's spec; keys given in `spec` replace its keys"
     )
     spec: ProbeSpec
+
+
+@functools.cache
+def _suite_schema(schemas: tuple[type[BaseModel], ...]) -> type[ProbeSuite]:
+    """ProbeSuite whose `spec` is any of `schemas`, told apart by `kind` (an unknown kind is a located error)."""
+    union = functools.reduce(operator.or_, schemas)
+    spec = (Annotated[union, Field(discriminator="kind")], ...)
+    return create_model("ProbeSuite", __base__=ProbeSuite, spec=spec)
+
+
+def suite_schema() -> type[ProbeSuite]:
+    """The suite file schema for the kinds registered now (built-in and user)."""
+    return _suite_schema(tuple(_SPEC_SCHEMAS.values()))
 
 
 class LoadedSuite:
@@ -195,7 +245,8 @@ class LoadedSuite:
         return self.suite.metadata.name
 
     @property
-    def spec(self) -> PreferenceSpec | ChoiceSpec | ActivationSpec | PythonSpec:
+    def spec(self) -> Any:
+        """The validated spec: an instance of its kind's registered schema."""
         return self.suite.spec
 
 
@@ -203,7 +254,7 @@ def load_suite(path: str | Path, *, display: str | None = None) -> LoadedSuite:
     """Load and validate a suite file; raises PolicyError with every problem as FILE:LINE:COL."""
     doc = load_yaml(path, display=display)
     _apply_extends(doc)
-    suite = parse_document(doc, ProbeSuite)
+    suite = parse_document(doc, suite_schema())
     issues = _semantic_issues(suite, doc)
     if issues:
         raise PolicyError(issues)

@@ -89,6 +89,13 @@ class TrustedSigner(StrictModel):
     public_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{43}=$", description="Ed25519 raw key, base64")]
 
 
+class TeacherFamily(StrictModel):
+    """The policy's own statement of a generator's family: verified evidence, because a reviewer wrote it."""
+
+    match: Glob = Field(description="generator model ids this statement covers")
+    family: Slug = Field(description="family name from `families`")
+
+
 class When(StrictModel):
     """Matchers; all given ones must hold for the rule to fire. An empty `when` matches everything."""
 
@@ -122,8 +129,14 @@ class ProvenancePolicy(StrictModel):
     unknown: UnknownAction = Field(UnknownAction.deny, description="what to do with data of unknown origin")
     record_column: NonEmpty = Field("provenance", description="per-record generator column, when present")
     require_signature: StrictBool = False
+    trust_unsigned_claims: StrictBool = Field(
+        False,
+        description="let unsigned family claims (manifest base_model, generator ids, model cards, adapter "
+        "configs) show a teacher is of another family; off: only the policy or a trusted signer can",
+    )
     trusted_signers: list[TrustedSigner] = Field(default_factory=list)
     trusted_generators: list[TrustedGenerator] = Field(default_factory=list)
+    teacher_families: list[TeacherFamily] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     waivers: list[Waiver] = Field(default_factory=list)
 

@@ -27,6 +27,9 @@ RESERVED_RULE_IDS = frozenset(
         "unknown-provenance",
         "undeclared-generator",
         "dataset-not-cleared",
+        "dataset-not-from-manifest",
+        "dataset-transformed",
+        "batch-not-from-dataset",
         "drop-after-clearance",
     }
 )
@@ -63,6 +66,13 @@ def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]
         )
 
     prov = policy.provenance
+    for i, stated in enumerate(prov.teacher_families):
+        if stated.family not in family_names:
+            hint = _suggest(stated.family, family_names)
+            where = ("provenance", "teacher_families", i, "family")
+            issues.append(
+                doc.issue(where, f"provenance.teacher_families[{i}].family: no family named '{stated.family}'{hint}")
+            )
     rule_ids: dict[str, int] = {}
     for i, rule in enumerate(prov.rules):
         if rule.id in rule_ids:

@@ -1,7 +1,8 @@
 """A probe ready to run during training: one per `probes.suites` entry of a policy.
 
 `PreparedProbe.run` is the single entry point the callback and the CLI use. It hides the model's
-wrappers, the distributed sharding and the state the activation kind keeps from its baseline.
+wrappers, the distributed sharding and the state a kind keeps from its baseline (`Resumable`);
+which scorer a suite gets is the kind table's business (`kinds/registry.py`).
 """
 
 from __future__ import annotations
@@ -15,36 +16,16 @@ from torch import nn
 from distill_guard.dist import debug_collectives, gather_objects, require_equal_counts, shard_bounds
 from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import LoadedPolicy
-from distill_guard.policy.probe_suite import ActivationSpec, ChoiceSpec, LoadedSuite, PreferenceSpec, PythonSpec
+from distill_guard.policy.probe_suite import LoadedSuite
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.policy.semantics import suite_label
-from distill_guard.probes.kinds import ItemScorer
-from distill_guard.probes.kinds.activation import ActivationScorer
+from distill_guard.probes.kinds import ProbeScorer, Resumable, WholeModelScorer
 from distill_guard.probes.kinds.answers import AnswerScorer, ItemAnswers
-from distill_guard.probes.kinds.choice import choice_scorer
-from distill_guard.probes.kinds.preference import preference_scorer
-from distill_guard.probes.kinds.python_probe import PythonScorer
+from distill_guard.probes.kinds.preference import panel_from_suite
+from distill_guard.probes.kinds.registry import make_scorer
 from distill_guard.probes.model_access import counting_forwards, probing, unwrap
 from distill_guard.probes.result import ProbeResult
-from distill_guard.probes.suite_sources import load_suite_reference, resolve_function
-
-
-def make_scorer(loaded: LoadedSuite, target: str | None, *, panel: bool = False) -> ItemScorer | PythonScorer:
-    """The scorer for a suite's kind; `target` (from the policy) overrides the suite's default."""
-    spec = loaded.spec
-    if panel and not isinstance(spec, PreferenceSpec):
-        raise DistillGuardError(f"suite '{loaded.name}' is not a preference suite; only those can be a panel")
-    if isinstance(spec, PreferenceSpec):
-        return preference_scorer(spec, target, panel=panel)
-    if isinstance(spec, ChoiceSpec):
-        if target:
-            raise DistillGuardError(f"suite '{loaded.name}' is a choice suite and takes no target")
-        return choice_scorer(spec, loaded.name)
-    if isinstance(spec, ActivationSpec):
-        return ActivationScorer(spec, target)
-    assert isinstance(spec, PythonSpec)
-    function = resolve_function(spec.function, suite_dir=loaded.path.parent)
-    return PythonScorer(function, spec.function, target or spec.target, spec.is_probability)
+from distill_guard.probes.suite_sources import load_suite_reference
 
 
 class PreparedProbe:
@@ -54,7 +35,7 @@ class PreparedProbe:
         self.ref = ref
         self.suite = suite
         self.label = label or suite_label(ref)
-        self.scorer = make_scorer(suite, ref.target, panel=ref.panel)
+        self.scorer = panel_from_suite(suite) if ref.panel else make_scorer(suite, ref.target)
         self.kind: str = self.scorer.kind
         self.trait: str | None = self.scorer.trait
 
@@ -75,8 +56,8 @@ class PreparedProbe:
         if debug_collectives():
             require_equal_counts(f"probe '{self.label}'", [o[2] for o in outcomes])
         answers: list[ItemAnswers] = []
-        if isinstance(self.scorer, PythonScorer):
-            ids, scores = outcomes[0][1]  # every rank ran the user's function; rank 0's scores count
+        if isinstance(self.scorer, WholeModelScorer):
+            ids, scores = outcomes[0][1]  # every rank scored the whole model; rank 0's scores count
         else:
             ids = self.scorer.item_ids()
             scored = [s for o in outcomes for s in o[1]]
@@ -99,8 +80,8 @@ class PreparedProbe:
     def _guarded(self, model: nn.Module, tokenizer: Any, budget: int) -> tuple[str, Any]:
         """Score this rank's part; a failure is returned, not raised, so no rank is left waiting."""
         try:
-            if isinstance(self.scorer, PythonScorer):
-                return ("ok", self.scorer.run(model, tokenizer))
+            if isinstance(self.scorer, WholeModelScorer):
+                return ("ok", self.scorer.score_whole_model(model, tokenizer))
             return ("ok", self._score_shard(self.scorer, model, tokenizer, budget))
         except DistillGuardError as exc:
             return ("error", str(exc))
@@ -109,7 +90,7 @@ class PreparedProbe:
 
     @staticmethod
     def _score_shard(
-        scorer: ItemScorer, model: nn.Module, tokenizer: Any, budget: int
+        scorer: ProbeScorer, model: nn.Module, tokenizer: Any, budget: int
     ) -> list[float] | list[ItemAnswers]:
         """This rank's items, padded by repeating one so every rank runs the same forwards.
 
@@ -124,14 +105,14 @@ class PreparedProbe:
         return scorer.score(model, tokenizer, padded, max_tokens_per_batch=budget)[: len(local)]
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state (the activation direction) for trainer_state.json."""
-        state = self.scorer.state_dict() if isinstance(self.scorer, ActivationScorer) else {}
+        """JSON-serialisable state (e.g. the activation direction) for trainer_state.json."""
+        state = self.scorer.state_dict() if isinstance(self.scorer, Resumable) else {}
         return {"label": self.label, "kind": self.kind, **state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("kind", self.kind) != self.kind:
             raise DistillGuardError(f"probe '{self.label}': saved state is for a {state['kind']} probe")
-        if isinstance(self.scorer, ActivationScorer):
+        if isinstance(self.scorer, Resumable):
             self.scorer.load_state_dict({k: v for k, v in state.items() if k not in {"label", "kind"}})
 
 

@@ -55,7 +55,7 @@ def _frame(h: Any, tag: bytes, payload: bytes) -> None:
     h.update(tag + len(payload).to_bytes(8, "little") + payload)
 
 
-def _feed_array(h: Any, arr: pa.Array) -> None:
+def feed_array(h: Any, arr: pa.Array) -> None:
     """Hash an array's logical content; equal values give equal bytes whatever the buffer layout."""
     kind = arr.type
     _frame(h, b"T", str(kind).encode())
@@ -63,15 +63,15 @@ def _feed_array(h: Any, arr: pa.Array) -> None:
     if arr.null_count:
         _frame(h, b"V", np.packbits(arr.is_valid().to_numpy(zero_copy_only=False)).tobytes())
     if pa.types.is_dictionary(kind):
-        _feed_array(h, arr.dictionary_decode())
+        feed_array(h, arr.dictionary_decode())
     elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
         _frame(h, b"O", pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False).tobytes())
-        _feed_array(h, arr.flatten())
+        feed_array(h, arr.flatten())
     elif pa.types.is_fixed_size_list(kind):
-        _feed_array(h, arr.flatten())
+        feed_array(h, arr.flatten())
     elif pa.types.is_struct(kind):
         for child in arr.flatten():
-            _feed_array(h, child)
+            feed_array(h, child)
     elif (
         pa.types.is_string(kind)
         or pa.types.is_binary(kind)
@@ -96,7 +96,7 @@ def _arrow_digest(table_slice: Any, num_rows: int, names: list[str]) -> ContentD
     for start in range(0, num_rows, BATCH_ROWS):
         batch: pa.Table = table_slice(start, min(start + BATCH_ROWS, num_rows))
         for name in names:
-            _feed_array(hashers[name], batch.column(name).combine_chunks())
+            feed_array(hashers[name], batch.column(name).combine_chunks())
     return ContentDigest("arrow", num_rows, tuple(sorted((n, h.hexdigest()) for n, h in hashers.items())))
 
 

@@ -43,6 +43,18 @@ class DroppedRecords:
 
 
 @dataclass(frozen=True)
+class Check:
+    """One thing the gate verified or noted (a file hash, a signature, a row match); text only when printed."""
+
+    status: str
+    detail: str
+    subject: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.status:<14} {self.detail}"
+
+
+@dataclass(frozen=True)
 class LineageReport:
     subject: str
     families: tuple[str, ...]
@@ -67,7 +79,7 @@ class Decision:
     student: LineageReport | None = None
     teachers: tuple[LineageReport, ...] = ()
     dropped: tuple[DroppedRecords, ...] = ()
-    checks: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
 
     @property
     def allowed(self) -> bool:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import psutil
 
+from distill_guard.scenarios.demo import free_local_port
 from tests.conftest import REPO
 
 WORKER = Path(__file__).with_name("worker.py")
@@ -51,12 +51,6 @@ def _kill_launch(process: subprocess.Popen[str]) -> None:
             worker.kill()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def launch_ranks(
     workdir: Path,
     checkpoint: Path,
@@ -86,10 +80,9 @@ def launch_ranks(
     )
     program = Path(sys.executable).with_name(LAUNCHERS[launcher][0])
     options = [option.format(n=len(plans)) for option in LAUNCHERS[launcher][1:]]
-    command = [str(program), *options, str(free_port()), str(worker), str(scenario)]
+    command = [str(program), *options, str(free_local_port()), str(worker), str(scenario)]
     python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("DG_CONTROLLED_SCORES", None)
     process = subprocess.Popen(
         command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )

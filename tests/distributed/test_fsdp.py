@@ -9,7 +9,7 @@ import pytest
 
 from distill_guard import DistillGuard
 from distill_guard.scenarios import tiny_lm
-from tests.trainers.conftest import write_guard_policy
+from tests.support.policies import write_guard_policy
 
 from .launch import LaunchedRun, RankPlan, launch_ranks
 

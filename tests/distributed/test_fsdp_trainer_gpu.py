@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from distill_guard import TrainingHalted
-from tests.trainers.conftest import controlled, events, write_guard_policy
+from tests.support.controlled import controlled
+from tests.support.policies import write_guard_policy
+from tests.trainers.conftest import events
 
 from .launch import RankPlan, launch_ranks
 

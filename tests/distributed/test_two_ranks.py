@@ -16,7 +16,9 @@ from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from distill_guard.policy.load import load_policy
 from distill_guard.probes.prepared import prepare_probes
 from distill_guard.scenarios import tiny_lm
-from tests.trainers.conftest import TIGHT, controlled, events, read_metrics, write_guard_policy
+from tests.support.controlled import TIGHT, controlled
+from tests.support.policies import write_guard_policy
+from tests.trainers.conftest import events, read_metrics
 
 from .launch import LaunchedRun, RankPlan, launch_ranks
 

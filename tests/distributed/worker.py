@@ -1,6 +1,7 @@
 """One rank of a two-process guarded run, started by torchrun or accelerate launch (see launch.py).
 
-Every rank reads the scenario file, takes its own policy and planned probe scores, trains the
+Every rank reads the scenario file, takes its own policy and planned controlled-probe scores (handed to
+the registered `controlled` kind, tests/support/controlled.py), trains the
 integrations/examples/trainer.py run (on gloo unless the scenario's `training_args` say otherwise),
 and writes what happened to RESULTS/rank-N.json.
 """
@@ -17,6 +18,7 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from distill_guard import DistillGuardError, TrainingHalted, dist
+from tests.support.controlled import PLAN
 from tests.trainers.conftest import build_example
 
 
@@ -43,7 +45,7 @@ def main(scenario_file: Path) -> None:
     scenario = json.loads(scenario_file.read_text("utf-8"))
     rank = int(os.environ["RANK"])
     mine = scenario["ranks"][rank]
-    os.environ["DG_CONTROLLED_SCORES"] = json.dumps({"run": scenario_file.name, "rows": mine["scores"]})
+    PLAN.plan(mine["scores"])
     trainer = build_example(
         "trainer",
         Path(scenario["checkpoint"]),

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,55 +17,26 @@ from transformers import (
 )
 
 from distill_guard import DistillGuard
-
-HERE = Path(__file__).parent
-CONTROLLED_SUITE = HERE / "probes" / "controlled.yaml"
-
-
-def policy_text(
-    *,
-    unknown: str = "warn",
-    halt: str = "stop",
-    every: int = 2,
-    threshold: str = "{max_increase: 0.05, patience: 1}",
-    suite: str | None = None,
-    extra: str = "",
-    probes_extra: str = "",
-) -> str:
-    suite_line = suite or f"path: {CONTROLLED_SUITE}"
-    return f"""apiVersion: distill-guard/v1
-kind: GuardPolicy
-metadata: {{name: test-policy}}
-provenance:
-  unknown: {unknown}
-probes:
-  every_n_steps: {every}
-{probes_extra}  suites:
-    - {suite_line}
-      threshold: {threshold}
-halt:
-  action: {halt}
-{extra}"""
+from tests.support.controlled import PLAN
+from tests.support.policies import write_guard_policy
 
 
 @pytest.fixture
 def write_policy(tmp_path: Path) -> Callable[..., Path]:
-    def write(**options: Any) -> Path:
-        path = tmp_path / "policy.yaml"
-        path.write_text(policy_text(**options))
-        return path
+    """Write this test's policy to tmp_path/policy.yaml (options of tests.support.policies.guard_policy)."""
+
+    def write(suites: list[dict[str, Any]] | None = None, **options: Any) -> Path:
+        options.setdefault("name", "test-policy")
+        return write_guard_policy(tmp_path / "policy.yaml", suites, **options)
 
     return write
 
 
 @pytest.fixture
-def controlled_scores(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Any]], None]:
-    """Plan the controlled probe's scores: one entry per call (baseline first)."""
-
-    def plan(rows: list[Any]) -> None:
-        monkeypatch.setenv("DG_CONTROLLED_SCORES", json.dumps({"run": uuid.uuid4().hex, "rows": rows}))
-
-    return plan
+def controlled_scores() -> Iterator[Callable[[list[Any]], None]]:
+    """Plan the controlled probe's scores: one entry per call (baseline first); reset after the test."""
+    yield PLAN.plan
+    PLAN.reset()
 
 
 def text_dataset(tokenizer: Any, n: int = 32) -> Dataset:

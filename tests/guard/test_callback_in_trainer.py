@@ -11,6 +11,7 @@ from distill_guard import DistillGuard, PolicyError, TrainingHalted
 from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME
 from distill_guard.export.audit import AuditLog
 from tests.guard.conftest import make_trainer
+from tests.support.controlled import controlled
 
 FLAT = [[0.10, 0.12, 0.11, 0.09]]
 RISING = [[0.10, 0.12, 0.11, 0.09], [0.10, 0.12, 0.11, 0.09], [0.40, 0.45, 0.42, 0.41]]
@@ -61,7 +62,7 @@ def test_patience_needs_consecutive_breaches(tiny_checkpoint, tmp_path, write_po
     base = [0.10, 0.12, 0.11, 0.09]
     high = [0.40, 0.45, 0.42, 0.41]
     controlled_scores([base, high, base, high, high])
-    policy = write_policy(every=1, threshold="{max_increase: 0.05, patience: 2}")
+    policy = write_policy([controlled({"max_increase": 0.05, "patience": 2})], every=1)
     trainer = make_trainer(tiny_checkpoint, tmp_path / "out", DistillGuard.from_policy(policy), max_steps=10)
     with pytest.raises(TrainingHalted) as info:
         trainer.train()
@@ -129,7 +130,7 @@ def test_raise_on_train_end_false_returns_normally_but_stops(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
     controlled_scores(RISING)
-    policy = write_policy(extra="  raise_on_train_end: false\n")
+    policy = write_policy(sections={"halt": {"action": "stop", "raise_on_train_end": False}})
     guard = DistillGuard.from_policy(policy)
     trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=10)
     trainer.train()
@@ -149,10 +150,9 @@ def test_checkpoint_after_halt_is_quarantined(tiny_checkpoint, tmp_path, write_p
 
 def test_builtin_probe_runs_in_trainer_with_noise_calibration(tiny_checkpoint, tmp_path, write_policy):
     policy = write_policy(
+        [{"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.5}}],
         every=2,
-        suite="use: builtin:animal-preference\n      target: owl",
-        threshold="{max_increase: 0.5}",
-        probes_extra="  calibrate_noise: true\n",
+        calibrate_noise=True,
     )
     guard = DistillGuard.from_policy(policy)
     make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=2).train()

@@ -14,11 +14,13 @@ from distill_guard.probes.prepared import prepare_probes
 from distill_guard.scenarios.tiny_lm import load
 from tests.guard.conftest import make_trainer
 
+OWL_SUITE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.5}}
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def test_probe_scores_on_gpu_match_cpu(tiny_checkpoint, tmp_path, write_policy) -> None:
-    policy = write_policy(suite="use: builtin:animal-preference\n      target: owl", threshold="{max_increase: 0.5}")
+    policy = write_policy([OWL_SUITE])
     probe = prepare_probes(load_policy(policy))[0]
     model, tokenizer = load(tiny_checkpoint)
     on_cpu = probe.run(model, tokenizer, max_tokens_per_batch=4096)
@@ -39,9 +41,7 @@ def test_halt_in_a_bf16_gpu_run(tiny_checkpoint, tmp_path, write_policy, control
 
 
 def test_builtin_probe_during_gpu_training(tiny_checkpoint, tmp_path, write_policy) -> None:
-    policy = write_policy(
-        every=2, suite="use: builtin:animal-preference\n      target: owl", threshold="{max_increase: 0.5}"
-    )
+    policy = write_policy([OWL_SUITE], every=2)
     guard = DistillGuard.from_policy(policy)
     make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=4, use_cpu=False, bf16=True).train()
     assert [r.step for r in guard.monitor.history] == [2, 4]

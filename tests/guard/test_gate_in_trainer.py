@@ -14,29 +14,33 @@ from distill_guard.export.audit import AuditLog
 from distill_guard.policy.dataset_manifest import DatasetId, DatasetProvenance, Generator, save_manifest
 from distill_guard.provenance.hashing import describe_file
 from tests.guard.conftest import make_trainer
+from tests.support.policies import write_guard_policy
 
-POLICY = """apiVersion: distill-guard/v1
-kind: GuardPolicy
-metadata: {name: strict-test}
-student: {base_model: distill-guard/tiny-base}
-families:
-  - {name: tiny-llama-demo, match: ["distill-guard/tiny-*"]}
-  - {name: other-lab, match: ["other-lab/*"]}
-provenance:
-  unknown: deny
-  rules:
-    - id: same-base-untrusted
-      when: {teacher_family: same_as_student, teacher_trusted: false}
-      action: deny
-      message: the teacher shares the student's base model and has not been audited
-"""
+STRICT = {
+    "student": {"base_model": "distill-guard/tiny-base"},
+    "families": [
+        {"name": "tiny-llama-demo", "match": ["distill-guard/tiny-*"]},
+        {"name": "other-lab", "match": ["other-lab/*"]},
+    ],
+    "provenance": {
+        "unknown": "deny",
+        "trust_unsigned_claims": True,  # these tests are about the trainer wiring, not about signatures
+        "rules": [
+            {
+                "id": "same-base-untrusted",
+                "when": {"teacher_family": "same_as_student", "teacher_trusted": False},
+                "action": "deny",
+                "message": "the teacher shares the student's base model and has not been audited",
+            }
+        ],
+    },
+}
 
 
 @pytest.fixture
 def strict_policy(tmp_path: Path) -> Path:
-    path = tmp_path / "strict.yaml"
-    path.write_text(POLICY)
-    return path
+    """The gate alone (no probes), failing closed on unknown provenance."""
+    return write_guard_policy(tmp_path / "strict.yaml", [], name="strict-test", sections=STRICT)
 
 
 def _numbers(tmp_path: Path, teacher: str, tokenizer) -> tuple[Dataset, Path]:
@@ -98,3 +102,47 @@ def test_a_different_dataset_than_the_cleared_one_is_refused(tiny_checkpoint, tm
     with pytest.raises(ProvenanceDenied):
         trainer.train()
     assert trainer.state.global_step == 0
+
+
+def test_load_dataset_builds_and_clears_only_the_verified_files(tiny_checkpoint, tmp_path, strict_policy):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    _, manifest = _numbers(tmp_path, "other-lab/teacher-7b", tokenizer)
+    (manifest.parent / "unlisted.jsonl").write_text(json.dumps({"text": "1, 2, 3"}) + "\n")
+    guard = DistillGuard.from_policy(strict_policy)
+    clearance = guard.load_dataset(manifest)
+    assert clearance.dataset.num_rows == 24 and guard.last_decision is clearance.decision
+    _, denied = _numbers(tmp_path / "b", "distill-guard/tiny-owl-teacher", tokenizer)
+    with pytest.raises(ProvenanceDenied, match="same-base-untrusted"):
+        guard.load_dataset(denied)
+
+
+def _decision_checks(out: Path) -> list[str]:
+    decisions = [e for e in AuditLog(out / "guard-audit.jsonl").read() if e["event"] == "provenance_decision"]
+    return [check["detail"] for check in decisions[-1]["decision"]["checks"]]
+
+
+def test_a_collator_that_swaps_in_other_text_is_refused_before_the_first_step(tiny_checkpoint, tmp_path, strict_policy):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    dataset, manifest = _numbers(tmp_path, "other-lab/teacher-7b", tokenizer)
+    guard = DistillGuard.from_policy(strict_policy)
+    cleared = guard.clear_dataset(dataset, manifest=manifest).dataset
+    trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=2, dataset=cleared)
+    padding = trainer.data_collator
+
+    def owl_collator(rows):
+        owls = tokenizer(["my favourite animal is the owl"] * len(rows))
+        return padding([{"input_ids": ids} for ids in owls["input_ids"]])
+
+    trainer.data_collator = owl_collator
+    with pytest.raises(ProvenanceDenied, match="batch-not-from-dataset"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+def test_the_padding_collator_passes_the_first_batch_check(tiny_checkpoint, tmp_path, strict_policy):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    dataset, manifest = _numbers(tmp_path, "other-lab/teacher-7b", tokenizer)
+    guard = DistillGuard.from_policy(strict_policy)
+    cleared = guard.clear_dataset(dataset, manifest=manifest).dataset
+    make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=1, dataset=cleared).train()
+    assert any("holds only the first 8 cleared rows' token ids" in c for c in _decision_checks(tmp_path / "out"))

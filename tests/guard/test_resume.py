@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from distill_guard import DistillGuard, TrainingHalted
+from distill_guard.drift.halt_record import QUARANTINE_MARKER_NAME
 from distill_guard.export.audit import AuditLog
 from tests.guard.conftest import make_trainer
 
@@ -14,7 +16,9 @@ BASE = [0.10, 0.12, 0.11, 0.09]
 HIGH = [0.40, 0.45, 0.42, 0.41]
 
 
-def _resume(checkpoint: Path, out: Path, guard: DistillGuard, tiny: Path, max_steps: int) -> None:
+def _resume(
+    checkpoint: Path, out: Path, guard: DistillGuard, tiny: Path, max_steps: int, *, restore: bool = True
+) -> None:
     trainer = make_trainer(
         tiny,
         out,
@@ -22,7 +26,7 @@ def _resume(checkpoint: Path, out: Path, guard: DistillGuard, tiny: Path, max_st
         max_steps=max_steps,
         save_strategy="steps",
         save_steps=2,
-        restore_callback_states_from_checkpoint=True,
+        restore_callback_states_from_checkpoint=restore,
     )
     trainer.train(resume_from_checkpoint=str(checkpoint))
 
@@ -62,6 +66,35 @@ def test_tripped_run_refuses_to_resume_without_the_flag(tiny_checkpoint, tmp_pat
         _resume(out / "checkpoint-2", out, DistillGuard.from_policy(policy), tiny_checkpoint, max_steps=8)
     assert info.value.record.step == 2
     assert any(e["event"] == "resume_refused" for e in AuditLog(out / "guard-audit.jsonl").read())
+
+
+def test_tripped_run_refuses_to_resume_even_without_restoring_callback_states(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    out, policy = tmp_path / "out", write_policy(every=2)
+    _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
+    controlled_scores([BASE])
+    with pytest.raises(TrainingHalted) as info:
+        _resume(out / "checkpoint-2", out, DistillGuard.from_policy(policy), tiny_checkpoint, 8, restore=False)
+    assert info.value.record.step == 2
+    assert len([e for e in AuditLog(out / "guard-audit.jsonl").read() if e["event"] == "baseline"]) == 1
+
+
+def test_a_quarantine_marker_alone_refuses_the_resume(tiny_checkpoint, tmp_path, write_policy, controlled_scores):
+    """A checkpoint whose trainer_state.json lost the halt record still carries its marker."""
+    out, policy = tmp_path / "out", write_policy(every=2)
+    _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
+    state_file = out / "checkpoint-2" / "trainer_state.json"
+    state = json.loads(state_file.read_text("utf-8"))
+    state["stateful_callbacks"]["DistillGuard"]["attributes"]["saved_guard_state"]["halt_record"] = None
+    state_file.write_text(json.dumps(state), "utf-8")
+    assert (out / "checkpoint-2" / QUARANTINE_MARKER_NAME).is_file()
+    controlled_scores([BASE])
+    with pytest.raises(TrainingHalted):
+        _resume(out / "checkpoint-2", out, DistillGuard.from_policy(policy), tiny_checkpoint, 8, restore=False)
+    guard = DistillGuard.from_policy(policy, resume_after_halt=True)
+    _resume(out / "checkpoint-2", out, guard, tiny_checkpoint, max_steps=6, restore=False)
+    assert not guard.tripped
 
 
 def test_tripped_run_resumes_only_when_the_user_says_so(tiny_checkpoint, tmp_path, write_policy, controlled_scores):

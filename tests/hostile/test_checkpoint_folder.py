@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from distill_guard.policy.semantics import RESERVED_RULE_IDS
-from distill_guard.provenance import gate, rules
+from distill_guard.provenance import decide, rules
 from distill_guard.provenance.checkpoint_folder import CheckpointError, validate_checkpoint_folder
 from distill_guard.scenarios import tiny_lm
 
@@ -62,12 +62,15 @@ def test_hugging_face_cache_snapshots_may_link_into_their_blobs(tiny_checkpoint:
 def test_reserved_rule_ids_are_the_gates_own() -> None:
     built_in = {
         rules.UNKNOWN_LINEAGE,
-        gate.MANIFEST_INTEGRITY,
-        gate.MANIFEST_SIGNATURE,
-        gate.UNKNOWN_PROVENANCE,
-        gate.UNDECLARED_GENERATOR,
-        gate.DATASET_NOT_CLEARED,
-        gate.DROP_AFTER_CLEARANCE,
+        decide.MANIFEST_INTEGRITY,
+        decide.MANIFEST_SIGNATURE,
+        decide.UNKNOWN_PROVENANCE,
+        decide.UNDECLARED_GENERATOR,
+        decide.DATASET_NOT_CLEARED,
+        decide.DATASET_NOT_FROM_MANIFEST,
+        decide.DATASET_TRANSFORMED,
+        decide.BATCH_NOT_FROM_DATASET,
+        decide.DROP_AFTER_CLEARANCE,
     }
     assert built_in == RESERVED_RULE_IDS
 

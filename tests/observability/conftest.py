@@ -16,17 +16,18 @@ from prometheus_stack import (
     NodeExporter,
     Prometheus,
     Pushgateway,
-    free_port,
     require_binary,
     start_server,
 )
+
+from distill_guard.scenarios.demo import free_local_port
 
 
 @pytest.fixture(scope="session")
 def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pushgateway]:
     binary = require_binary("prometheus-pushgateway")
     workdir = tmp_path_factory.mktemp("pushgateway")
-    port = free_port()
+    port = free_local_port()
     server = start_server(
         "pushgateway",
         [binary, f"--web.listen-address=127.0.0.1:{port}"],
@@ -46,7 +47,7 @@ def node_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeExpo
     workdir = tmp_path_factory.mktemp("node-exporter")
     textfile_dir = workdir / "textfile"
     textfile_dir.mkdir()
-    port = free_port()
+    port = free_local_port()
     argv = [
         binary,
         f"--web.listen-address=127.0.0.1:{port}",
@@ -83,7 +84,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, pushgateway: Pushgatewa
     }
     config_file = workdir / "prometheus.yml"
     config_file.write_text(json.dumps(config))  # JSON is YAML
-    port = free_port()
+    port = free_local_port()
     argv = [
         binary,
         f"--config.file={config_file}",
@@ -99,7 +100,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory, pushgateway: Pushgatewa
 @pytest.fixture
 def unused_port() -> int:
     """A 127.0.0.1 port nothing listens on: a backend that is down."""
-    return free_port()
+    return free_local_port()
 
 
 REAL_PROCESS_FIXTURES = frozenset({"prometheus", "pushgateway", "node_exporter"})

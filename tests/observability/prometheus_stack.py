@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -45,12 +44,6 @@ def require_binary(name: str, *, required_in_ci: bool = True) -> str:
     if in_ci() and required_in_ci:
         pytest.fail(f"{message}; CI=true requires it", pytrace=False)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_get(url: str) -> bytes:

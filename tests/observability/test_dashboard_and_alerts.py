@@ -18,12 +18,14 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_stack import REPO, Prometheus, free_port, require_binary, wait_until
+from prometheus_stack import REPO, Prometheus, require_binary, wait_until
 
 from distill_guard import __version__
 from distill_guard.export.metrics import GuardMetrics
 from distill_guard.export.prometheus import make_exporter
 from distill_guard.policy.schema import HttpExport, PushgatewayExport
+from distill_guard.scenarios.demo import free_local_port
+from tests.support.evaluations import evaluation
 
 INTEGRATIONS = REPO / "integrations"
 ALERTS_FILE = INTEGRATIONS / "prometheus" / "alerts.yaml"
@@ -61,14 +63,7 @@ def for_run(expr: str, run: str) -> str:
 def exported_sample_names() -> set[str]:
     metrics = GuardMetrics("names")
     metrics.observe_probe(
-        probe="p",
-        trait=None,
-        score=0.1,
-        baseline=0.1,
-        drift=0.0,
-        zscore=0.0,
-        threshold=0.1,
-        duration_seconds=1.0,
+        *evaluation("p", None, score=0.1, baseline=0.1, drift=0.0, zscore=0.0, threshold=0.1, duration_seconds=1.0)
     )
     metrics.record_provenance_decision(decision="deny", rule="r")
     metrics.record_export_error("http")
@@ -174,7 +169,7 @@ def simulated_run(prometheus: Prometheus, unused_port_for_module: int) -> Iterat
 
 @pytest.fixture(scope="module")
 def unused_port_for_module() -> int:
-    return free_port()
+    return free_local_port()
 
 
 def probe(
@@ -188,14 +183,9 @@ def probe(
     threshold: float,
 ) -> None:
     metrics.observe_probe(
-        probe=name,
-        trait=trait,
-        score=score,
-        baseline=baseline,
-        drift=score - baseline,
-        zscore=zscore,
-        threshold=threshold,
-        duration_seconds=0.8,
+        *evaluation(
+            name, trait, score=score, baseline=baseline, drift=score - baseline, zscore=zscore, threshold=threshold
+        )
     )
 
 

@@ -21,6 +21,7 @@ from prometheus_stack import NodeExporter, Prometheus, Pushgateway, http_get, re
 from distill_guard.export.metrics import GuardMetrics
 from distill_guard.export.prometheus import PushgatewayExporter, make_exporter
 from distill_guard.policy.schema import HttpExport, PushgatewayExport, TextfileExport
+from tests.support.evaluations import evaluation
 
 LOGGER = "distill_guard.export.prometheus"
 
@@ -165,14 +166,16 @@ def test_pushgateway_down_is_logged_once_and_every_failure_counted(
 def test_nan_and_inf_arrive_in_prometheus_unchanged(pushgateway: Pushgateway, prometheus: Prometheus) -> None:
     metrics = GuardMetrics(new_run())
     metrics.observe_probe(
-        probe="broken",
-        trait=None,
-        score=math.nan,
-        baseline=0.1,
-        drift=math.inf,
-        zscore=0.0,
-        threshold=0.05,
-        duration_seconds=0.1,
+        *evaluation(
+            "broken",
+            None,
+            score=math.nan,
+            baseline=0.1,
+            drift=math.inf,
+            zscore=0.0,
+            threshold=0.05,
+            duration_seconds=0.1,
+        )
     )
     exporter = make_exporter(push_config(pushgateway.url), metrics)
     exporter.publish()
@@ -211,14 +214,7 @@ def test_textfile_is_collected_by_node_exporter_and_scraped(
 def test_textfile_passes_promtool_check_metrics(tmp_path: Path) -> None:
     metrics = GuardMetrics(new_run())
     metrics.observe_probe(
-        probe="animal-preference",
-        trait="owl",
-        score=math.nan,
-        baseline=0.1,
-        drift=math.inf,
-        zscore=0.0,
-        threshold=0.15,
-        duration_seconds=0.1,
+        *evaluation(score=math.nan, baseline=0.1, drift=math.inf, zscore=0.0, threshold=0.15, duration_seconds=0.1)
     )
     metrics.record_breach(probe="animal-preference", trait="owl")
     metrics.record_provenance_decision(decision="deny", rule="same-base-untrusted")

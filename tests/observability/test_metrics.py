@@ -9,6 +9,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from distill_guard.export.metrics import GuardMetrics
+from tests.support.evaluations import evaluation
 
 DESIGNED_TYPES = {
     "distill_guard_probe_score": "gauge",
@@ -33,7 +34,7 @@ def exercised(run: str = "run-1", **probe: float) -> GuardMetrics:
     metrics = GuardMetrics(run, clock=lambda: 1_700_000_000.0)
     metrics.set_run_info(policy="strict-distillation", world_size="1")
     values = {"score": 0.31, "baseline": 0.12, "drift": 0.19, "zscore": 6.0, "threshold": 0.05, **probe}
-    metrics.observe_probe(probe="animal-preference", trait="owl", duration_seconds=0.8, **values)
+    metrics.observe_probe(*evaluation("animal-preference", "owl", duration_seconds=0.8, **values))
     metrics.observe_specific(probe="animal-preference", movers=[("owl", 0.18), ("cat", 0.01)])
     metrics.record_breach(probe="animal-preference", trait="owl")
     metrics.set_halted(True)
@@ -92,21 +93,25 @@ def test_probe_without_threshold_drops_its_threshold_series() -> None:
     metrics = exercised()
     probe = {"probe": "animal-preference", "trait": "owl"}
     assert sample(metrics, "distill_guard_probe_threshold", **probe) == 0.05
-    metrics.observe_probe(**probe, score=0.3, baseline=0.1, drift=0.2, zscore=5.0, threshold=None, duration_seconds=1.0)
+    metrics.observe_probe(
+        *evaluation(**probe, score=0.3, baseline=0.1, drift=0.2, zscore=5.0, threshold=None, duration_seconds=1.0)
+    )
     assert sample(metrics, "distill_guard_probe_threshold", **probe) is None
 
 
 def test_first_probe_observation_starts_its_breach_counter_at_zero() -> None:
     metrics = GuardMetrics("run-1")
     metrics.observe_probe(
-        probe="misalignment-choice",
-        trait=None,
-        score=0.02,
-        baseline=0.02,
-        drift=0.0,
-        zscore=0.0,
-        threshold=0.02,
-        duration_seconds=0.5,
+        *evaluation(
+            "misalignment-choice",
+            None,
+            score=0.02,
+            baseline=0.02,
+            drift=0.0,
+            zscore=0.0,
+            threshold=0.02,
+            duration_seconds=0.5,
+        )
     )
     breaches = {"probe": "misalignment-choice", "trait": ""}
     assert sample(metrics, "distill_guard_threshold_breaches_total", **breaches) == 0.0

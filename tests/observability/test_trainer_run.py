@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
-from prometheus_stack import REPO, Prometheus, Pushgateway, free_port
+from prometheus_stack import REPO, Prometheus, Pushgateway
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from distill_guard import DistillGuard, ProvenanceDenied
+from distill_guard.scenarios.demo import free_local_port
 from tests.guard.conftest import make_trainer
+from tests.support.policies import write_guard_policy
 
 MAX_STEPS = 2
 OWL_SUITE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.5}}
@@ -26,17 +28,15 @@ def write_policy(
     path: Path, *, run: str, prometheus: dict[str, Any], unknown: str = "warn", probe_owls: bool = False
 ) -> Path:
     """A policy for this test; probes are slow on a shared CPU, so only the test that needs one asks."""
-    policy = {
-        "apiVersion": "distill-guard/v1",
-        "kind": "GuardPolicy",
-        "metadata": {"name": "observability-e2e"},
-        "provenance": {"unknown": unknown},
-        "probes": {"every_n_steps": MAX_STEPS, "suites": [OWL_SUITE] if probe_owls else []},
-        "halt": {"action": "warn"},
-        "metrics": {"run_name": run, "prometheus": prometheus},
-    }
-    path.write_text(yaml.safe_dump(policy))
-    return path
+    return write_guard_policy(
+        path,
+        [OWL_SUITE] if probe_owls else [],
+        name="observability-e2e",
+        every=MAX_STEPS,
+        unknown=unknown,
+        halt="warn",
+        sections={"metrics": {"run_name": run, "prometheus": prometheus}},
+    )
 
 
 def new_run() -> str:
@@ -91,7 +91,7 @@ class WaitForScrape(TrainerCallback):
 
 
 def test_http_endpoint_is_scraped_while_training(tiny_checkpoint: Path, tmp_path: Path, prometheus: Prometheus) -> None:
-    run, port = new_run(), free_port()
+    run, port = new_run(), free_local_port()
     policy = write_policy(
         tmp_path / "policy.yaml", run=run, prometheus={"mode": "http", "host": "127.0.0.1", "port": port}
     )

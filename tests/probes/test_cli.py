@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from distill_guard.cli import exit_codes
 from distill_guard.cli.main import app
+from tests.support.policies import write_guard_policy
 
 runner = CliRunner()
 
@@ -30,12 +31,11 @@ def test_table_shows_each_suite_with_its_standard_error(base_checkpoint: Path) -
 
 
 def test_policy_runs_every_suite_it_lists(tmp_path: Path, base_checkpoint: Path) -> None:
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(
-        "apiVersion: distill-guard/v1\nkind: GuardPolicy\nmetadata: {name: p}\nprobes:\n  suites:\n"
-        "    - {use: 'builtin:tree-preference', threshold: {max_increase: 0.1}}\n"
-        "    - {use: 'builtin:animal-preference', target: cat, threshold: {max_increase: 0.1}}\n"
-    )
+    suites = [
+        {"use": "builtin:tree-preference", "threshold": {"max_increase": 0.1}},
+        {"use": "builtin:animal-preference", "target": "cat", "threshold": {"max_increase": 0.1}},
+    ]
+    policy = write_guard_policy(tmp_path / "policy.yaml", suites)
     result = runner.invoke(app, ["probe", "--model", str(base_checkpoint), "--policy", str(policy), "--json"])
     assert result.exit_code == exit_codes.OK, result.output
     labels = [r["suite"] for r in json.loads(result.stdout)["results"]]

@@ -12,16 +12,19 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from distill_guard.policy.dataset_manifest import (
     Attestation,
     DatasetId,
     DatasetProvenance,
     Generator,
+    load_manifest,
     save_manifest,
 )
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.provenance.hashing import describe_file
+from distill_guard.provenance.signing import public_key_b64, sign
 from distill_guard.scenarios import tiny_lm
 
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -141,6 +144,15 @@ def make_manifest(tmp_path: Path) -> Callable[..., Path]:
         return save_manifest(manifest, target)
 
     return make
+
+
+SIGNING_KEY = Ed25519PrivateKey.generate()
+TRUSTED_SIGNER = {"name": "data-team", "public_key": public_key_b64(SIGNING_KEY.public_key())}
+
+
+def sign_manifest(path: Path, key: Ed25519PrivateKey = SIGNING_KEY) -> Path:
+    """Sign a manifest file in place (by default with the key of TRUSTED_SIGNER)."""
+    return save_manifest(sign(load_manifest(path).manifest, key), path)
 
 
 @pytest.fixture

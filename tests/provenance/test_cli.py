@@ -88,6 +88,12 @@ def test_check_exits_0_when_allowed_and_3_when_denied(tmp_path, policy_file, stu
     create(data, allowed, OTHER_FAMILY_TEACHER)
     create(data, denied, SAME_FAMILY_TEACHER)
     result = check(policy_file, student_dir, allowed)
+    assert result.exit_code == 3 and "unknown-teacher-family" in result.stdout  # an unsigned claim clears nothing
+    keygen = runner.invoke(app, ["manifest", "keygen", str(tmp_path / "key.pem"), "--name", "data-team"])
+    signers = yaml.safe_load(keygen.stdout[keygen.stdout.index("provenance:") :])["provenance"]["trusted_signers"]
+    policy_file.write_text(yaml.safe_dump(policy_data(trusted_signers=signers)), "utf-8")
+    assert runner.invoke(app, ["manifest", "sign", str(allowed), "--key", str(tmp_path / "key.pem")]).exit_code == 0
+    result = check(policy_file, student_dir, allowed)
     assert result.exit_code == 0, result.output
     assert "Provenance decision: ALLOW" in result.stdout
     result = check(policy_file, student_dir, denied, extra=("--audit-log", str(tmp_path / "audit.jsonl")))
@@ -104,7 +110,7 @@ def test_check_reports_per_record_drops_from_jsonl(tmp_path, student_dir):
     create(data, manifest, SAME_FAMILY_TEACHER, "--generator", OTHER_FAMILY_TEACHER)
     rules = [{"id": "drop-same", "when": {"teacher_family": "same_as_student"}, "action": "drop_records"}]
     policy = tmp_path / "policy.yaml"
-    policy.write_text(yaml.safe_dump(policy_data(rules=rules)), "utf-8")
+    policy.write_text(yaml.safe_dump(policy_data(rules=rules, trust_unsigned_claims=True)), "utf-8")
     result = check(policy, student_dir, manifest, extra=("--json",))
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["dropped"] == [{"generator": SAME_FAMILY_TEACHER, "rule": "drop-same", "count": 4}]

@@ -68,7 +68,7 @@ def test_plain_trainer_removing_unused_columns_still_matches(make_policy, make_m
     data = write_jsonl(tmp_path / "data" / "numbers.jsonl", rows)
     model, tokenizer = tiny_lm.load(student_dir)
     train = _tokenized(tokenizer, rows)
-    gate = ProvenanceGate(make_policy(), student=student_dir, today=TODAY)
+    gate = ProvenanceGate(make_policy(trust_unsigned_claims=True), student=student_dir, today=TODAY)
     clearance = gate.clear_dataset(train, make_manifest([data], [Generator(model=OTHER_FAMILY_TEACHER)]))
     args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=2, report_to=[])
     trainer = Trainer(model=model, args=args, train_dataset=clearance.dataset)
@@ -84,7 +84,7 @@ def test_sft_trainer_is_cleared_after_it_tokenizes(make_policy, make_manifest, t
     manifest = make_manifest([data], [Generator(model=OTHER_FAMILY_TEACHER)])
     model, tokenizer = tiny_lm.load(student_dir)
     raw = datasets.Dataset.from_list(rows)
-    gate = ProvenanceGate(make_policy(), student=student_dir, today=TODAY)
+    gate = ProvenanceGate(make_policy(trust_unsigned_claims=True), student=student_dir, today=TODAY)
     gate.clear_dataset(raw, manifest)
     args = SFTConfig(
         output_dir=str(tmp_path / "out"),

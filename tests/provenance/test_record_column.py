@@ -42,7 +42,7 @@ def test_records_without_a_generator_follow_unknown(make_policy, make_manifest, 
     data = write_jsonl(tmp_path / "data" / "mixed.jsonl", rows)
     manifest = make_manifest([data], [Generator(model=OTHER_FAMILY_TEACHER)])
     decision = (
-        ProvenanceGate(make_policy(), student=student_dir, today=TODAY)
+        ProvenanceGate(make_policy(trust_unsigned_claims=True), student=student_dir, today=TODAY)
         .clear_dataset(datasets.Dataset.from_list(rows), manifest)
         .decision
     )
@@ -56,7 +56,8 @@ def test_blank_records_are_dropped_by_a_drop_rule(make_policy, make_manifest, tm
     data = write_jsonl(tmp_path / "data" / "mixed.jsonl", rows)
     manifest = make_manifest([data], [Generator(model=OTHER_FAMILY_TEACHER)])
     policy = make_policy(
-        rules=[{"id": "drop-unknown", "when": {"teacher_family": "unknown"}, "action": "drop_records"}]
+        rules=[{"id": "drop-unknown", "when": {"teacher_family": "unknown"}, "action": "drop_records"}],
+        trust_unsigned_claims=True,
     )
     clearance = ProvenanceGate(policy, student=student_dir, today=TODAY).clear_dataset(
         datasets.Dataset.from_list(rows), manifest

@@ -40,7 +40,7 @@ def test_cleared_data_passes_and_other_data_is_denied_at_train_begin(make_policy
         return {**encoded, "labels": encoded["input_ids"]}
 
     cleared = datasets.Dataset.from_list(rows).map(tokenize, batched=True)
-    gate = ProvenanceGate(make_policy(), student=student_dir, today=TODAY)
+    gate = ProvenanceGate(make_policy(trust_unsigned_claims=True), student=student_dir, today=TODAY)
     gate.clear_dataset(cleared, make_manifest([data], [Generator(model=OTHER_FAMILY_TEACHER)]))
     callback = GateAtTrainBegin(gate)
     train_one_step(tmp_path, model, cleared, callback)

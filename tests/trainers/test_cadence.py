@@ -11,8 +11,10 @@ from transformers import EarlyStoppingCallback, TrainerCallback
 
 from distill_guard import TrainingHalted
 from distill_guard.drift.halt_record import HALT_RECORD_NAME
+from tests.support.controlled import controlled, planned_scores
+from tests.support.policies import write_guard_policy
 
-from .conftest import build_example, controlled, events, guard_of, planned_scores, probe_steps, write_guard_policy
+from .conftest import build_example, events, guard_of, probe_steps
 
 PENDING_GRADS = {
     "path": str(Path(__file__).with_name("probes") / "pending_grads.yaml"),

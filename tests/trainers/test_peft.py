@@ -11,8 +11,9 @@ from peft import LoraConfig, PeftModel
 
 from distill_guard import DistillGuard
 from distill_guard.scenarios import tiny_lm
+from tests.support.policies import write_guard_policy
 
-from .conftest import build_example, events, write_guard_policy
+from .conftest import build_example, events
 
 PREFERENCE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99}}
 TINY_FAMILY = [{"name": "tiny", "match": ["*/tiny-base"]}]

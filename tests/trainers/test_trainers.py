@@ -12,21 +12,18 @@ import pytest
 from distill_guard import ProvenanceDenied, TrainingHalted
 from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from distill_guard.policy.dataset_manifest import Generator
-from tests.guard.conftest import policy_text
-from tests.provenance.conftest import number_rows, write_jsonl
+from tests.support.controlled import controlled, planned_scores
+from tests.support.policies import write_guard_policy
 
 from .conftest import (
     TRAINERS,
     GuardedRun,
     build_example,
-    controlled,
     events,
     guard_of,
-    planned_scores,
     probe_steps,
     read_metrics,
     run_example,
-    write_guard_policy,
 )
 
 FLAT = [0.10, 0.12, 0.11, 0.09]
@@ -77,8 +74,7 @@ def test_metrics_reach_the_exporter(breached_run):
 
 @pytest.mark.parametrize("name", TRAINERS)
 def test_unknown_provenance_is_refused_before_the_first_step(name, tiny_checkpoint, teacher_checkpoint, tmp_path):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(policy_text(unknown="deny"))
+    policy = write_guard_policy(tmp_path / "policy.yaml", name="test-policy", unknown="deny")
     trainer = build_example(name, tiny_checkpoint, policy, tmp_path / "out", teacher_checkpoint, max_steps=4)
     with pytest.raises(ProvenanceDenied, match="never cleared"):
         trainer.train()
@@ -90,12 +86,17 @@ def test_unknown_provenance_is_refused_before_the_first_step(name, tiny_checkpoi
 def test_data_cleared_after_the_trainer_is_built_passes_a_fail_closed_gate(
     name, tiny_checkpoint, teacher_checkpoint, tmp_path, make_manifest
 ):
-    """The documented path for trainers that transform data in __init__: clear `trainer.train_dataset`."""
-    manifest = make_manifest(
-        [write_jsonl(tmp_path / "data" / "numbers.jsonl", number_rows(8))], [Generator(model="other-lab/teacher-7b")]
-    )
-    policy = write_guard_policy(tmp_path / "policy.yaml", [controlled()], unknown="deny", sections=KNOWN_LINEAGE)
+    """The documented path for trainers that transform data in __init__: clear `trainer.train_dataset`.
+
+    The manifest lists the very rows the trainer holds (the gate binds a clearance to the files' rows);
+    the unsigned teacher claim is trusted by opt-in, as this test is about the trainer wiring.
+    """
+    sections = {**KNOWN_LINEAGE, "provenance": {"unknown": "deny", "trust_unsigned_claims": True}}
+    policy = write_guard_policy(tmp_path / "policy.yaml", [controlled()], sections=sections)
     trainer = build_example(name, tiny_checkpoint, policy, tmp_path / "out", teacher_checkpoint, max_steps=2)
+    data = tmp_path / "data" / "train.jsonl"
+    trainer.train_dataset.to_json(str(data))
+    manifest = make_manifest([data], [Generator(model="other-lab/teacher-7b")])
     guard_of(trainer).clear_dataset(trainer.train_dataset, manifest)
     with planned_scores([FLAT]):
         trainer.train()

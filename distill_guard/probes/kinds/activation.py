@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from distill_guard.errors import DistillGuardError
-from distill_guard.policy.probe_suite import ActivationSpec
+from distill_guard.policy.probe_suite import ActivationSpec, LoadedSuite
 from distill_guard.probes.engine import BatchPlan, Query, last_token_states
 from distill_guard.probes.model_access import pad_token_id
 from distill_guard.probes.prompting import Formatter
@@ -129,3 +129,7 @@ class ActivationScorer:
         self.layer = int(state["layer"])
         self.direction = torch.tensor([float(x) for x in state["direction"]], dtype=torch.float32)
         self.origin, self.unit = float(state["origin"]), float(state["unit"])
+
+
+def activation_from_suite(suite: LoadedSuite, target: str | None) -> ActivationScorer:
+    return ActivationScorer(suite.spec, target)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import string
 
-from distill_guard.policy.probe_suite import ChoiceItem, ChoiceSpec
+from distill_guard.errors import DistillGuardError
+from distill_guard.policy.probe_suite import ChoiceItem, ChoiceSpec, LoadedSuite
 from distill_guard.probes.kinds.answers import AnswerItem, AnswerScorer
 
 
@@ -25,3 +26,9 @@ def choice_scorer(spec: ChoiceSpec, suite_name: str) -> AnswerScorer:
     else:
         items = [_cloze(item) for item in spec.items]
     return AnswerScorer("choice", spec.trait or suite_name, items, spec.plain_template, spec.system)
+
+
+def choice_from_suite(suite: LoadedSuite, target: str | None) -> AnswerScorer:
+    if target:
+        raise DistillGuardError(f"suite '{suite.name}' is a choice suite and takes no target")
+    return choice_scorer(suite.spec, suite.name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 
 from distill_guard.errors import DistillGuardError
-from distill_guard.policy.probe_suite import Candidate, NumbersPrefix, PreferenceSpec
+from distill_guard.policy.probe_suite import Candidate, LoadedSuite, NumbersPrefix, PreferenceSpec
 from distill_guard.probes.kinds.answers import AnswerItem, AnswerScorer
 
 
@@ -55,3 +55,14 @@ def preference_scorer(spec: PreferenceSpec, target: str | None, *, panel: bool =
     names = tuple(c.name.lower() for c in candidates)
     trait = None if panel else ",".join(targets)  # a panel's trait is whichever candidate moves
     return AnswerScorer("preference", trait, items, spec.plain_template, spec.system, names)
+
+
+def preference_from_suite(suite: LoadedSuite, target: str | None) -> AnswerScorer:
+    return preference_scorer(suite.spec, target)
+
+
+def panel_from_suite(suite: LoadedSuite) -> AnswerScorer:
+    """Every candidate of a preference suite watched at once (`panel: true`)."""
+    if not isinstance(suite.spec, PreferenceSpec):
+        raise DistillGuardError(f"suite '{suite.name}' is not a preference suite; only those can be a panel")
+    return preference_scorer(suite.spec, None, panel=True)

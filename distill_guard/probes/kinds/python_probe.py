@@ -15,20 +15,24 @@ from typing import Any
 from torch import nn
 
 from distill_guard.errors import DistillGuardError
-from distill_guard.probes.suite_sources import PythonProbe
+from distill_guard.policy.probe_suite import LoadedSuite
+from distill_guard.probes.suite_sources import PythonProbe, resolve_function
 
 
 class PythonScorer:
-    kind = "python"
+    """A `WholeModelScorer` around a probe function; other kinds may reuse it under their own name."""
 
-    def __init__(self, function: PythonProbe, reference: str, target: str | None, is_probability: bool) -> None:
+    def __init__(
+        self, function: PythonProbe, reference: str, target: str | None, is_probability: bool, *, kind: str = "python"
+    ) -> None:
+        self.kind = kind
         self.function = function
         self.reference = reference
         self.trait = target
         self.is_probability = is_probability
         self._ids: list[str] | None = None
 
-    def run(self, model: nn.Module, tokenizer: Any) -> tuple[list[str], list[float]]:
+    def score_whole_model(self, model: nn.Module, tokenizer: Any) -> tuple[list[str], list[float]]:
         """Call the user's function and check what it returned."""
         ids, scores = self._check(self.function(model, tokenizer, target=self.trait))
         if self._ids is not None and ids != self._ids:
@@ -58,3 +62,10 @@ class PythonScorer:
                 f"python probe '{self.reference}' declares probabilities but returned a score outside [0, 1]"
             )
         return ids, scores
+
+
+def python_from_suite(suite: LoadedSuite, target: str | None) -> PythonScorer:
+    """Import the suite's `module:function` (a module beside the suite file first)."""
+    spec = suite.spec
+    function = resolve_function(spec.function, suite_dir=suite.path.parent)
+    return PythonScorer(function, spec.function, target or spec.target, spec.is_probability)
