@@ -9,10 +9,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from distill_guard.calibration import calibrate as run_calibration
+from distill_guard.atomic_files import refuse_unwritable
 from distill_guard.cli import exit_codes
 from distill_guard.cli.input_errors import exit_on_invalid_input
+from distill_guard.input_files import InputFileError, read_bounded
 from distill_guard.policy.load import load_policy
+
+MAX_DATA_BYTES = 512 * 1024 * 1024
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -39,7 +42,14 @@ def calibrate(
         raise typer.Exit(exit_codes.INVALID_INPUT)
     with exit_on_invalid_input(err):
         loaded = load_policy(policy)
-        lines = [line for line in data.read_text(encoding="utf-8").splitlines() if line.strip()]
+        refuse_unwritable(out_file)
+        try:
+            text = read_bounded(data, MAX_DATA_BYTES).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(data, f"not UTF-8 text (byte {exc.start})") from None
+        lines = [line for line in text.splitlines() if line.strip()]
+        from distill_guard.calibration import calibrate as run_calibration  # the training stack, only now
+
         with tempfile.TemporaryDirectory() as work:
             result = run_calibration(
                 loaded,
