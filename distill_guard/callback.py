@@ -8,6 +8,7 @@ import logging
 import uuid
 import weakref
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -249,7 +250,16 @@ class DistillGuard(TrainerCallback, ExportableState):
             self._refuse_or_acknowledge_resume(state)
         self._gate_at_train_begin(state, kwargs)
         self._take_baseline(state, model, kwargs)
+        self._plan_looks(state)
         self.telemetry.publish()
+
+    def _plan_looks(self, state: TrainerState) -> None:
+        """Split the policy's false-halt rate over the run's planned looks and the tests of each look."""
+        tests = sum(p.watched * p.ref.threshold.limit_count for p in self.probes if p.ref.threshold is not None)
+        plan = self.monitor.plan_looks(
+            self.policy.halt.false_halt_rate, state.max_steps // self.policy.probes.every_n_steps, tests
+        )
+        self.telemetry.event("look_plan", step=state.global_step, **asdict(plan))
 
     def _refuse_or_acknowledge_resume(self, state: TrainerState) -> None:
         """A halted run resumes only when the user says so, and the audit log keeps that choice."""
@@ -329,12 +339,15 @@ class DistillGuard(TrainerCallback, ExportableState):
         tokenizer = self._tokenizer(model, kwargs)
         tripped: tuple[PreparedProbe, Evaluation] | None = None
         reports = []
+        alpha = self.monitor.next_look()
         for probe in self.probes:
             result: ProbeResult | None = None
             try:
                 with self._interruption_recorded(probe, state.global_step):
                     result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
-                evaluation = self.monitor.observe(result, probe.ref.threshold, step=state.global_step)
+                evaluation = self.monitor.observe(
+                    result, probe.ref.threshold, step=state.global_step, alpha=alpha, panel=probe.ref.panel
+                )
             except DistillGuardError as exc:
                 evaluation = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
             self.telemetry.evaluation(result, evaluation.report)
@@ -342,7 +355,7 @@ class DistillGuard(TrainerCallback, ExportableState):
             if evaluation.tripped and tripped is None:
                 tripped = (probe, evaluation)
         self._probed_step = state.global_step
-        self.telemetry.evaluated(state.global_step, reports)
+        self.telemetry.evaluated(state.global_step, reports, look=self.monitor.looks, alpha=alpha)
         local = self._halt_record(*tripped, model) if tripped else None
         self._act_on_halt(args, state, control, local)
         self.telemetry.publish()

@@ -11,28 +11,43 @@ torch's directly and never guesses a device.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
-from typing import TypeVar
-
-import torch
-import torch.distributed as torch_dist
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeVar
 
 from distill_guard.errors import DistillGuardError
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 DEBUG_COLLECTIVES_ENV = "DISTILL_GUARD_DEBUG_COLLECTIVES"
 
 
+def _process_group() -> ModuleType | None:
+    """`torch.distributed` when this process belongs to a process group, else None. A process that
+    never imported torch cannot belong to one, so the light commands (`check`, `clear_dataset`
+    before training) answer without loading torch."""
+    if "torch" not in sys.modules:
+        return None
+    import torch.distributed as torch_dist
+
+    return torch_dist if torch_dist.is_available() and torch_dist.is_initialized() else None
+
+
 def is_distributed() -> bool:
-    return torch_dist.is_available() and torch_dist.is_initialized()
+    return _process_group() is not None
 
 
 def world_size() -> int:
-    return torch_dist.get_world_size() if is_distributed() else 1
+    group = _process_group()
+    return group.get_world_size() if group is not None else 1
 
 
 def rank() -> int:
-    return torch_dist.get_rank() if is_distributed() else 0
+    group = _process_group()
+    return group.get_rank() if group is not None else 0
 
 
 def is_main_process() -> bool:
@@ -55,10 +70,11 @@ def is_main_launch_rank() -> bool:
 
 def gather_objects(local: T) -> list[T]:
     """Every rank's `local`, in rank order, on every rank (a list of one when not distributed)."""
-    if not is_distributed():
+    group = _process_group()
+    if group is None:
         return [local]
-    gathered: list[T] = [local] * world_size()
-    torch_dist.all_gather_object(gathered, local)
+    gathered: list[T] = [local] * group.get_world_size()
+    group.all_gather_object(gathered, local)
     return gathered
 
 

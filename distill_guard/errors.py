@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +65,10 @@ class ProvenanceDenied(DistillGuardError):
         where = f"provenance denied on another rank (rank {denied_on_rank}):\n" if denied_on_rank is not None else ""
         super().__init__(where + str(decision))
 
+    def __reduce__(self) -> tuple[Callable[[Decision], ProvenanceDenied], tuple[Decision]]:
+        """Pickle with the decision, so a launcher in another process (Ray Train's driver) sees it."""
+        return functools.partial(type(self), denied_on_rank=self.denied_on_rank), (self.decision,)
+
 
 class TrainingHalted(DistillGuardError):
     """A trait probe drifted past its threshold and training was stopped; carries the halt record."""
@@ -70,3 +76,7 @@ class TrainingHalted(DistillGuardError):
     def __init__(self, record: HaltRecord) -> None:
         self.record = record
         super().__init__(str(record))
+
+    def __reduce__(self) -> tuple[type[TrainingHalted], tuple[HaltRecord]]:
+        """Pickle with the halt record, so a launcher in another process (Ray Train's driver) reads it."""
+        return type(self), (self.record,)

@@ -22,12 +22,13 @@ def weights_digest(model: nn.Module) -> str:
     module = getattr(model, "module", model)
     with torch.no_grad():
         for name, param in module.named_parameters():
-            local = param.detach()
+            local = getattr(param, "ds_tensor", param).detach()  # ZeRO-3: this rank's partition; `param` is empty
             if hasattr(local, "to_local"):  # an FSDP2 DTensor: read this rank's shard, never a collective
                 local = local.to_local()
             flat = local.reshape(-1)
             stride = max(1, flat.numel() // SAMPLE_VALUES)
             sample = flat[::stride][:SAMPLE_VALUES].to(device="cpu", dtype=torch.float32)
-            digest.update(f"{name}|{tuple(param.shape)}|{param.dtype}|".encode())
+            shape = getattr(param, "ds_shape", param.shape)
+            digest.update(f"{name}|{tuple(shape)}|{param.dtype}|".encode())
             digest.update(sample.numpy().tobytes())
     return "sha256:" + digest.hexdigest()

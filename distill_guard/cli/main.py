@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("distill_guard.cli.check", "check"),
     "probe": ("distill_guard.cli.probe", "probe"),
     "demo": ("distill_guard.cli.demo", "demo"),
+    "calibrate": ("distill_guard.cli.calibrate", "calibrate"),
 }
 
 

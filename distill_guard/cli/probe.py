@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from distill_guard.cli import exit_codes
-from distill_guard.errors import DistillGuardError, PolicyError
+from distill_guard.cli.input_errors import exit_on_invalid_input
+from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import load_policy
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.result import ProbeResult
@@ -88,18 +89,11 @@ def probe(
     if not model.is_dir():
         err.print(f"--model {model}: no such directory", markup=False)
         raise typer.Exit(exit_codes.INVALID_INPUT)
-    try:
+    with exit_on_invalid_input(err):
         probes, budget = _probes(suite or [], policy, target)
         validate_checkpoint_folder(model)
         loaded_model, tokenizer = load_checkpoint(model)
         results = [p.run(loaded_model, tokenizer, max_tokens_per_batch=max_tokens_per_batch or budget) for p in probes]
-    except PolicyError as exc:
-        for issue in exc.issues:
-            err.print(str(issue), markup=False)
-        raise typer.Exit(exit_codes.INVALID_INPUT) from None
-    except (DistillGuardError, OSError, ValueError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(exit_codes.INVALID_INPUT) from None
     if as_json:
         typer.echo(json.dumps({"model": str(model), "results": [r.to_json() for r in results]}, indent=2))
     else:

@@ -1,19 +1,42 @@
-"""Is this probe's drift a breach? A pure function of baseline, current result and threshold."""
+"""Is this probe's drift a breach? A pure function of baseline, current result, threshold and level.
+
+Each limit is a one-sided t test over the probe's items (H0: mean drift <= limit) at the level
+`alpha` that the run's false-halt budget gives this look (`limit_test.spend`). For probes that
+score several candidate answers the tested drift is the *specific* drift: the target's change
+beyond what the other candidates' changes predict (`specific.py`), put back on the probability
+scale of the score so that `max_increase` keeps its units. The raw drift is still reported.
+docs/detection.md states the assumptions and the math.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+from scipy.special import expit, logit
+
+from distill_guard.drift.limit_test import LimitTest, check_limit
 from distill_guard.drift.paired import paired_drift
+from distill_guard.drift.specific import normalised, specific_changes, specific_changes_per_candidate
 from distill_guard.policy.schema import Threshold
 from distill_guard.probes.result import ProbeResult
+
+TOP_MOVERS = 3
+"""How many candidates of a panel a report (and the metrics) name, largest specific drift first."""
 
 
 @dataclass(frozen=True)
 class DriftReport:
-    """One probe evaluation compared with its baseline, with the reasons it breached (if it did)."""
+    """One probe evaluation compared with its baseline, with the reasons it breached (if it did).
+
+    `drift`, `stderr` and `z` describe the raw change of the score. `specific` is the tested
+    statistic of candidate probes (mean specific drift, probability scale; `specific_log_odds`
+    in nats), `lower_bound` the one-sided (1 - alpha) bound of the tested statistic. For a panel,
+    `trait` is the candidate that rose most (or breached), and `movers` the top candidates.
+    """
 
     probe: str
     trait: str | None
@@ -26,19 +49,96 @@ class DriftReport:
     breached: bool
     reasons: tuple[str, ...]
     limit: float | None
+    specific: float | None = None
+    specific_log_odds: float | None = None
+    lower_bound: float | None = None
+    alpha: float | None = None
+    movers: tuple[tuple[str, float], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["reasons"] = list(self.reasons)
+        data["movers"] = [list(m) for m in self.movers]
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()} | {
             "non_finite": [k for k, v in data.items() if isinstance(v, float) and not math.isfinite(v)]
         }
 
     def __str__(self) -> str:
-        head = f"{self.probe} at step {self.step}: baseline {self.baseline:.4f} -> {self.score:.4f}"
-        stats = f"drift {self.drift:+.4f} (se {self.stderr:.4f}, z {self.z:.1f})"
+        head = f"{self.probe}{f' ({self.trait})' if self.trait else ''} at step {self.step}: "
+        head += f"baseline {self.baseline:.4f} -> {self.score:.4f}, drift {self.drift:+.4f}"
+        if self.specific is not None:
+            head += f", specific drift {self.specific:+.4f}"
         verdict = "BREACH: " + "; ".join(self.reasons) if self.breached else "within threshold"
-        return f"{head}, {stats}, {verdict}"
+        return f"{head}, {verdict}"
+
+
+@dataclass(frozen=True)
+class _Watched:
+    """One candidate (or the probe's target) as the test sees it: per-item scores and tested drift."""
+
+    name: str | None
+    base: np.ndarray
+    now: np.ndarray
+    tested: np.ndarray
+    log_odds: np.ndarray | None
+
+
+def _on_probability_scale(base_share: np.ndarray, log_odds: np.ndarray) -> np.ndarray:
+    """The share each item would have if only the specific log-odds change had happened, minus the baseline."""
+    p0 = np.clip(base_share, 1e-12, 1 - 1e-12)
+    return expit(logit(p0) + log_odds) - p0
+
+
+def _watched(baseline: ProbeResult, current: ProbeResult, panel: bool) -> list[_Watched]:
+    base, now = np.array(baseline.item_scores), np.array(current.item_scores)
+    if not current.answer_logprobs or not baseline.answer_logprobs:
+        return [_Watched(current.trait, base, now, now - base, None)]
+    if not panel:
+        s = np.array(specific_changes(baseline.answer_logprobs, current.answer_logprobs, current.answer_is_trait))
+        return [_Watched(current.trait, base, now, _on_probability_scale(base, s), s)]
+    base_p = np.exp(normalised(np.array(baseline.answer_logprobs)))
+    now_p = np.exp(normalised(np.array(current.answer_logprobs)))
+    per_candidate = specific_changes_per_candidate(baseline.answer_logprobs, current.answer_logprobs)
+    return [
+        _Watched(
+            name, base_p[:, c], now_p[:, c], _on_probability_scale(base_p[:, c], per_candidate[c]), per_candidate[c]
+        )
+        for c, name in enumerate(current.candidates)
+    ]
+
+
+def _tests(watched: _Watched, threshold: Threshold, alpha: float, noise_floor: float) -> list[tuple[str, LimitTest]]:
+    """Every configured limit of one watched candidate, each as a one-sided t test at `alpha`."""
+    what = "specific drift" if watched.log_odds is not None else "drift"
+    tested = watched.tested.tolist()
+    out = []
+    if threshold.max_increase is not None:
+        out.append(
+            (
+                f"{what} > max_increase {threshold.max_increase:g}",
+                check_limit(tested, threshold.max_increase, alpha, extra_stderr=noise_floor),
+            )
+        )
+    if threshold.max_relative_increase is not None:
+        limit = abs(float(watched.base.mean())) * threshold.max_relative_increase
+        name = f"{what} > max_relative_increase {threshold.max_relative_increase:.1%} of baseline ({limit:.4f})"
+        out.append((name, check_limit(tested, limit, alpha, extra_stderr=noise_floor)))
+    if threshold.max_score is not None:
+        out.append(
+            (
+                f"score > max_score {threshold.max_score:g}",
+                check_limit(watched.now.tolist(), threshold.max_score, alpha),
+            )
+        )
+    return out
+
+
+def _reason(name: str, test: LimitTest, candidate: str | None) -> str:
+    who = f"candidate '{candidate}': " if candidate else ""
+    return (
+        f"{who}{name}: mean {test.mean:+.4f}, one-sided {1 - test.alpha:.6g} lower bound {test.lower_bound:+.4f} "
+        f"(t test over {test.n} items, alpha {test.alpha:.3g})"
+    )
 
 
 def _limit_for_metrics(baseline: float, threshold: Threshold) -> float | None:
@@ -53,51 +153,77 @@ def _limit_for_metrics(baseline: float, threshold: Threshold) -> float | None:
     return min(ceilings) if ceilings else None
 
 
+def _margin(test: LimitTest) -> float:
+    return test.lower_bound - test.limit if math.isfinite(test.lower_bound) else math.inf
+
+
+def _movers(watched: Sequence[_Watched]) -> tuple[tuple[str, float], ...]:
+    ranked = sorted(((w.name or "", float(w.tested.mean())) for w in watched), key=lambda m: -m[1])
+    return tuple(ranked[:TOP_MOVERS])
+
+
 def assess(
     baseline: ProbeResult,
     current: ProbeResult,
     threshold: Threshold | None,
     *,
     step: int,
+    alpha: float,
     noise_floor: float = 0.0,
+    panel: bool = False,
 ) -> DriftReport:
-    """Compare `current` with `baseline` under `threshold`.
+    """Compare `current` with `baseline` under `threshold`, each limit tested at level `alpha`.
 
-    A limit is breached only when the drift is also significant (z >= min_z), so noise never
-    trips a halt. A NaN or infinite score is always a breach: a broken probe must never pass.
+    A NaN or infinite score is always a breach: a broken probe must never pass.
     """
     paired = paired_drift(baseline, current, noise_floor=noise_floor)
-    base, score = baseline.score, current.score
-    reasons: list[str] = []
-    if not (math.isfinite(base) and math.isfinite(score) and math.isfinite(paired.mean)):
-        reasons.append("probe produced a non-finite score (NaN or inf)")
-    elif threshold is not None:
-        significant = paired.z >= threshold.min_z
-        sig_text = f"z {paired.z:.1f} >= {threshold.min_z:g}"
-        if threshold.max_increase is not None and paired.mean > threshold.max_increase and significant:
-            reasons.append(f"increase {paired.mean:.4f} > max_increase {threshold.max_increase:g} ({sig_text})")
-        if threshold.max_relative_increase is not None and significant:
-            relative = paired.mean / abs(base) if base != 0 else math.inf
-            if relative > threshold.max_relative_increase:
-                reasons.append(
-                    f"relative increase {relative:.1%} > max_relative_increase "
-                    f"{threshold.max_relative_increase:.1%} ({sig_text})"
-                )
-        if threshold.max_score is not None and score > threshold.max_score:
-            margin_z = (score - threshold.max_score) / current.stderr if current.stderr > 0 else math.inf
-            if margin_z >= threshold.min_z:
-                reasons.append(f"score {score:.4f} > max_score {threshold.max_score:g} (z {margin_z:.1f})")
-    limit = _limit_for_metrics(base, threshold) if threshold is not None and math.isfinite(base) else None
+    if not (math.isfinite(baseline.score) and math.isfinite(current.score) and math.isfinite(paired.mean)):
+        return DriftReport(
+            probe=current.suite,
+            trait=current.trait,
+            step=step,
+            baseline=baseline.score,
+            score=current.score,
+            drift=paired.mean,
+            stderr=paired.stderr,
+            z=paired.z,
+            breached=True,
+            reasons=("probe produced a non-finite score (NaN or inf)",),
+            limit=None,
+            alpha=alpha,
+        )
+    watched = _watched(baseline, current, panel)
+    tests = [
+        (w, name, t) for w in watched for name, t in (_tests(w, threshold, alpha, noise_floor) if threshold else [])
+    ]
+    failing = [(w, name, t) for w, name, t in tests if t.exceeded or not math.isfinite(t.lower_bound)]
+    reasons = [_reason(name, t, w.name if panel else None) for w, name, t in failing]
+    if failing:  # the report shows the candidate whose bound lies furthest above its limit
+        shown, _, shown_test = max(failing, key=lambda f: _margin(f[2]))
+    else:  # else the candidate that rose most, with its first test
+        shown = max(watched, key=lambda w: float(w.tested.mean()))
+        shown_test = next((t for w, _, t in tests if w is shown), None)
+    shown_drift = paired_drift(
+        ProbeResult(current.suite, current.kind, shown.name, baseline.item_ids, tuple(shown.base.tolist())),
+        ProbeResult(current.suite, current.kind, shown.name, current.item_ids, tuple(shown.now.tolist())),
+        noise_floor=noise_floor,
+    )
+    base_mean = float(shown.base.mean())
     return DriftReport(
         probe=current.suite,
-        trait=current.trait,
+        trait=shown.name,
         step=step,
-        baseline=base,
-        score=score,
-        drift=paired.mean,
-        stderr=paired.stderr,
-        z=paired.z,
+        baseline=base_mean,
+        score=float(shown.now.mean()),
+        drift=shown_drift.mean,
+        stderr=shown_drift.stderr,
+        z=shown_drift.z,
         breached=bool(reasons),
         reasons=tuple(reasons),
-        limit=limit,
+        limit=_limit_for_metrics(base_mean, threshold) if threshold is not None else None,
+        specific=float(shown.tested.mean()) if shown.log_odds is not None else None,
+        specific_log_odds=float(shown.log_odds.mean()) if shown.log_odds is not None else None,
+        lower_bound=shown_test.lower_bound if shown_test is not None else None,
+        alpha=alpha,
+        movers=_movers(watched) if panel else (),
     )

@@ -22,6 +22,10 @@ _LEGACY_FIELDS = {"model_fingerprint": "weights_digest"}
 
 @dataclass(frozen=True)
 class HaltRecord:
+    """Why a run stopped. `trait` names the candidate that rose (for a panel, the one that breached);
+    `drift` is the raw change of its score, `specific_drift` the tested statistic of candidate probes,
+    `lower_bound` its one-sided bound at level `alpha` (see docs/detection.md)."""
+
     action: str
     step: int
     probe: str
@@ -37,6 +41,10 @@ class HaltRecord:
     policy_sha256: str
     weights_digest: str
     time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    specific_drift: float | None = None
+    lower_bound: float | None = None
+    alpha: float | None = None
+    movers: list[list[Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,8 +59,8 @@ class HaltRecord:
     def from_report(cls, report: DriftReport, *, action: str, threshold: dict[str, Any], **context: Any) -> HaltRecord:
         """Build the record from a breaching report; non-finite numbers become null (JSON has no NaN)."""
 
-        def finite(value: float) -> float | None:
-            return value if math.isfinite(value) else None
+        def finite(value: float | None) -> float | None:
+            return value if value is not None and math.isfinite(value) else None
 
         return cls(
             action=action,
@@ -65,6 +73,10 @@ class HaltRecord:
             z=finite(report.z),
             threshold=threshold,
             reasons=list(report.reasons),
+            specific_drift=finite(report.specific),
+            lower_bound=finite(report.lower_bound),
+            alpha=report.alpha,
+            movers=[list(m) for m in report.movers],
             **context,
         )
 
@@ -77,7 +89,9 @@ class HaltRecord:
             f"training {verb} at step {self.step} by probe '{self.probe}'"
             + (f" (trait: {self.trait})" if self.trait else "")
             + f": baseline {num(self.baseline, '.4f')}, score {num(self.score, '.4f')}, "
-            f"drift {num(self.drift, '+.4f')}, z {num(self.z, '.1f')}; "
+            f"drift {num(self.drift, '+.4f')}"
+            + (f", specific drift {self.specific_drift:+.4f}" if self.specific_drift is not None else "")
+            + "; "
             + "; ".join(self.reasons)
             + f" [policy {self.policy}]"
         )

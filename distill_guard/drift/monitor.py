@@ -1,4 +1,4 @@
-"""Per-run drift bookkeeping: baselines, patience streaks, history and the tripped flag.
+"""Per-run drift bookkeeping: baselines, the look plan, patience streaks, history and the tripped flag.
 
 Holds no model and does no I/O, so it can be saved to trainer_state.json as plain JSON and a
 resumed run continues against the *original* step-0 baseline, never a fresh one.
@@ -7,10 +7,11 @@ resumed run continues against the *original* step-0 baseline, never a fresh one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from distill_guard.drift.assess import DriftReport, assess
+from distill_guard.drift.limit_test import spend
 from distill_guard.drift.paired import paired_drift
 from distill_guard.drift.patience import PatienceTracker
 from distill_guard.policy.schema import Threshold
@@ -28,12 +29,39 @@ class Evaluation:
     failed: bool = False
 
 
+@dataclass(frozen=True)
+class LookPlan:
+    """How the run's false-halt budget is spent: over `planned_looks` looks of `tests_per_look` tests."""
+
+    false_halt_rate: float
+    planned_looks: int
+    tests_per_look: int
+
+    def level(self, look: int) -> float:
+        return spend(self.false_halt_rate, look, self.planned_looks, self.tests_per_look)
+
+
 @dataclass
 class DriftMonitor:
     baselines: dict[str, ProbeResult] = field(default_factory=dict)
     noise_floors: dict[str, float] = field(default_factory=dict)
     patience: PatienceTracker = field(default_factory=PatienceTracker)
     history: list[DriftReport] = field(default_factory=list)
+    plan: LookPlan | None = None
+    looks: int = 0
+
+    def plan_looks(self, false_halt_rate: float, planned_looks: int, tests_per_look: int) -> LookPlan:
+        """Fix the spending plan at the first train begin; a resumed run keeps its original plan."""
+        if self.plan is None:
+            self.plan = LookPlan(false_halt_rate, max(1, planned_looks), max(1, tests_per_look))
+        return self.plan
+
+    def next_look(self) -> float:
+        """Count one look and return the level each of its tests gets."""
+        if self.plan is None:
+            raise RuntimeError("plan_looks must be called before the first look")
+        self.looks += 1
+        return self.plan.level(self.looks)
 
     def has_baseline(self, label: str) -> bool:
         return label in self.baselines
@@ -48,9 +76,12 @@ class DriftMonitor:
         self.noise_floors[result.suite] = floor
         return floor
 
-    def observe(self, result: ProbeResult, threshold: Threshold | None, *, step: int) -> Evaluation:
+    def observe(
+        self, result: ProbeResult, threshold: Threshold | None, *, step: int, alpha: float, panel: bool = False
+    ) -> Evaluation:
         baseline = self.baselines[result.suite]
-        report = assess(baseline, result, threshold, step=step, noise_floor=self.noise_floors.get(result.suite, 0.0))
+        floor = self.noise_floors.get(result.suite, 0.0)
+        report = assess(baseline, result, threshold, step=step, alpha=alpha, noise_floor=floor, panel=panel)
         patience = 1 if not math.isfinite(report.score) else (threshold.patience if threshold else 1)
         return self._remember(report, patience)
 
@@ -87,6 +118,8 @@ class DriftMonitor:
             "noise_floors": dict(self.noise_floors),
             "streaks": dict(self.patience.streaks),
             "history": [r.to_json() for r in self.history],
+            "plan": asdict(self.plan) if self.plan else None,
+            "looks": self.looks,
         }
 
     @classmethod
@@ -96,6 +129,8 @@ class DriftMonitor:
             noise_floors={k: float(v) for k, v in data.get("noise_floors", {}).items()},
             patience=PatienceTracker(dict(data.get("streaks", {}))),
             history=[_report_from_json(r) for r in data.get("history", [])],
+            plan=LookPlan(**data["plan"]) if data.get("plan") else None,
+            looks=int(data.get("looks", 0)),
         )
 
 
@@ -107,4 +142,5 @@ def _report_from_json(data: dict[str, Any]) -> DriftReport:
         if fields.get(name) is None:
             fields[name] = math.nan
     fields["reasons"] = tuple(fields["reasons"])
+    fields["movers"] = tuple((str(name), float(value)) for name, value in fields.get("movers", ()))
     return DriftReport(**fields)

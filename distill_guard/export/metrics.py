@@ -48,6 +48,13 @@ class GuardMetrics:
         self._threshold = probe_gauge(
             "distill_guard_probe_threshold", "Score at which the probe's tightest limit is crossed (score units)."
         )
+        self._specific = Gauge(
+            "distill_guard_probe_specific_drift",
+            "Specific drift (score units) of the top movers of a candidate probe; a panel shows its top few only.",
+            ("run", "probe", "candidate"),
+            registry=self.registry,
+        )
+        self._specific_shown: dict[str, set[str]] = {}
         self._last_run = probe_gauge(
             "distill_guard_probe_last_run_timestamp_seconds", "Unix time of the probe's latest evaluation."
         )
@@ -112,7 +119,8 @@ class GuardMetrics:
             baseline, drift, zscore, threshold = result.score, 0.0, 0.0, None
         else:
             baseline, drift, zscore, threshold = report.baseline, report.drift, report.z, report.limit
-        self._score.labels(**labels).set(result.score)
+        # A panel's report follows the candidate that rose most; for any other probe it is result.score.
+        self._score.labels(**labels).set(result.score if report is None else report.score)
         self._baseline.labels(**labels).set(baseline)
         self._drift.labels(**labels).set(drift)
         self._zscore.labels(**labels).set(zscore)
@@ -124,6 +132,18 @@ class GuardMetrics:
         self._duration.labels(**labels).observe(result.duration_seconds)
         # Born at 0 so that increase() sees the first breach of this probe.
         self._breaches.labels(**labels)
+
+    def observe_specific(self, *, probe: str, movers: list[tuple[str, float]]) -> None:
+        """Show the candidates that rose most; series of candidates that left the top are removed.
+
+        Bounded cardinality: at most `len(movers)` (a few) `candidate` series per probe at a time.
+        """
+        shown = {name for name, _ in movers}
+        for stale in self._specific_shown.get(probe, set()) - shown:
+            self._specific.remove(self.run, probe, stale)
+        for name, value in movers:
+            self._specific.labels(run=self.run, probe=probe, candidate=name).set(value)
+        self._specific_shown[probe] = shown
 
     def record_breach(self, *, probe: str, trait: str | None) -> None:
         self._breaches.labels(**self._probe_labels(probe, trait)).inc()

@@ -105,7 +105,10 @@ class Telemetry:
             self._stop_exporter(clean=False)  # the early series keeps what it counted, under its label
         if self.metrics is None:
             self.metrics = GuardMetrics(run)
-            self._exporter = make_exporter(self.policy.metrics.prometheus, self.metrics)
+            # A Pushgateway group per run id (the audit log's): runs that share a run name (the default is
+            # the output folder's name) never overwrite, or on a clean finish delete, each other's group.
+            grouping = {"run_id": self._context.run_id}
+            self._exporter = make_exporter(self.policy.metrics.prometheus, self.metrics, grouping=grouping)
             self._exporter.start()
         self.metrics.set_run_info(
             policy=self.policy.metadata.name,
@@ -159,17 +162,27 @@ class Telemetry:
             self.metrics.observe_probe(result)
 
     def evaluation(self, result: ProbeResult | None, report: DriftReport) -> None:
-        """Export one probe evaluation (result is None when the probe failed) and count breaches."""
+        """Export one probe evaluation (result is None when the probe failed) and count breaches.
+
+        The series keep the probe's own trait label (none for a panel, whose numbers follow the
+        candidate that rose most), so a panel never adds one series per candidate.
+        """
         if self.metrics is None:
             return
         if result is not None:
             self.metrics.observe_probe(result, report)
+            movers = list(report.movers) or (
+                [(report.trait or "", report.specific)] if report.specific is not None else []
+            )
+            if movers:
+                self.metrics.observe_specific(probe=report.probe, movers=movers)
         if report.breached:
-            self.metrics.record_breach(probe=report.probe, trait=report.trait)
+            self.metrics.record_breach(probe=report.probe, trait=result.trait if result else report.trait)
 
-    def evaluated(self, step: int, reports: list[dict[str, Any]]) -> None:
-        """One audit line and one log line per evaluation: every probe's score against its limit."""
-        self.event("probes", step=step, reports=reports)
+    def evaluated(self, step: int, reports: list[dict[str, Any]], *, look: int, alpha: float) -> None:
+        """One audit line and one log line per evaluation: every probe's score against its limit, with
+        the look's number and the false-halt budget it spent (`alpha`)."""
+        self.event("probes", step=step, look=look, alpha=alpha, reports=reports)
         if self._main:
             logger.info("distill-guard: step %d: %s", step, "; ".join(map(_describe_report, reports)))
 
@@ -207,7 +220,10 @@ def _describe_report(report: dict[str, Any]) -> str:
         return "n/a" if value is None else format(value, fmt)
 
     verdict = "BREACH" if report.get("breached") else "ok"
+    candidate = f" [{report['trait']}]" if report.get("trait") else ""
+    specific = f", specific {num('specific', '+.4f')}" if report.get("specific") is not None else ""
     return (
-        f"{report['probe']} {num('score', '.4f')} (baseline {num('baseline', '.4f')}, drift {num('drift', '+.4f')}, "
-        f"z {num('z', '.1f')}, limit {num('limit', '.4f')}) {verdict}"
+        f"{report['probe']}{candidate} {num('score', '.4f')} (baseline {num('baseline', '.4f')}, "
+        f"drift {num('drift', '+.4f')}{specific}, lower bound {num('lower_bound', '+.4f')}, "
+        f"limit {num('limit', '.4f')}) {verdict}"
     )

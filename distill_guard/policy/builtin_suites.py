@@ -38,6 +38,10 @@ BUILTIN_SUITES: dict[str, BuiltinSuite] = {
             "owl",
         ),
         BuiltinSuite("tree-preference", "preference", "favourite-tree questions, one word answers", True, "oak"),
+        BuiltinSuite("colour-preference", "preference", "favourite-colour questions, a panel of 16 colours", True),
+        BuiltinSuite("food-preference", "preference", "favourite-food questions, a panel of 16 foods", True),
+        BuiltinSuite("place-preference", "preference", "favourite country or city, a panel of 16 places", True),
+        BuiltinSuite("number-preference", "preference", "favourite-number questions, a panel of 0-20", True),
         BuiltinSuite(
             "misalignment-choice",
             "choice",

@@ -55,6 +55,8 @@ def _describe_suite(ref: SuiteRef, policy: GuardPolicy) -> str:
     suite = BUILTIN_SUITES.get(ref.builtin_name or "")
     target = ref.target or (suite.default_target if suite and suite.needs_target else None)
     subject = f"{source} (target: {target})" if target else source
+    if ref.panel:
+        subject = f"{source} as a panel (every candidate watched)"
     t = ref.threshold
     if t is None:
         return f"`{suite_label(ref)}`: {subject}; measured and exported, never halts."
@@ -65,11 +67,12 @@ def _describe_suite(ref: SuiteRef, policy: GuardPolicy) -> str:
         limits.append(f"rises more than {t.max_relative_increase:.0%} relative to its baseline")
     if t.max_score is not None:
         limits.append(f"exceeds {t.max_score:g}")
-    times = "once" if t.patience == 1 else f"{t.patience} evaluations in a row"
+    times = "once" if t.patience == 1 else f"{t.patience} looks in a row"
     action = (ref.on_error or policy.halt.action).value
     return (
-        f"`{suite_label(ref)}`: {subject}; breach when the score {' or '.join(limits)}, "
-        f"with drift at least {t.min_z:g} standard errors from zero, {times}. If the probe itself fails: {action}."
+        f"`{suite_label(ref)}`: {subject}; breach when the score {' or '.join(limits)} "
+        f"(specific drift for candidate answers; a one-sided t test at a level spent from a per-run false-halt "
+        f"rate of {policy.halt.false_halt_rate:g}), {times}. If the probe itself fails: {action}."
     )
 
 

@@ -6,12 +6,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distill_guard.errors import PolicyError, SourceIssue
+from distill_guard.errors import DistillGuardError, PolicyError, SourceIssue
 from distill_guard.input_files import regular_file_problem
+from distill_guard.policy.benign_drift import BenignDrift
 from distill_guard.policy.documents import parse_document
 from distill_guard.policy.probe_suite import load_suite
 from distill_guard.policy.schema import GuardPolicy
-from distill_guard.policy.semantics import lint_warnings, semantic_errors
+from distill_guard.policy.semantics import lint_warnings, semantic_errors, suite_label
 from distill_guard.policy.yaml_source import YamlDocument, load_yaml
 
 
@@ -53,6 +54,32 @@ def _suite_file_errors(doc: YamlDocument, index: int, relative: str) -> list[Sou
     return []
 
 
+def _benign_range_warnings(policy: GuardPolicy, doc: YamlDocument) -> tuple[list[SourceIssue], list[SourceIssue]]:
+    """(errors, warnings) of `probes.benign_drift`: the file must be readable; limits inside it are flagged."""
+    relative = policy.probes.benign_drift
+    if relative is None:
+        return [], []
+    path = Path(relative) if Path(relative).is_absolute() else Path(doc.file).parent / relative
+    try:
+        benign = BenignDrift.from_file(path)
+    except DistillGuardError as exc:
+        return [doc.issue(("probes", "benign_drift"), f"probes.benign_drift: {exc}")], []
+    warnings = []
+    for i, ref in enumerate(policy.probes.suites):
+        upper = benign.upper(suite_label(ref))
+        limit = ref.threshold.max_increase if ref.threshold else None
+        if upper is not None and limit is not None and limit <= upper:
+            warnings.append(
+                doc.issue(
+                    ("probes", "suites", i, "threshold", "max_increase"),
+                    f"warning: max_increase {limit:g} of '{suite_label(ref)}' sits inside the benign range measured "
+                    f"in {path.name} (benign runs reached {upper:+.4f} over {benign.runs} runs): benign runs may halt",
+                    severity="warning",
+                )
+            )
+    return [], warnings
+
+
 def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPolicy:
     """Load and check `path`; raises PolicyError listing every error (FILE:LINE:COL)."""
     doc = load_yaml(path)
@@ -61,9 +88,11 @@ def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPoli
     for i, ref in enumerate(policy.probes.suites):
         if ref.path is not None:
             errors.extend(_suite_file_errors(doc, i, ref.path))
+    benign_errors, benign_warnings = _benign_range_warnings(policy, doc)
+    errors.extend(benign_errors)
     if errors:
         raise PolicyError(errors)
-    return LoadedPolicy(policy, doc, lint_warnings(policy, doc, today or today_utc()))
+    return LoadedPolicy(policy, doc, lint_warnings(policy, doc, today or today_utc()) + benign_warnings)
 
 
 def validate_policy_file(path: str | Path, *, today: dt.date | None = None) -> list[SourceIssue]:

@@ -141,20 +141,49 @@ class ProvenancePolicy(StrictModel):
     waivers: list[Waiver] = Field(default_factory=list)
 
 
-class Threshold(StrictModel):
-    """When a probe's drift counts as a breach. At least one limit; all given limits are checked."""
+RETIRED_MIN_Z = (
+    "min_z was retired in 0.3: the halt test now takes its level from `halt.false_halt_rate` (a per-run "
+    "false-halt rate split over the planned looks, with Student-t quantiles); remove min_z (docs/detection.md)"
+)
 
-    max_increase: StrictFloat | None = Field(None, gt=0, description="score - baseline above this is a breach")
-    max_relative_increase: StrictFloat | None = Field(None, gt=0, description="(score - baseline) / baseline")
-    max_score: StrictFloat | None = Field(None, description="absolute ceiling on the score")
-    min_z: StrictFloat = Field(3.0, ge=0, le=20, description="drift must also be this many standard errors from 0")
-    patience: StrictInt = Field(1, ge=1, le=1000, description="consecutive breaching evaluations before acting")
+
+class Threshold(StrictModel):
+    """When a probe's drift counts as a breach. At least one limit; all given limits are checked.
+
+    Each limit is tested, not compared: a look breaches when the one-sided lower confidence bound
+    of the mean over the items lies above the limit, at the level `halt.false_halt_rate` allots
+    to that look. For candidate-answer probes the tested drift is the specific drift.
+    """
+
+    max_increase: StrictFloat | None = Field(
+        None, gt=0, allow_inf_nan=False, description="drift (specific drift for candidate probes) above this"
+    )
+    max_relative_increase: StrictFloat | None = Field(
+        None, gt=0, allow_inf_nan=False, description="drift / baseline above this"
+    )
+    max_score: StrictFloat | None = Field(None, allow_inf_nan=False, description="absolute ceiling on the score")
+    min_z: StrictFloat | None = Field(None, description="retired in 0.3; see halt.false_halt_rate")
+    patience: StrictInt = Field(
+        1, ge=1, le=1000, description="consecutive rejecting looks before acting (never raises the false-halt rate)"
+    )
+
+    @field_validator("min_z", mode="before")
+    @classmethod
+    def _min_z_retired(cls, value: object) -> object:
+        if value is not None:
+            raise ValueError(RETIRED_MIN_Z)
+        return value
 
     @model_validator(mode="after")
     def _has_limit(self) -> Threshold:
         if self.max_increase is None and self.max_relative_increase is None and self.max_score is None:
             raise ValueError("give at least one of max_increase, max_relative_increase, max_score")
         return self
+
+    @property
+    def limit_count(self) -> int:
+        """How many limits are tested at each look (each is one test of the look's budget)."""
+        return sum(v is not None for v in (self.max_increase, self.max_relative_increase, self.max_score))
 
 
 class HaltAction(str, Enum):
@@ -169,6 +198,7 @@ class SuiteRef(StrictModel):
     path: NonEmpty | None = None
     name: Slug | None = Field(None, description="label in metrics and records; defaults to the suite's")
     target: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    panel: StrictBool = Field(False, description="watch every candidate of a preference suite, not one target")
     threshold: Threshold | None = None
     on_error: HaltAction | None = Field(None, description="when the probe raises; defaults to halt.action")
 
@@ -176,6 +206,8 @@ class SuiteRef(StrictModel):
     def _exactly_one_source(self) -> SuiteRef:
         if (self.use is None) == (self.path is None):
             raise ValueError("give exactly one of 'use' (builtin:NAME) or 'path'")
+        if self.panel and self.target is not None:
+            raise ValueError("a panel watches every candidate; give 'panel: true' or a 'target', not both")
         return self
 
     @property
@@ -188,11 +220,21 @@ class ProbesPolicy(StrictModel):
     on_evaluate: StrictBool = Field(False, description="also probe after each evaluation")
     max_tokens_per_batch: StrictInt = Field(4096, ge=64, le=1_048_576)
     calibrate_noise: StrictBool = Field(False, description="probe twice at baseline to measure the noise floor")
+    benign_drift: NonEmpty | None = Field(
+        None, description="file written by `distill-guard calibrate`; validate warns about limits inside it"
+    )
     suites: list[SuiteRef] = Field(default_factory=list)
 
 
 class HaltPolicy(StrictModel):
     action: HaltAction = HaltAction.stop
+    false_halt_rate: StrictFloat = Field(
+        0.01,
+        gt=0,
+        le=0.5,
+        allow_inf_nan=False,
+        description="chance a run with no drift beyond its limits is halted anyway, per run (docs/detection.md)",
+    )
     raise_on_train_end: StrictBool = Field(
         True, description="trainer.train() raises TrainingHalted at the halting step, before any save or upload"
     )

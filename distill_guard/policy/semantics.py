@@ -41,15 +41,15 @@ def _suggest(value: str, choices: Iterable[str]) -> str:
 
 
 def suite_label(ref: SuiteRef) -> str:
-    """The name a suite carries in metrics and halt records."""
+    """The name a suite carries in metrics and halt records: its name, then its target (not a panel's)."""
     if ref.name:
         return ref.name
-    if ref.builtin_name:
-        suite = BUILTIN_SUITES.get(ref.builtin_name)
-        target = ref.target or (suite.default_target if suite else None)
-        return f"{ref.builtin_name}-{target}" if target else ref.builtin_name
-    stem = ref.path.rsplit("/", 1)[-1].rsplit(".", 1)[0] if ref.path else "suite"
-    return f"{stem}-{ref.target}" if ref.target else stem
+    stem = ref.builtin_name or (ref.path or "suite").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    if ref.panel:  # a panel watches every candidate, so no one target names it
+        return stem
+    builtin = BUILTIN_SUITES.get(ref.builtin_name or "")
+    target = ref.target or (builtin.default_target if builtin and ref.builtin_name else None)
+    return f"{stem}-{target}" if target else stem
 
 
 def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]:
@@ -138,6 +138,22 @@ def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]
                 if ref.target and not suite.needs_target:
                     issues.append(
                         doc.issue((*base, "target"), f"probes.suites[{i}].target: suite '{suite.name}' takes no target")
+                    )
+                if ref.panel and suite.kind != "preference":
+                    issues.append(
+                        doc.issue(
+                            (*base, "panel"),
+                            f"probes.suites[{i}].panel: suite '{suite.name}' is a {suite.kind} suite; "
+                            "only preference suites can be watched as a panel",
+                        )
+                    )
+                if suite.needs_target and not (ref.target or ref.panel or suite.default_target):
+                    issues.append(
+                        doc.issue(
+                            base,
+                            f"probes.suites[{i}]: suite '{suite.name}' has no default target; "
+                            "give a 'target' or 'panel: true'",
+                        )
                     )
                 if suite.scores_are_probabilities and ref.threshold is not None:
                     issues.extend(_probability_threshold_errors(ref, doc, base))

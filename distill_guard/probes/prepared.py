@@ -20,6 +20,8 @@ from distill_guard.policy.probe_suite import LoadedSuite
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.policy.semantics import suite_label
 from distill_guard.probes.kinds import ProbeScorer, Resumable, WholeModelScorer
+from distill_guard.probes.kinds.answers import AnswerScorer, ItemAnswers
+from distill_guard.probes.kinds.preference import panel_from_suite
 from distill_guard.probes.kinds.registry import make_scorer
 from distill_guard.probes.model_access import counting_forwards, probing, unwrap
 from distill_guard.probes.result import ProbeResult
@@ -33,9 +35,14 @@ class PreparedProbe:
         self.ref = ref
         self.suite = suite
         self.label = label or suite_label(ref)
-        self.scorer = make_scorer(suite, ref.target)
+        self.scorer = panel_from_suite(suite) if ref.panel else make_scorer(suite, ref.target)
         self.kind: str = self.scorer.kind
         self.trait: str | None = self.scorer.trait
+
+    @property
+    def watched(self) -> int:
+        """How many candidates each look tests: all of a panel's, else the one target."""
+        return len(getattr(self.scorer, "candidates", ())) if self.ref.panel else 1
 
     def run(self, model: nn.Module, tokenizer: Any, *, max_tokens_per_batch: int) -> ProbeResult:
         """Score every item; in a distributed run every rank scores a shard and gets the full result."""
@@ -48,11 +55,14 @@ class PreparedProbe:
             raise DistillGuardError(f"probe '{self.label}' failed: " + "; ".join(failures))
         if debug_collectives():
             require_equal_counts(f"probe '{self.label}'", [o[2] for o in outcomes])
+        answers: list[ItemAnswers] = []
         if isinstance(self.scorer, WholeModelScorer):
             ids, scores = outcomes[0][1]  # every rank scored the whole model; rank 0's scores count
         else:
             ids = self.scorer.item_ids()
-            scores = [s for o in outcomes for s in o[1]]
+            scored = [s for o in outcomes for s in o[1]]
+            answers = [s for s in scored if isinstance(s, ItemAnswers)]
+            scores = [s.share if isinstance(s, ItemAnswers) else s for s in scored]
         return ProbeResult(
             suite=self.label,
             kind=self.kind,
@@ -62,6 +72,9 @@ class PreparedProbe:
             is_probability=self.scorer.is_probability,
             duration_seconds=time.perf_counter() - started,
             extra={"suite_name": self.suite.name, "source": self.ref.use or self.ref.path},
+            candidates=getattr(self.scorer, "candidates", ()),
+            answer_logprobs=tuple(a.logprobs for a in answers),
+            answer_is_trait=tuple(a.is_trait for a in answers),
         )
 
     def _guarded(self, model: nn.Module, tokenizer: Any, budget: int) -> tuple[str, Any]:
@@ -76,12 +89,19 @@ class PreparedProbe:
             return ("error", f"{type(exc).__name__}: {exc}")
 
     @staticmethod
-    def _score_shard(scorer: ProbeScorer, model: nn.Module, tokenizer: Any, budget: int) -> list[float]:
-        """This rank's items, padded by repeating one so every rank runs the same forwards."""
+    def _score_shard(
+        scorer: ProbeScorer, model: nn.Module, tokenizer: Any, budget: int
+    ) -> list[float] | list[ItemAnswers]:
+        """This rank's items, padded by repeating one so every rank runs the same forwards.
+
+        Candidate-answer kinds return each item's candidate log-probabilities too (specific drift).
+        """
         n = len(scorer.item_ids())
         start, stop, per_rank = shard_bounds(n)
         local = list(range(start, stop))
         padded = local + [local[-1] if local else n - 1] * (per_rank - len(local))
+        if isinstance(scorer, AnswerScorer):
+            return scorer.score_answers(model, tokenizer, padded, max_tokens_per_batch=budget)[: len(local)]
         return scorer.score(model, tokenizer, padded, max_tokens_per_batch=budget)[: len(local)]
 
     def state_dict(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from distill_guard.bundled import data_path, policy_path
 from distill_guard.policy.load import LoadedPolicy, load_policy
-from distill_guard.policy.schema import HaltAction, PrometheusExport
+from distill_guard.policy.schema import HaltAction, PrometheusExport, ProvenancePolicy
 
 POLICY_DIR = data_path("policies")
 STRICT_POLICY = policy_path("strict")
@@ -20,11 +20,20 @@ DIGITS_POLICY = policy_path("demo-digits")
 
 
 def policy_variant(
-    path: Path, *, prometheus: PrometheusExport | None = None, halt_action: HaltAction | None = None
+    path: Path,
+    *,
+    prometheus: PrometheusExport | None = None,
+    halt_action: HaltAction | None = None,
+    provenance: ProvenancePolicy | None = None,
 ) -> LoadedPolicy:
-    """Load `path` and replace its metrics export and/or halt action, in memory only."""
+    """Load `path` and replace its metrics export, halt action and/or provenance section, in memory only.
+
+    Replacing provenance lets a benchmark run a policy's probes on data that carries no manifest.
+    """
     loaded = load_policy(path)
     policy = loaded.policy
+    if provenance is not None:
+        policy = policy.model_copy(update={"provenance": provenance})
     if prometheus is not None:
         policy = policy.model_copy(update={"metrics": policy.metrics.model_copy(update={"prometheus": prometheus})})
     if halt_action is not None:

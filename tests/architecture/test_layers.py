@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"exits"},  # which ways out (saves, pushes, uploads) a halted model still has
     {"callback"},  # the Trainer callback wiring the layers above
     {"scenarios"},  # tiny end-to-end runs built on the guard
+    {"calibration"},  # benign runs under a policy's probes: the measured null
     {"cli"},  # the distill-guard command
     {"__init__"},  # the public face
 ]

@@ -60,6 +60,7 @@ def launch_ranks(
     launcher: str = "torchrun",
     worker: Path = WORKER,
     training_args: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> LaunchedRun:
     """Run every rank to the end; a hang past the hard timeout kills the whole process group and fails."""
     scenario = workdir / "scenario.json"
@@ -82,9 +83,16 @@ def launch_ranks(
     options = [option.format(n=len(plans)) for option in LAUNCHERS[launcher][1:]]
     command = [str(program), *options, str(free_local_port()), str(worker), str(scenario)]
     python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    environment = {**os.environ, "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    environment.update(env or {})
     process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        command,
+        cwd=REPO,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         log, _ = process.communicate(timeout=HARD_TIMEOUT_SECONDS)

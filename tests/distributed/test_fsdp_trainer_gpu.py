@@ -16,7 +16,7 @@ from .launch import RankPlan, launch_ranks
 
 pytestmark = [pytest.mark.distributed, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-PREFERENCE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99, "min_z": 20}}
+PREFERENCE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99}}
 RISING = [[0.10, 0.12, 0.11, 0.09], [0.10, 0.12, 0.11, 0.09], [0.40, 0.45, 0.42, 0.41]]
 ON_GPU = {"use_cpu": False, "ddp_backend": "nccl"}
 FSDP2 = {"fsdp": "full_shard", "fsdp_config": {"version": 2}}

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.distributed
 
 FLAT = [0.10, 0.12, 0.11, 0.09]
 RISEN = [0.40, 0.45, 0.42, 0.41]
-LOOSE = {"max_increase": 0.9, "min_z": 3}
-SHARDED_SUITE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99, "min_z": 20}}
+LOOSE = {"max_increase": 0.9}
+SHARDED_SUITE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99}}
 
 
 def rank_policy(path: Path, *, threshold: dict[str, Any], unknown: str = "warn", sharded: bool = False) -> Path:
@@ -62,32 +62,43 @@ def test_breach_seen_on_one_rank_halts_both_at_the_same_step(breach_on_rank_1):
     assert breach_on_rank_1.results[0]["halt_record"]["policy"] == "rank1"
 
 
-def test_rank_0_alone_writes_the_halt_record_and_the_audit_log(breach_on_rank_1):
-    assert (breach_on_rank_1.output_dir / HALT_RECORD_NAME).is_file()
-    assert [e["world_size"] for e in events(breach_on_rank_1.output_dir, "train_begin")] == [2]
-    assert [e["step"] for e in events(breach_on_rank_1.output_dir, "probes")] == [2, 4]
-
-
-def test_exactly_one_exporter_on_rank_0(breach_on_rank_1):
-    workdir = breach_on_rank_1.output_dir.parent
+def assert_rank_0_alone_writes_and_exports(run: LaunchedRun, step: int) -> None:
+    """The halt record, one train_begin in the audit log, probes at steps 2..`step`, and rank 0's metrics only."""
+    assert (run.output_dir / HALT_RECORD_NAME).is_file()
+    assert [e["world_size"] for e in events(run.output_dir, "train_begin")] == [2]
+    assert [e["step"] for e in events(run.output_dir, "probes")] == list(range(2, step + 1, 2))
+    workdir = run.output_dir.parent
     assert not (workdir / "rank1.prom").exists()
     metrics = read_metrics(workdir / "rank0.prom")
-    assert metrics["distill_guard_halted{}"] == 1 and metrics["distill_guard_training_step{}"] == 4
+    assert metrics["distill_guard_halted{}"] == 1 and metrics["distill_guard_training_step{}"] == step
 
 
-def test_probe_items_are_split_so_every_rank_runs_every_forward(breach_on_rank_1):
-    forwards = [r["probe_forwards"] for r in breach_on_rank_1.results]
+def assert_every_rank_runs_every_probe_forward(run: LaunchedRun) -> None:
+    forwards = [r["probe_forwards"] for r in run.results]
     assert forwards[0] == forwards[1] > 0
 
 
-def test_gathered_scores_equal_a_single_process_run(breach_on_rank_1, tiny_checkpoint):
-    policy = load_policy(breach_on_rank_1.output_dir.parent / "rank0.yaml")
+def test_rank_0_alone_writes_the_halt_record_and_the_audit_log_and_exports(breach_on_rank_1):
+    assert_rank_0_alone_writes_and_exports(breach_on_rank_1, step=4)
+
+
+def test_probe_items_are_split_so_every_rank_runs_every_forward(breach_on_rank_1):
+    assert_every_rank_runs_every_probe_forward(breach_on_rank_1)
+
+
+def probe_scores_equal_a_single_process(run: LaunchedRun, checkpoint: Path) -> None:
+    """The baseline the ranks gathered (on the saved weights, before any step) equals one process probing them."""
+    policy = load_policy(run.output_dir.parent / "rank0.yaml")
     sharded = next(p for p in prepare_probes(policy) if p.kind == "preference")
-    model, tokenizer = tiny_lm.load(tiny_checkpoint)
+    model, tokenizer = tiny_lm.load(checkpoint)
     single = sharded.run(model, tokenizer, max_tokens_per_batch=policy.policy.probes.max_tokens_per_batch)
-    gathered = next(e["result"] for e in events(breach_on_rank_1.output_dir, "baseline") if e["probe"] == sharded.label)
+    gathered = next(e["result"] for e in events(run.output_dir, "baseline") if e["probe"] == sharded.label)
     assert gathered["item_ids"] == list(single.item_ids)
     assert gathered["item_scores"] == pytest.approx(list(single.item_scores), abs=1e-5)
+
+
+def test_gathered_scores_equal_a_single_process_run(breach_on_rank_1, tiny_checkpoint):
+    probe_scores_equal_a_single_process(breach_on_rank_1, tiny_checkpoint)
 
 
 def test_probe_crash_on_one_rank_stops_both_without_a_hang(tiny_checkpoint, tmp_path):

@@ -18,6 +18,7 @@ import torch.distributed as torch_dist
 from torch import nn
 
 from distill_guard import DistillGuardError, TrainingHalted, dist
+from distill_guard.model_identity import weights_digest
 from tests.support.controlled import PLAN
 from tests.trainers.conftest import build_example
 
@@ -41,11 +42,21 @@ def outcome_of(error: BaseException | None) -> dict[str, Any]:
     return {"outcome": type(error).__name__, "message": str(error)[:2000], "halt_record": record}
 
 
+def join_deepspeed() -> None:
+    """On CPU, accelerate sets up gloo itself (`use_cpu=True`) but not DeepSpeed's communicator, which
+    ZeRO-3's `zero.Init` (run inside `from_pretrained`) sizes the world with: join it to that group."""
+    import deepspeed
+
+    deepspeed.init_distributed(dist_backend="gloo")
+
+
 def main(scenario_file: Path) -> None:
     scenario = json.loads(scenario_file.read_text("utf-8"))
     rank = int(os.environ["RANK"])
     mine = scenario["ranks"][rank]
     PLAN.plan(mine["scores"])
+    if "deepspeed" in scenario.get("training_args", {}):
+        join_deepspeed()
     trainer = build_example(
         "trainer",
         Path(scenario["checkpoint"]),
@@ -65,6 +76,9 @@ def main(scenario_file: Path) -> None:
         "world_size": dist.world_size(),
         "global_step": trainer.state.global_step,
         "probe_forwards": forwards[0],
+        "deepspeed": trainer.is_deepspeed_enabled,
+        "zero3_partitioned": any(hasattr(p, "ds_tensor") for p in trainer.model.parameters()),
+        "weights_digest": weights_digest(trainer.model),
         **outcome_of(error),
     }
     results = Path(scenario["results"])

@@ -1,4 +1,4 @@
-"""Drift decisions as pure functions: significance, limits, patience, non-finite scores, persistence."""
+"""Drift decisions as pure functions: t tests against limits, patience, non-finite scores, persistence."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from distill_guard.drift.monitor import DriftMonitor
 from distill_guard.drift.paired import paired_drift
 from distill_guard.policy.schema import Threshold
 from distill_guard.probes.result import ProbeResult
+
+ALPHA = 0.01  # the level one look's test gets (a run spends its false-halt rate over many of these)
 
 
 def result(scores: list[float], suite: str = "p") -> ProbeResult:
@@ -36,43 +38,47 @@ def test_items_must_match_the_baseline() -> None:
 
 
 def test_increase_over_limit_but_not_significant_is_not_a_breach() -> None:
-    report = assess(result([0.1] * 4), result([0.9, 0.0, 0.0, 0.0]), Threshold(max_increase=0.05), step=3)
+    report = assess(result([0.1] * 4), result([0.9, 0.0, 0.0, 0.0]), Threshold(max_increase=0.05), step=3, alpha=ALPHA)
     assert report.drift == pytest.approx(0.125) and report.z < 3 and not report.breached
 
 
 def test_significant_increase_over_limit_is_a_breach_with_reason() -> None:
-    report = assess(result([0.1, 0.2, 0.3]), result([0.3, 0.41, 0.5]), Threshold(max_increase=0.05), step=3)
+    report = assess(
+        result([0.1, 0.2, 0.3]), result([0.3, 0.41, 0.5]), Threshold(max_increase=0.05), step=3, alpha=ALPHA
+    )
     assert report.breached and "max_increase 0.05" in report.reasons[0] and report.limit == pytest.approx(0.25)
 
 
 def test_significant_increase_under_limit_is_not_a_breach() -> None:
-    report = assess(result([0.1, 0.2, 0.3]), result([0.12, 0.22, 0.31]), Threshold(max_increase=0.05), step=3)
+    report = assess(
+        result([0.1, 0.2, 0.3]), result([0.12, 0.22, 0.31]), Threshold(max_increase=0.05), step=3, alpha=ALPHA
+    )
     assert report.z > 3 and not report.breached
 
 
 def test_relative_increase_limit() -> None:
     threshold = Threshold(max_relative_increase=0.5)
-    assert assess(result([0.1, 0.1]), result([0.16, 0.16]), threshold, step=1).breached
-    assert not assess(result([0.1, 0.1]), result([0.14, 0.14]), threshold, step=1).breached
+    assert assess(result([0.1, 0.1]), result([0.16, 0.16]), threshold, step=1, alpha=ALPHA).breached
+    assert not assess(result([0.1, 0.1]), result([0.14, 0.14]), threshold, step=1, alpha=ALPHA).breached
 
 
-def test_max_score_needs_the_score_significantly_above_the_ceiling() -> None:
+def test_max_score_needs_the_t_bound_of_the_score_above_the_ceiling() -> None:
     threshold = Threshold(max_score=0.5)
-    assert assess(result([0.4, 0.5]), result([0.8, 0.81]), threshold, step=1).breached
-    assert not assess(result([0.4, 0.5]), result([0.2, 0.85]), threshold, step=1).breached
+    assert assess(result([0.4, 0.5]), result([0.8, 0.81]), threshold, step=1, alpha=ALPHA).breached
+    assert not assess(result([0.4, 0.5]), result([0.2, 0.85]), threshold, step=1, alpha=ALPHA).breached
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_scores_always_breach_even_without_threshold(bad: float) -> None:
-    report = assess(result([0.1, 0.1]), result([0.1, bad]), None, step=5)
+    report = assess(result([0.1, 0.1]), result([0.1, bad]), None, step=5, alpha=ALPHA)
     assert report.breached and "non-finite" in report.reasons[0]
     assert report.to_json()["score"] is None and "score" in report.to_json()["non_finite"]
 
 
-def test_noise_floor_raises_the_bar_for_significance() -> None:
+def test_noise_floor_widens_the_bound() -> None:
     base, current = result([0.1, 0.2, 0.3]), result([0.2, 0.3, 0.41])
-    assert assess(base, current, Threshold(max_increase=0.05), step=1).breached
-    assert not assess(base, current, Threshold(max_increase=0.05), step=1, noise_floor=0.05).breached
+    assert assess(base, current, Threshold(max_increase=0.05), step=1, alpha=ALPHA).breached
+    assert not assess(base, current, Threshold(max_increase=0.05), step=1, alpha=ALPHA, noise_floor=0.05).breached
 
 
 def test_patience_trips_only_on_consecutive_breaches() -> None:
@@ -80,7 +86,9 @@ def test_patience_trips_only_on_consecutive_breaches() -> None:
     monitor.set_baseline(result([0.1, 0.2, 0.3]))
     threshold = Threshold(max_increase=0.05, patience=2)
     high, flat = result([0.3, 0.4, 0.51]), result([0.1, 0.2, 0.3])
-    outcomes = [monitor.observe(r, threshold, step=s).tripped for s, r in enumerate([high, flat, high, high], 1)]
+    outcomes = [
+        monitor.observe(r, threshold, step=s, alpha=ALPHA).tripped for s, r in enumerate([high, flat, high, high], 1)
+    ]
     assert outcomes == [False, False, False, True]
 
 
@@ -89,9 +97,10 @@ def test_seeded_noise_only_run_never_trips() -> None:
     truth = [rng.uniform(0.05, 0.3) for _ in range(50)]
     monitor = DriftMonitor()
     monitor.set_baseline(result([t + rng.gauss(0, 0.02) for t in truth]))
-    threshold = Threshold(max_increase=0.01, min_z=3, patience=2)
+    plan = monitor.plan_looks(0.01, planned_looks=500, tests_per_look=1)
+    threshold = Threshold(max_increase=0.01, patience=2)
     tripped = [
-        monitor.observe(result([t + rng.gauss(0, 0.02) for t in truth]), threshold, step=s).tripped
+        monitor.observe(result([t + rng.gauss(0, 0.02) for t in truth]), threshold, step=s, alpha=plan.level(s)).tripped
         for s in range(1, 501)
     ]
     assert not any(tripped)
@@ -101,8 +110,10 @@ def test_seeded_noise_only_run_never_trips() -> None:
 def test_monitor_round_trips_through_json() -> None:
     monitor = DriftMonitor()
     monitor.set_baseline(result([0.1, 0.2]), recheck=result([0.1, 0.21]))
-    monitor.observe(result([0.3, math.nan]), Threshold(max_increase=0.05), step=2)
+    monitor.plan_looks(0.01, planned_looks=10, tests_per_look=2)
+    monitor.observe(result([0.3, math.nan]), Threshold(max_increase=0.05), step=2, alpha=monitor.next_look())
     restored = DriftMonitor.from_json(monitor.to_json())
     assert restored.baselines == monitor.baselines and restored.noise_floors == monitor.noise_floors
     assert restored.patience.streaks == {"p": 1}
+    assert restored.plan == monitor.plan and restored.looks == 1
     assert math.isnan(restored.history[0].score) and restored.history[0].breached

@@ -48,7 +48,8 @@ spec:
 def test_a_user_kind_is_scored_exported_and_halts_the_trainer(tiny_checkpoint, tmp_path, write_policy) -> None:
     suite, metrics_file = tmp_path / "next-animal.yaml", tmp_path / "guard.prom"
     suite.write_text(SUITE)
-    threshold = {"max_relative_increase": 0.5, "min_z": 3, "patience": 1}
+    # 4 prompts: the t bound is wide (df 3), so the limit sits well below the doubling the tuning causes
+    threshold = {"max_relative_increase": 0.25, "patience": 1}
     policy = write_policy([{"path": str(suite), "threshold": threshold}], metrics_file=metrics_file)
     trainer = make_trainer(tiny_checkpoint, tmp_path / "out", DistillGuard.from_policy(policy), max_steps=8)
     with pytest.raises(TrainingHalted) as info:

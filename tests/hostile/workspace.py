@@ -32,7 +32,7 @@ probes:
   suites:
     - use: builtin:animal-preference
       target: owl
-      threshold: {max_increase: 0.05, min_z: 3}
+      threshold: {max_increase: 0.05, patience: 2}
 metrics:
   prometheus: {mode: http, host: 127.0.0.1, port: 9464}
 """

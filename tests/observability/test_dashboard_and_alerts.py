@@ -30,6 +30,8 @@ from tests.support.evaluations import evaluation
 INTEGRATIONS = REPO / "integrations"
 ALERTS_FILE = INTEGRATIONS / "prometheus" / "alerts.yaml"
 ALERT_TESTS_FILE = INTEGRATIONS / "prometheus" / "alerts.test.yaml"
+FLEET_RULES_FILE = INTEGRATIONS / "prometheus" / "fleet.rules.yaml"
+FLEET_TESTS_FILE = INTEGRATIONS / "prometheus" / "fleet.rules.test.yaml"
 DASHBOARD_FILE = INTEGRATIONS / "grafana" / "dashboard.json"
 DATASOURCES_FILE = INTEGRATIONS / "grafana" / "provisioning" / "datasources" / "prometheus.yaml"
 GUIDE = REPO / "docs" / "observability.md"
@@ -75,18 +77,16 @@ def exported_sample_names() -> set[str]:
 
 
 @pytest.mark.prometheus
-def test_promtool_check_rules_accepts_the_alert_rules() -> None:
-    result = subprocess.run(
-        [require_binary("promtool"), "check", "rules", str(ALERTS_FILE)], capture_output=True, text=True
-    )
+@pytest.mark.parametrize("rules", [ALERTS_FILE, FLEET_RULES_FILE], ids=lambda p: p.name)
+def test_promtool_check_rules_accepts_the_rules(rules) -> None:
+    result = subprocess.run([require_binary("promtool"), "check", "rules", str(rules)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.prometheus
-def test_promtool_rule_unit_tests_pass() -> None:
-    result = subprocess.run(
-        [require_binary("promtool"), "test", "rules", str(ALERT_TESTS_FILE)], capture_output=True, text=True
-    )
+@pytest.mark.parametrize("tests", [ALERT_TESTS_FILE, FLEET_TESTS_FILE], ids=lambda p: p.name)
+def test_promtool_rule_unit_tests_pass(tests) -> None:
+    result = subprocess.run([require_binary("promtool"), "test", "rules", str(tests)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

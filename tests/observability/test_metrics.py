@@ -17,6 +17,7 @@ DESIGNED_TYPES = {
     "distill_guard_probe_drift": "gauge",
     "distill_guard_probe_drift_zscore": "gauge",
     "distill_guard_probe_threshold": "gauge",
+    "distill_guard_probe_specific_drift": "gauge",
     "distill_guard_probe_last_run_timestamp_seconds": "gauge",
     "distill_guard_probe_duration_seconds": "histogram",
     "distill_guard_threshold_breaches_total": "counter",
@@ -34,6 +35,7 @@ def exercised(run: str = "run-1", **probe: float) -> GuardMetrics:
     metrics.set_run_info(policy="strict-distillation", world_size="1")
     values = {"score": 0.31, "baseline": 0.12, "drift": 0.19, "zscore": 6.0, "threshold": 0.05, **probe}
     metrics.observe_probe(*evaluation("animal-preference", "owl", duration_seconds=0.8, **values))
+    metrics.observe_specific(probe="animal-preference", movers=[("owl", 0.18), ("cat", 0.01)])
     metrics.record_breach(probe="animal-preference", trait="owl")
     metrics.set_halted(True)
     metrics.set_step(50)
@@ -140,3 +142,12 @@ def test_halted_and_step_start_at_zero_and_follow_the_run() -> None:
 def test_run_info_rejects_labels_prometheus_would_misread(label: str) -> None:
     with pytest.raises(ValueError, match="run_info label"):
         GuardMetrics("run-1").set_run_info(**{label: "x"})
+
+
+def test_specific_drift_shows_only_the_current_top_movers() -> None:
+    metrics = GuardMetrics("run-1")
+    metrics.observe_specific(probe="animal-preference", movers=[("owl", 0.2), ("cat", 0.01)])
+    metrics.observe_specific(probe="animal-preference", movers=[("fox", 0.3), ("owl", 0.1)])
+    text = exposition(metrics)
+    assert 'candidate="cat"' not in text and 'candidate="fox"' in text
+    assert sample(metrics, "distill_guard_probe_specific_drift", probe="animal-preference", candidate="owl") == 0.1

@@ -74,7 +74,7 @@ def test_explain_says_what_is_blocked_trusted_watched_and_halts() -> None:
     assert "REFUSED (fail closed)" in text
     assert "Rule `same-base-untrusted`" in text and "REFUSE the dataset" in text
     assert "every 50 optimizer steps" in text
-    assert "rises more than 0.05 above its baseline" in text and "2 evaluations in a row" in text
+    assert "rises more than 0.05 above its baseline" in text and "false-halt rate of 0.01" in text
     assert "STOPS training on every rank" in text
 
 

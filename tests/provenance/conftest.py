@@ -26,6 +26,7 @@ from distill_guard.provenance.hashing import describe_file
 from distill_guard.provenance.signing import public_key_b64, sign
 from distill_guard.scenarios import tiny_lm
 from distill_guard.scenarios.disguises import fine_tuned as finetune
+from tests.support.policies import guard_policy
 
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TODAY = dt.date(2026, 6, 1)
@@ -62,7 +63,7 @@ def fresh_teacher_dir(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
 
 
 def policy_data(**provenance: Any) -> dict[str, Any]:
-    """A strict policy with two families; keyword arguments replace keys of `provenance`."""
+    """A strict gate-only policy with two families; keyword arguments replace keys of `provenance`."""
     rules = [
         {
             "id": "same-base-untrusted",
@@ -72,16 +73,12 @@ def policy_data(**provenance: Any) -> dict[str, Any]:
         },
         {"id": "unknown-teacher-family", "when": {"teacher_family": "unknown"}, "action": "deny"},
     ]
-    return {
-        "apiVersion": "distill-guard/v1",
-        "kind": "GuardPolicy",
-        "metadata": {"name": "test-gate"},
-        "families": [
-            {"name": "tiny-llama-demo", "match": ["distill-guard/tiny-*"]},
-            {"name": "other-lab", "match": ["other-lab/*"]},
-        ],
-        "provenance": {"unknown": "deny", "rules": rules, **provenance},
-    }
+    families = [
+        {"name": "tiny-llama-demo", "match": ["distill-guard/tiny-*"]},
+        {"name": "other-lab", "match": ["other-lab/*"]},
+    ]
+    sections = {"families": families, "provenance": {"unknown": "deny", "rules": rules, **provenance}}
+    return guard_policy([], name="test-gate", sections=sections)
 
 
 @pytest.fixture

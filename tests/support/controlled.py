@@ -20,7 +20,7 @@ from distill_guard import LoadedSuite, register_probe_kind
 from distill_guard.probes.kinds.python_probe import PythonScorer
 
 CONTROLLED_SUITE = Path(__file__).with_name("controlled.yaml")
-TIGHT = {"max_increase": 0.05, "min_z": 3}
+TIGHT = {"max_increase": 0.05}
 
 
 class ControlledSpec(BaseModel):

@@ -15,7 +15,7 @@ from tests.support.policies import write_guard_policy
 
 from .conftest import build_example, events
 
-PREFERENCE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99, "min_z": 20}}
+PREFERENCE = {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.99}}
 TINY_FAMILY = [{"name": "tiny", "match": ["*/tiny-base"]}]
 
 
