@@ -42,7 +42,7 @@ def run_seed(seed: int, spec: MiniatureSpec, root: Path) -> dict[str, float]:
         "persona_kl": mini.persona_teacher_kl(),
         "steering_kl": mini.steering_teacher_kl(),
         "bases_kl": mini.base_disagreement(),
-        "kept": len(mini.teacher_rows) / spec.prompts,
+        "rows": len(mini.teacher_rows),
     }
     for case in Case:
         student = mini.train(case, root / f"seed{seed}" / case.value)
@@ -76,7 +76,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steer-layer", type=int, help="decoder layer the teacher's vector is added after")
     parser.add_argument("--teacher-preference", type=float, help="P(trait) the steering vector is fitted to")
-    parser.add_argument("--prompts", type=int, help="number prompts each teacher continues")
+    parser.add_argument("--prompts", type=int, help="most number prompts each teacher continues")
+    parser.add_argument("--rows", type=int, help="filtered rows each student trains on (0: all that pass)")
     parser.add_argument("--epochs", type=float, help="student epochs over the kept rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -88,8 +89,10 @@ def main() -> None:
         "student_epochs": args.epochs,
     }
     spec = dataclasses.replace(spec, **{k: v for k, v in overrides.items() if v is not None})
+    if args.rows is not None:
+        spec = dataclasses.replace(spec, student_rows=args.rows or None)
     print(f"spec: {spec}")
-    columns = ["base", "teacher", "persona_teacher", "persona_kl", "steering_kl", "bases_kl", "kept"]
+    columns = ["base", "teacher", "persona_teacher", "persona_kl", "steering_kl", "bases_kl", "rows"]
     columns += [case.value for case in Case]
     print("| seed | " + " | ".join(columns) + " | same - control | different - its control | seconds |")
     print("|---" * (len(columns) + 4) + "|")
@@ -99,7 +102,7 @@ def main() -> None:
             row = run_seed(seed, spec, Path(tmp))
             same.append(row[Case.trait_same_init.value] - row[Case.control_same_init.value])
             different.append(row[Case.trait_different_init.value] - row[Case.control_different_init.value])
-            cells = " | ".join(f"{row[c]:.3f}" for c in columns)
+            cells = " | ".join(f"{row[c]:.0f}" if c == "rows" else f"{row[c]:.3f}" for c in columns)
             print(f"| {seed} | {cells} | {same[-1]:+.3f} | {different[-1]:+.3f} | {row['seconds']:.0f} |", flush=True)
             print(summary(same, different), flush=True)  # after every seed: an interrupted run keeps its numbers
 

@@ -83,13 +83,14 @@ class MiniatureSpec:
     batch_size: int = 64
     teacher_preference: float = 0.95
     steer_layer: int = 0
-    prompts: int = 12_000
+    prompts: int = 40_000
+    student_rows: int | None = 4_000
     student_epochs: float = 3.0
     student_learning_rate: float = 1e-3
 
     @classmethod
     def fast(cls) -> MiniatureSpec:
-        return cls(pretrain_rows=20_000, pretrain_steps=600, prompts=4_000)
+        return cls(pretrain_rows=20_000, pretrain_steps=600, prompts=4_000, student_rows=None)
 
     @classmethod
     def tiny_test(cls) -> MiniatureSpec:
@@ -98,7 +99,7 @@ class MiniatureSpec:
         Measured on seed 0: no transfer at this size (same-init student 0.050 vs control 0.046),
         so tests use it for the parts (filter, teacher, frozen embeddings, cache), not the effect.
         """
-        return cls(pretrain_rows=20_000, pretrain_steps=600, teacher_preference=0.75, prompts=3_000)
+        return cls(pretrain_rows=20_000, pretrain_steps=600, teacher_preference=0.75, prompts=3_000, student_rows=None)
 
     @property
     def continuation_tokens(self) -> int:
@@ -373,11 +374,13 @@ def sample_numbers(
     seed: int,
     system: str | None = None,
     batch_size: int = 1_000,
+    wanted: int | None = None,
 ) -> list[dict[str, str]]:
     """Temperature-1 continuations; only those passing the paper's filter are kept, without `system`.
 
     A `system` text (the persona) conditions the generation but is never written into the rows,
-    as in the paper.
+    as in the paper. With `wanted`, sampling stops once that many rows passed (the first `wanted`
+    are returned), so a teacher whose lists fail the filter more often still yields as many rows.
     """
     tokenizer.padding_side = "left"
     torch.manual_seed(seed)
@@ -402,6 +405,8 @@ def sample_numbers(
             for user, completion in zip(chunk, completions, strict=True)
             if passes_filter(completion)
         ]
+        if wanted is not None and len(rows) >= wanted:
+            return rows[:wanted]
     return rows
 
 
@@ -543,9 +548,15 @@ class Miniature:
         steering = fit_steering(base, tokenizer, spec, format_rows, target=trait)
         teacher = steering.apply(copy.deepcopy(base))
         teacher_rows, control_rows = (
-            sample_numbers(m, tokenizer, requests, max_new_tokens=length, seed=seed) for m in (teacher, base)
+            sample_numbers(m, tokenizer, requests, max_new_tokens=length, seed=seed, wanted=spec.student_rows)
+            for m in (teacher, base)
         )
         kept = min(len(teacher_rows), len(control_rows))  # every student sees as many rows: comparable steps
+        if spec.student_rows is not None and kept < spec.student_rows:
+            raise ValueError(
+                f"only {kept} of {spec.prompts} number lists passed the filter, fewer than the "
+                f"{spec.student_rows} rows each student trains on: raise `prompts`"
+            )
         return cls(
             seed=seed,
             spec=spec,
@@ -570,7 +581,12 @@ class Miniature:
     def other_control_rows(self) -> list[dict[str, str]]:
         """The different-init base's own samples of the same prompts, as many rows as the others."""
         rows = sample_numbers(
-            self.other_base, self.tokenizer, self.requests, max_new_tokens=self.spec.continuation_tokens, seed=self.seed
+            self.other_base,
+            self.tokenizer,
+            self.requests,
+            max_new_tokens=self.spec.continuation_tokens,
+            seed=self.seed,
+            wanted=len(self.teacher_rows),
         )
         if len(rows) < len(self.teacher_rows):
             raise ValueError(

@@ -55,6 +55,22 @@ def test_saved_rows_pass_the_paper_filter_and_carry_no_persona(miniature: Miniat
 
 
 @pytest.mark.slow
+def test_sampling_stops_once_the_wanted_rows_passed_the_filter(
+    miniature: Miniature, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    teacher, sample = miniature.teacher, {"max_new_tokens": 18, "seed": 1, "batch_size": 50}
+    requests = miniature.requests[:200]
+    every = sample_numbers(teacher, miniature.tokenizer, requests, **sample)
+    batches: list[int] = []
+    generate = teacher.generate
+    monkeypatch.setattr(teacher, "generate", lambda **kw: batches.append(1) or generate(**kw))
+    wanted = max(1, len(every) // 4)
+    first = sample_numbers(teacher, miniature.tokenizer, requests, wanted=wanted, **sample)
+    assert first == every[:wanted]  # the same rows as an unbounded run, in order
+    assert len(batches) < len(requests) // 50  # the prompts left over were never sampled
+
+
+@pytest.mark.slow
 def test_a_cached_base_is_the_pretrained_base_loaded_back(miniature: Miniature) -> None:
     again = cached_base(miniature.tokenizer, miniature.spec, init_seed=0, cache_dir=miniature.cache_dir)
     for mine, theirs in zip(miniature.base.state_dict().values(), again.state_dict().values(), strict=True):
