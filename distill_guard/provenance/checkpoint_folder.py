@@ -58,7 +58,7 @@ def validate_checkpoint_folder(directory: Path) -> None:
     """Raise CheckpointError for the first file of `directory` that would be misread."""
     if not directory.is_dir():
         raise CheckpointError(f"{directory}: not a checkpoint folder (no such directory)")
-    roots = _allowed_roots(directory)
+    roots = allowed_roots(directory)
     for name, limit in JSON_LIMITS.items():
         path = directory / name
         if _present(path):
@@ -82,7 +82,7 @@ def _present(path: Path) -> bool:
     return path.exists() or path.is_symlink()
 
 
-def _allowed_roots(directory: Path) -> tuple[Path, ...]:
+def allowed_roots(directory: Path) -> tuple[Path, ...]:
     """The folder itself; for a Hugging Face cache snapshot (`.../snapshots/REV`) also its `blobs/`."""
     real = directory.resolve()
     if real.parent.name == "snapshots":

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 
+from distill_guard.provenance.checkpoint_folder import allowed_roots
+
 SAFETENSORS = "model.safetensors"
 BIN = "pytorch_model.bin"
 INDEX_SUFFIX = ".index.json"
@@ -66,17 +68,9 @@ def confined(root: Path, relative: str) -> Path:
         raise UnreadableCheckpoint(f"{root}: weight path '{relative}' leaves the checkpoint folder")
     path = root / candidate
     resolved = path.resolve()
-    if not any(resolved.is_relative_to(allowed) for allowed in _allowed_roots(root)):
+    if not any(resolved.is_relative_to(allowed) for allowed in allowed_roots(root)):
         raise UnreadableCheckpoint(f"{path}: a symlink to {resolved}, outside the checkpoint folder")
     return path
-
-
-def _allowed_roots(root: Path) -> tuple[Path, ...]:
-    """The folder itself; for a Hugging Face cache snapshot (`.../snapshots/REV`) also its `blobs/`."""
-    real = root.resolve()
-    if root.parent.name == "snapshots":
-        return real, (root.parent.parent / "blobs").resolve()
-    return (real,)
 
 
 def read_json(path: Path) -> Any:
