@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from distill_guard.scenarios.tiny_lm import make_tiny_checkpoint
+from tests.support.ci import missing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,5 +37,5 @@ def smollm2_checkpoint() -> Path:
 
     reason = smollm2.unavailable_reason()
     if reason is not None:
-        pytest.skip(reason)
+        missing(reason)
     return smollm2.smollm2_checkpoint()

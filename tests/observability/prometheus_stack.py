@@ -9,7 +9,6 @@ except under CI=true, where they fail: CI must install `prometheus` (with promto
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.support.ci import missing
 
 REPO = Path(__file__).resolve().parents[2]
 ALERT_RULES = REPO / "integrations" / "prometheus" / "alerts.yaml"
@@ -31,19 +30,13 @@ WAIT_DEADLINE_SECONDS = 30.0
 POLL_SECONDS = 0.2
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in {"true", "1"}
-
-
 def require_binary(name: str, *, required_in_ci: bool = True) -> str:
     """The binary's path. When it is not installed: a skip, or under CI=true a failure."""
     path = shutil.which(name)
     if path is not None:
         return path
     message = f"{name} is not installed (Debian: apt-get install {name.replace('promtool', 'prometheus')})"
-    if in_ci() and required_in_ci:
-        pytest.fail(f"{message}; CI=true requires it", pytrace=False)
-    pytest.skip(message)
+    missing(message, required_in_ci=required_in_ci)
 
 
 def http_get(url: str) -> bytes:
