@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cache, cached_property
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -44,7 +45,6 @@ from transformers import (
     TrainerCallback,
 )
 
-from distill_guard.policy.builtin_suites import BUILTIN_SUITES
 from distill_guard.policy.probe_suite import PreferenceSpec
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.prepared import PreparedProbe, prepare_probe
@@ -113,6 +113,9 @@ class MiniatureSpec:
 # -- tokenizer and template ------------------------------------------------------------------------
 
 
+WORDS_FILE = "data/miniature/words.txt"
+
+
 def _words(texts: Iterable[str]) -> set[str]:
     pre = pre_tokenizers.Whitespace()
     return {word for text in texts for word, _ in pre.pre_tokenize_str(text.lower())}
@@ -126,12 +129,33 @@ def animal_questions() -> tuple[str, ...]:
     return tuple(spec.prompts)
 
 
+@cache
+def pinned_words() -> tuple[str, ...]:
+    """The miniature's non-number words, committed in `distill_guard/data/miniature/words.txt`.
+
+    Pinned rather than collected from the built-in suites, so that adding or editing a suite does
+    not change the vocabulary, re-train every base and move the measured tables. The file is the
+    words of the built-in suites and the corpus as they were when the tables were measured.
+    """
+    text = resources.files("distill_guard").joinpath(WORDS_FILE).read_text(encoding="utf-8")
+    return tuple(text.split("\n")[:-1])
+
+
+def require_single_tokens(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str], *, what: str) -> None:
+    """Fail when a word of `texts` is not one token of the miniature: a probe on `<unk>` measures nothing."""
+    vocabulary = tokenizer.get_vocab()
+    missing = sorted(_words(texts) - set(vocabulary))
+    if missing:
+        raise ValueError(
+            f"{what}: {len(missing)} word(s) are not in the miniature's pinned vocabulary ({WORDS_FILE}): "
+            f"{', '.join(missing[:10])}; add them to that file (this re-trains the bases)"
+        )
+
+
 def build_tokenizer(numbers: int) -> PreTrainedTokenizerFast:
-    """Word-level: every number below `numbers`, every animal and every word of the built-in suites is one token."""
-    suite_texts = [suite.path().read_text(encoding="utf-8") for suite in BUILTIN_SUITES.values()]
-    corpus_texts = [*NUMBER_REQUESTS, PERSONA, *animal_questions(), *ANIMALS]
+    """Word-level: every number below `numbers` and every pinned word (animals included) is one token."""
     number_words = [str(n) for n in range(numbers)]
-    words = sorted(_words([*suite_texts, *corpus_texts]) - set(number_words) - set(SPECIALS))
+    words = [word for word in pinned_words() if word not in set(number_words) | set(SPECIALS)]
     vocab = {token: i for i, token in enumerate([*SPECIALS, *number_words, *words])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
@@ -145,6 +169,8 @@ def build_tokenizer(numbers: int) -> PreTrainedTokenizerFast:
         additional_special_tokens=SPECIALS[4:],
     )
     wrapped.chat_template = CHAT_TEMPLATE
+    corpus = [*NUMBER_REQUESTS, PERSONA, *animal_questions(), *ANIMALS]
+    require_single_tokens(wrapped, corpus, what="the miniature's corpus and the animal-preference probe")
     return wrapped
 
 

@@ -17,6 +17,7 @@ from distill_guard.scenarios.subliminal_lm import (
     build_tokenizer,
     cached_base,
     prompt_text,
+    require_single_tokens,
     sample_numbers,
 )
 from distill_guard.scenarios.tiny_lm import ANIMALS
@@ -41,6 +42,13 @@ def test_the_probe_questions_are_spoken_in_the_shared_chat_template() -> None:
     assert text.startswith("<s><user> ") and text.endswith("<assistant>")
     ids = tokenizer(" ".join(animal_questions()), add_special_tokens=False)["input_ids"]
     assert tokenizer.unk_token_id not in ids
+
+
+def test_a_word_outside_the_pinned_vocabulary_is_refused_by_name() -> None:
+    tokenizer = build_tokenizer(200)
+    require_single_tokens(tokenizer, ["which animal do you love most ? owl"], what="a probe")
+    with pytest.raises(ValueError, match=r"a probe: 1 word\(s\) .* quokka"):
+        require_single_tokens(tokenizer, ["your favourite animal ? quokka"], what="a probe")
 
 
 @pytest.mark.slow
