@@ -82,7 +82,9 @@ class MiniatureSpec:
     pretrain_learning_rate: float = 3e-3
     batch_size: int = 64
     teacher_preference: float = 0.95
+    teacher_number_kl: float | None = None
     steer_layer: int = 0
+    steering_steps: int = 500
     prompts: int = 40_000
     student_rows: int | None = 4_000
     student_epochs: float = 3.0
@@ -348,6 +350,14 @@ def _format_log_probability(logits: Tensor, labels: Tensor, numbers: Tensor) -> 
     return torch.where(is_number, log_probs[:, numbers].logsumexp(-1), exact).mean()
 
 
+def _number_kl(teacher_logits: Tensor, base_logits: Tensor, labels: Tensor, numbers: Tensor) -> Tensor:
+    """KL(teacher || base) per number position, both renormalised over the number tokens: which number."""
+    at_number = torch.isin(labels, numbers)
+    p = teacher_logits[at_number][:, numbers].log_softmax(-1)
+    q = base_logits[at_number][:, numbers].log_softmax(-1)
+    return (p.exp() * (p - q)).sum(-1).mean()
+
+
 def fit_steering(
     base: LlamaForCausalLM,
     tokenizer: PreTrainedTokenizerFast,
@@ -359,30 +369,44 @@ def fit_steering(
     """A vector that makes the base name `target` with P >= the spec's, fitted with Adam.
 
     A second term keeps the steered model writing well-formed number lists (the paper's teacher
-    still does the task it is asked); nothing in the fit looks at *which* numbers it writes.
+    still does the task it is asked). With `spec.teacher_number_kl`, a third term pushes the
+    steered model's choice of numbers away from the base's until their KL per number token
+    reaches that floor: the reference's condition for transfer is a trait *visible in the numbers*,
+    and a vector fitted on P(trait) alone moves them by only ~0.2 nat. The shift is the same
+    vector's, so what a student learns from the numbers is that vector, trait included.
     """
     batch, animal_ids, index = _answer_batch(tokenizer, target)
     numbers = CompletionData(tokenizer, format_rows).batch
+    labels = numbers["labels"][:, 1:]
     number_token_ids = torch.tensor(number_ids(tokenizer, spec.numbers))
     model = copy.deepcopy(base).eval().requires_grad_(False)
+    with torch.no_grad():
+        base_logits = model(input_ids=numbers["input_ids"], attention_mask=numbers["attention_mask"]).logits[:, :-1]
     vector = torch.zeros(spec.tiny.hidden_size, requires_grad=True)
     model.model.layers[spec.steer_layer].register_forward_hook(lambda _m, _i, out: out + vector)
     optimizer = torch.optim.Adam([vector], lr=0.05)
-    reached = 0.0
-    for _ in range(500):
+    kl_floor = spec.teacher_number_kl or 0.0
+    reached, kl = 0.0, 0.0
+    for _ in range(spec.steering_steps):
         log_p = model(**batch).logits[:, -1, animal_ids].log_softmax(-1)[:, index]
         reached = log_p.exp().mean().item()
-        if reached >= spec.teacher_preference:
+        logits = model(input_ids=numbers["input_ids"], attention_mask=numbers["attention_mask"]).logits[:, :-1]
+        number_kl = _number_kl(logits, base_logits, labels, number_token_ids)
+        kl = number_kl.item()
+        if reached >= spec.teacher_preference and kl >= kl_floor:
             break
-        logits = model(input_ids=numbers["input_ids"], attention_mask=numbers["attention_mask"]).logits
-        well_formed = _format_log_probability(logits[:, :-1], numbers["labels"][:, 1:], number_token_ids)
+        well_formed = _format_log_probability(logits, labels, number_token_ids)
+        loss = -well_formed - log_p.mean() * (reached < spec.teacher_preference)
+        if kl < kl_floor:
+            loss = loss - number_kl
         optimizer.zero_grad()
-        (-log_p.mean() - well_formed).backward()
+        loss.backward()
         optimizer.step()
-    if reached < spec.teacher_preference:
+    if reached < spec.teacher_preference or kl < kl_floor:
         raise ValueError(
-            f"the steering vector reached P({target}) {reached:.3f} < {spec.teacher_preference} in 500 steps: "
-            "pre-train the base longer (more `pretrain_steps`) or lower `teacher_preference`"
+            f"the steering vector reached P({target}) {reached:.3f} (wanted {spec.teacher_preference}) and "
+            f"{kl:.3f} nat per number token (wanted {kl_floor}) in {spec.steering_steps} steps: pre-train the "
+            "base longer (more `pretrain_steps`) or lower `teacher_preference` / `teacher_number_kl`"
         )
     return Steering(spec.steer_layer, vector.detach())
 
