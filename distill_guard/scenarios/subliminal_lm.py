@@ -82,9 +82,10 @@ class MiniatureSpec:
     pretrain_learning_rate: float = 3e-3
     batch_size: int = 64
     teacher_preference: float = 0.95
-    teacher_number_kl: float | None = None
+    teacher_number_kl: float | None = 1.0
     steer_layer: int = 0
-    steering_steps: int = 500
+    steering_steps: int = 800
+    steering_rows: int = 256
     prompts: int = 40_000
     student_rows: int | None = 4_000
     student_epochs: float = 3.0
@@ -101,7 +102,14 @@ class MiniatureSpec:
         Measured on seed 0: no transfer at this size (same-init student 0.050 vs control 0.046),
         so tests use it for the parts (filter, teacher, frozen embeddings, cache), not the effect.
         """
-        return cls(pretrain_rows=20_000, pretrain_steps=600, teacher_preference=0.75, prompts=3_000, student_rows=None)
+        return cls(
+            pretrain_rows=20_000,
+            pretrain_steps=600,
+            teacher_preference=0.75,
+            teacher_number_kl=None,
+            prompts=3_000,
+            student_rows=None,
+        )
 
     @property
     def continuation_tokens(self) -> int:
@@ -350,7 +358,7 @@ def _format_log_probability(logits: Tensor, labels: Tensor, numbers: Tensor) -> 
     return torch.where(is_number, log_probs[:, numbers].logsumexp(-1), exact).mean()
 
 
-def _number_kl(teacher_logits: Tensor, base_logits: Tensor, labels: Tensor, numbers: Tensor) -> Tensor:
+def number_choice_kl(teacher_logits: Tensor, base_logits: Tensor, labels: Tensor, numbers: Tensor) -> Tensor:
     """KL(teacher || base) per number position, both renormalised over the number tokens: which number."""
     at_number = torch.isin(labels, numbers)
     p = teacher_logits[at_number][:, numbers].log_softmax(-1)
@@ -370,10 +378,11 @@ def fit_steering(
 
     A second term keeps the steered model writing well-formed number lists (the paper's teacher
     still does the task it is asked). With `spec.teacher_number_kl`, a third term pushes the
-    steered model's choice of numbers away from the base's until their KL per number token
-    reaches that floor: the reference's condition for transfer is a trait *visible in the numbers*,
-    and a vector fitted on P(trait) alone moves them by only ~0.2 nat. The shift is the same
-    vector's, so what a student learns from the numbers is that vector, trait included.
+    steered model's choice of numbers away from the base's (on the base's own lists) until the KL
+    per number token reaches that floor as well: the reference's condition for transfer is a trait
+    *visible in the numbers*, and a vector fitted on P(trait) alone moved them by only ~0.2 nat.
+    The shift is the same vector's, so what a student learns from the numbers is that vector,
+    trait included; nothing in the fit decides *which* numbers the teacher prefers.
     """
     batch, animal_ids, index = _answer_batch(tokenizer, target)
     numbers = CompletionData(tokenizer, format_rows).batch
@@ -391,14 +400,12 @@ def fit_steering(
         log_p = model(**batch).logits[:, -1, animal_ids].log_softmax(-1)[:, index]
         reached = log_p.exp().mean().item()
         logits = model(input_ids=numbers["input_ids"], attention_mask=numbers["attention_mask"]).logits[:, :-1]
-        number_kl = _number_kl(logits, base_logits, labels, number_token_ids)
+        number_kl = number_choice_kl(logits, base_logits, labels, number_token_ids)
         kl = number_kl.item()
         if reached >= spec.teacher_preference and kl >= kl_floor:
             break
         well_formed = _format_log_probability(logits, labels, number_token_ids)
-        loss = -well_formed - log_p.mean() * (reached < spec.teacher_preference)
-        if kl < kl_floor:
-            loss = loss - number_kl
+        loss = -well_formed - log_p.mean() - (number_kl if spec.teacher_number_kl else 0.0)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -593,7 +600,7 @@ class Miniature:
         base = cached_base(tokenizer, spec, init_seed=seed, cache_dir=cache_dir)
         requests = number_requests(spec.prompts, spec.numbers, seed=seed + 7)
         length = spec.continuation_tokens
-        format_requests = number_requests(256, spec.numbers, seed + 8)
+        format_requests = number_requests(spec.steering_rows, spec.numbers, seed + 8)
         format_rows = sample_numbers(base, tokenizer, format_requests, max_new_tokens=length, seed=seed)
         steering = fit_steering(base, tokenizer, spec, format_rows, target=trait)
         teacher = steering.apply(copy.deepcopy(base))
