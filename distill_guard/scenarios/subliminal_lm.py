@@ -82,9 +82,9 @@ class MiniatureSpec:
     pretrain_learning_rate: float = 3e-3
     batch_size: int = 64
     teacher_preference: float = 0.95
-    teacher_number_kl: float | None = 1.0
+    teacher_number_kl: float | None = None
     steer_layer: int = 0
-    steering_steps: int = 800
+    steering_steps: int = 500
     steering_rows: int = 256
     prompts: int = 40_000
     student_rows: int | None = 4_000
@@ -106,7 +106,6 @@ class MiniatureSpec:
             pretrain_rows=20_000,
             pretrain_steps=600,
             teacher_preference=0.75,
-            teacher_number_kl=None,
             prompts=3_000,
             student_rows=None,
         )
@@ -402,14 +401,16 @@ def fit_steering(
         logits = model(input_ids=numbers["input_ids"], attention_mask=numbers["attention_mask"]).logits[:, :-1]
         number_kl = number_choice_kl(logits, base_logits, labels, number_token_ids)
         kl = number_kl.item()
-        if reached >= spec.teacher_preference and kl >= kl_floor:
+        if reached >= spec.teacher_preference and (spec.teacher_number_kl is None or kl >= kl_floor):
             break
         well_formed = _format_log_probability(logits, labels, number_token_ids)
-        loss = -well_formed - log_p.mean() - (number_kl if spec.teacher_number_kl else 0.0)
+        loss = -well_formed - log_p.mean() * (reached < spec.teacher_preference)
+        if kl < kl_floor:  # each term pushes only while its floor is not reached: neither overshoots
+            loss = loss - number_kl
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    if reached < spec.teacher_preference or kl < kl_floor:
+    if reached < spec.teacher_preference or (spec.teacher_number_kl is not None and kl < kl_floor):
         raise ValueError(
             f"the steering vector reached P({target}) {reached:.3f} (wanted {spec.teacher_preference}) and "
             f"{kl:.3f} nat per number token (wanted {kl_floor}) in {spec.steering_steps} steps: pre-train the "
