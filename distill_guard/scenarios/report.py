@@ -15,13 +15,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class ProbeTrace:
-    """One probe's evaluations in one run: steps, drifts, and the drift at which it breaches.
+    """One probe's evaluations in one run: steps, drifts, and the drift at which it breaches."""
 
-    `drifts` are the tested drift: a candidate probe's specific drift (for a panel, of the
-    candidate that rose most at that look), else the raw change of the score.
-    """
-
-    scenario: str
     run: str
     probe: str
     steps: tuple[int, ...]
@@ -30,7 +25,7 @@ class ProbeTrace:
     halted_at: int | None
 
 
-def read_trace(scenario: str, run: str, audit_log: Path, probe: str, *, halted_at: int | None) -> ProbeTrace:
+def read_trace(run: str, audit_log: Path, probe: str, *, halted_at: int | None) -> ProbeTrace:
     """Collect `probe`'s reports from a run's JSONL audit log, in step order."""
     steps: list[int] = [0]  # the baseline itself: drift 0 before the first update
     drifts: list[float] = [0.0]
@@ -40,45 +35,40 @@ def read_trace(scenario: str, run: str, audit_log: Path, probe: str, *, halted_a
         if event.get("event") != "probes":
             continue
         for report in event["reports"]:
-            tested = report["drift"] if report.get("specific") is None else report["specific"]
-            if report["probe"] == probe and tested is not None:
+            if report["probe"] == probe and report["drift"] is not None:
                 steps.append(int(report["step"]))
-                drifts.append(float(tested))
+                drifts.append(float(report["drift"]))
                 if report["limit"] is not None and report["baseline"] is not None:
                     limit = float(report["limit"]) - float(report["baseline"])
-    return ProbeTrace(scenario, run, probe, tuple(steps), tuple(drifts), limit, halted_at)
+    return ProbeTrace(run, probe, tuple(steps), tuple(drifts), limit, halted_at)
 
 
 def plot_drift(traces: list[ProbeTrace], png: Path) -> Path:
-    """One panel per scenario, side by side, with each run's tested drift and its halt marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scenarios = list(dict.fromkeys(t.scenario for t in traces))
-    figure, panels = plt.subplots(1, len(scenarios), figsize=(6.0 * len(scenarios), 4.0), dpi=110, squeeze=False)
-    for axes, scenario in zip(panels[0], scenarios, strict=True):
-        shown = [t for t in traces if t.scenario == scenario]
-        for trace in shown:
-            (line,) = axes.plot(trace.steps, trace.drifts, marker="o", markersize=3, label=trace.run)
-            if trace.halted_at is not None and trace.halted_at in trace.steps:
-                drift = trace.drifts[trace.steps.index(trace.halted_at)]
-                axes.plot([trace.halted_at], [drift], marker="X", markersize=12, color=line.get_color())
-                axes.annotate(
-                    f"halted at step {trace.halted_at}",
-                    (trace.halted_at, drift),
-                    xytext=(8, -4),
-                    textcoords="offset points",
-                )
-        for limit in {t.drift_limit for t in shown if t.drift_limit is not None}:
-            axes.axhline(limit, color="crimson", linestyle="--", linewidth=1, label=f"threshold (+{limit:.2f})")
-        axes.axhline(0.0, color="grey", linewidth=0.8)
-        axes.set_xlabel("optimizer step")
-        axes.set_ylabel(f"{shown[0].probe}: tested drift")
-        axes.set_title(scenario)
-        axes.legend(loc="upper left", fontsize=8)
-    figure.suptitle("Trait drift seen by the guard")
+    figure, axes = plt.subplots(figsize=(7.5, 4.0), dpi=110)
+    for trace in traces:
+        (line,) = axes.plot(trace.steps, trace.drifts, marker="o", markersize=3, label=trace.run)
+        if trace.halted_at is not None and trace.halted_at in trace.steps:
+            drift = trace.drifts[trace.steps.index(trace.halted_at)]
+            axes.plot([trace.halted_at], [drift], marker="X", markersize=12, color=line.get_color())
+            axes.annotate(
+                f"halted at step {trace.halted_at}",
+                (trace.halted_at, drift),
+                xytext=(8, -4),
+                textcoords="offset points",
+            )
+    limits = {t.drift_limit for t in traces if t.drift_limit is not None}
+    for limit in limits:
+        axes.axhline(limit, color="crimson", linestyle="--", linewidth=1, label=f"threshold (+{limit:.2f})")
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("probe score - baseline")
+    axes.set_title("Trait drift seen by the guard")
+    axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(png)
