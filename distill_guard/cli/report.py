@@ -56,7 +56,7 @@ def report(
         out.print_json(json.dumps(history.to_json() | {"files": files.to_json()}))
         return
     out.print(history.status(), markup=False)
-    if files.png is None:
+    if files.png is None and history.traces:
         err.print("no PNG written: install matplotlib (pip install 'distill-guard[report]') for the drift plot")
     for kind, path in files.to_json().items():
         if path:

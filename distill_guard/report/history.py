@@ -103,9 +103,11 @@ class RunHistory:
         return found
 
     def status(self) -> str:
-        if self.halt is None:
-            return "completed without a halt" if self.last_step is not None else "no training recorded"
-        return f"HALTED at step {self.halt['step']} by probe '{self.halt['probe']}'"
+        if self.halt is not None:
+            return f"HALTED at step {self.halt['step']} by probe '{self.halt['probe']}'"
+        if self.decisions and self.decisions[-1].outcome == "deny":
+            return f"DENIED by the provenance gate at {self.decisions[-1].moment}"
+        return "completed without a halt" if self.last_step is not None else "no training recorded"
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -70,11 +70,11 @@ def _md_table(rows: list[dict[str, str]]) -> list[str]:
     return lines + ["| " + " | ".join(_md_cell(row[c]) for c in columns) + " |" for row in rows]
 
 
-def render_markdown(history: RunHistory, *, png_name: str | None) -> str:
+def render_markdown(history: RunHistory, *, png: str | None, missing_plot: str) -> str:
     """Markdown for a pull request comment or a model card's body (no front matter of its own)."""
     lines = [f"## distill-guard: {_md_cell(history.status())}", ""]
     lines += [*_md_table(run_rows(history)), "", "### Probes", "", *_md_table(probe_rows(history)), ""]
-    lines += [f"![drift over steps]({png_name})" if png_name else f"_No drift plot: {INSTALL_HINT}._", ""]
+    lines += [f"![drift over steps]({png})" if png else f"_{missing_plot}_", ""]
     lines += ["### Provenance decisions", ""]
     lines += [f"- {_md_cell(str(d))}" for d in history.decisions] or ["- none recorded"]
     if history.halt:
@@ -95,14 +95,17 @@ class ReportFiles:
 
 def write_run_report(history: RunHistory, out_dir: Path) -> ReportFiles:
     """Render every file in memory, then write each atomically into `out_dir`."""
-    png = drift_png([(t.probe, [t]) for t in history.traces], title=history.status()) if plot_available() else None
+    missing_plot = f"No drift plot: {INSTALL_HINT}." if history.traces else "No probe evaluation was recorded."
+    png = None
+    if history.traces and plot_available():
+        png = drift_png([(t.probe, [t]) for t in history.traces], title=history.status())
     title = f"distill-guard report: {history.policy or 'run'}"
     page = render_html(
         title=title,
         tables=[("Run", run_rows(history)), ("Probes", probe_rows(history))],
         png=png,
         sections=detail_sections(history),
-        missing_plot=f"No drift plot: {INSTALL_HINT}.",
+        missing_plot=missing_plot,
     )
     files = ReportFiles(
         html=out_dir / REPORT_NAMES["html"],
@@ -110,7 +113,7 @@ def write_run_report(history: RunHistory, out_dir: Path) -> ReportFiles:
         markdown=out_dir / REPORT_NAMES["markdown"],
         json=out_dir / REPORT_NAMES["json"],
     )
-    markdown = render_markdown(history, png_name=REPORT_NAMES["png"] if png is not None else None)
+    markdown = render_markdown(history, png=REPORT_NAMES["png"] if png is not None else None, missing_plot=missing_plot)
     summary = history.to_json() | {"files": files.to_json()}
     if files.png is not None and png is not None:
         write_atomically(files.png, png)

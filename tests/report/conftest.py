@@ -20,7 +20,7 @@ DRIFT_LIMIT = 0.05  # the controlled suite's max_increase
 KEEP_HALTED_CHECKPOINT = {"halt": {"action": "stop", "save_halted_checkpoint": True}}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one training run for every test of tests/report
 def halted_run(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The run's output folder: audit log, halt record, checkpoint-2 (clean), checkpoint-4 (quarantined)."""
     root = tmp_path_factory.mktemp("halted-run")

@@ -7,13 +7,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from datasets import Dataset
 from PIL import Image
 from typer.testing import CliRunner
 
+from distill_guard import DistillGuard, ProvenanceDenied
 from distill_guard.cli import exit_codes
 from distill_guard.cli.main import app
 from tests.packaging.test_light_start import run_in_fresh_interpreter
 from tests.report.conftest import DRIFT_LIMIT, HALT_STEP
+from tests.support.policies import write_guard_policy
 
 runner = CliRunner()
 
@@ -125,3 +128,17 @@ def test_a_damaged_line_is_located_and_nothing_is_written(
     assert code == exit_codes.INVALID_INPUT
     assert f"{run / 'guard-audit.jsonl'}{located}" in output.replace("\n", "")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_the_gate_refused_is_reported_as_denied_without_a_plot(tmp_path: Path) -> None:
+    policy = write_guard_policy(tmp_path / "deny-policy.yaml", unknown="deny")
+    with pytest.raises(ProvenanceDenied):  # no manifest: unknown provenance, denied before any Trainer
+        DistillGuard.from_policy(policy, output_dir=tmp_path / "run").clear_dataset(
+            Dataset.from_dict({"text": ["7, 12, 33"]})
+        )
+    code, output = report(str(tmp_path / "run"), "--out", str(tmp_path / "r"), "--json")
+    assert code == exit_codes.OK
+    summary = json.loads(output)
+    assert summary["status"] == "DENIED by the provenance gate at clear_dataset" and summary["probes"] == []
+    assert summary["files"]["png"] is None
+    assert "No probe evaluation was recorded." in (tmp_path / "r" / "report.html").read_text("utf-8")
