@@ -142,3 +142,12 @@ def test_a_run_the_gate_refused_is_reported_as_denied_without_a_plot(tmp_path: P
     assert summary["status"] == "DENIED by the provenance gate at clear_dataset" and summary["probes"] == []
     assert summary["files"]["png"] is None
     assert "No probe evaluation was recorded." in (tmp_path / "r" / "report.html").read_text("utf-8")
+
+
+def test_an_out_path_that_is_a_file_is_refused_naming_it(halted_run: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("mine", "utf-8")
+    code, output = report(str(halted_run), "--out", str(blocker))
+    assert code == exit_codes.INVALID_INPUT
+    assert f"{blocker} is a file, not a directory" in output.replace("\n", "")
+    assert blocker.read_text("utf-8") == "mine"
