@@ -81,8 +81,8 @@ class MiniatureSpec:
     pretrain_steps: int = 1_000
     pretrain_learning_rate: float = 3e-3
     batch_size: int = 64
-    teacher_preference: float = 0.95
-    teacher_number_kl: float | None = None
+    teacher_preference: float = 0.9
+    teacher_number_kl: float | None = 1.0
     steer_layer: int = 0
     steering_steps: int = 500
     steering_rows: int = 256
@@ -106,6 +106,7 @@ class MiniatureSpec:
             pretrain_rows=20_000,
             pretrain_steps=600,
             teacher_preference=0.75,
+            teacher_number_kl=None,
             prompts=3_000,
             student_rows=None,
         )
