@@ -81,10 +81,10 @@ class MiniatureSpec:
     pretrain_steps: int = 1_000
     pretrain_learning_rate: float = 3e-3
     batch_size: int = 64
-    teacher_preference: float = 0.9
-    teacher_number_kl: float | None = 1.0
+    teacher_preference: float = 0.85
+    teacher_number_kl: float | None = 0.9
     steer_layer: int = 0
-    steering_steps: int = 500
+    steering_steps: int = 1_000
     steering_rows: int = 256
     prompts: int = 40_000
     student_rows: int | None = 4_000
