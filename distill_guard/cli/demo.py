@@ -1,7 +1,6 @@
 """`distill-guard demo`: the first minute with the project, on a laptop CPU, with no downloads.
 
-Exit 0 when every step ends as described (gate denies; in the LM miniature and in digits the
-trait student is halted, the controls complete),
+Exit 0 when the three steps end as described (gate denies, probe halts, control completes),
 1 when any step ended otherwise; the JSON summary is in OUT/summary.json either way.
 """
 
@@ -36,7 +35,7 @@ def demo(
     output: Annotated[Path, typer.Option("--out", help="folder for models, data, audit logs and the report")] = Path(
         "distill-guard-demo"
     ),
-    fast: Annotated[bool, typer.Option("--fast", help="the smallest version (CI, tests); same steps")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="the smallest version (CI, tests); same three steps")] = False,
 ) -> None:
     """Show the danger and the guard: a refused dataset, a halted run, and a control that completes."""
     if trait not in ANIMALS:

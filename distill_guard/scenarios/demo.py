@@ -1,13 +1,16 @@
-"""The embedded end-to-end run behind `distill-guard demo`: the gate, then students under a guard.
+"""The embedded end-to-end run behind `distill-guard demo`: the gate, the probes, the control.
 
 1. gate (tiny language model): the trait teacher's filtered number data, with an honest manifest
-   (same base, not audited), is refused under `policies/strict.yaml`.
-2-4. the LM miniature (`subliminal_lm`), under `policies/demo-miniature.yaml` (gate warns, a
-   trait-agnostic animal panel watches): a same-init student trained on a steered teacher's
-   filtered numbers inherits its preference and is halted mid-run; the control student (the
-   base's own numbers) and the different-init student (the teacher's numbers) train to the end.
-5-6. a second example, the digits scenario under `policies/demo-digits.yaml`: a same-init student
-   distilled on noise logits is halted by the digit-accuracy probe, its control completes.
+   (same base, not audited), is refused under `policies/strict.yaml`; the owl probe is shown
+   telling the trait teacher from the base and from the control teacher.
+2. probes (digits scenario): a same-init student distilled on the trait teacher's auxiliary
+   logits of noise, under `policies/demo-digits.yaml` (gate warns), is halted by the drift of the
+   digit-accuracy probe.
+3. control (digits scenario): the control teacher's data, same policy, trains to the end.
+
+The subliminal step runs on the digits scenario because that is where it reproduces at CPU
+scale; the language-model miniature did not transfer a preference through numbers
+(docs/scenarios.md has the measurements).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import json
 import socket
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +38,8 @@ from distill_guard.provenance.hashing import describe_file
 from distill_guard.report.history import ProbeTrace, read_history
 from distill_guard.report.html_page import render_html
 from distill_guard.report.plot import drift_png
-from distill_guard.scenarios import digits, lm, subliminal_lm
-from distill_guard.scenarios.policies import DIGITS_POLICY, MINIATURE_POLICY, STRICT_POLICY, policy_variant
-from distill_guard.scenarios.subliminal_lm import Case, Miniature, MiniatureSpec
+from distill_guard.scenarios import digits, lm
+from distill_guard.scenarios.policies import DIGITS_POLICY, STRICT_POLICY, policy_variant
 
 DIGITS_PROBE = "digit-accuracy"
 
@@ -77,7 +78,6 @@ class DemoSummary:
     report_html: str
     report_png: str
     seconds: float
-    curves: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def as_expected(self) -> bool:
@@ -105,7 +105,6 @@ class DemoSummary:
             "report_html": self.report_html,
             "report_png": self.report_png,
             "seconds": round(self.seconds, 1),
-            "curves": self.curves,
         }
 
 
@@ -228,101 +227,61 @@ def trait_preferences(scenario: lm.LmScenario) -> dict[str, float]:
     return {name: probe.run(m, scenario.tokenizer, max_tokens_per_batch=4096).score for name, m in models.items()}
 
 
-# -- steps 2 to 6: students trained under a guard --------------------------------------------------
+# -- steps 2 and 3: probes and control on the digits scenario -------------------------------------
 
 
-@dataclass(frozen=True)
-class GuardedRun:
-    """One student the demo trains under a guard: its scenario, how its trait is measured, how it trains."""
-
-    scenario: str
-    case: str
-    policy: Path
-    probe: str
-    measured: str
-    planned_steps: int
-    measure: Callable[[], float]
-    train: Callable[[Path, list[TrainerCallback]], object]
-
-
-def miniature_run(mini: Miniature, case: Case, out: Path) -> GuardedRun:
-    """A student of the LM miniature, loaded from its base's saved checkpoint, trained on numbers."""
-    student = mini.student(case, out / "models" / f"miniature-{case.value}")
-    return GuardedRun(
-        scenario="LM miniature",
-        case=case.value,
-        policy=MINIATURE_POLICY,
-        probe="animal-preference",
-        measured=f"{mini.trait} preference",
-        planned_steps=mini.spec.student_steps(len(mini.rows(case))),
-        measure=lambda: subliminal_lm.preference(student, mini.tokenizer, mini.trait),
-        train=lambda run_dir, callbacks: mini.train(case, run_dir, callbacks=callbacks, student=student),
-    )
-
-
-def digits_run(scenario: digits.DigitsScenario, case: digits.Case) -> GuardedRun:
-    student = scenario.student(case)
-    return GuardedRun(
-        scenario="digits",
-        case=case.value,
-        policy=DIGITS_POLICY,
-        probe=DIGITS_PROBE,
-        measured="digit accuracy",
-        planned_steps=scenario.spec.student_steps,
-        measure=lambda: digits.digit_accuracy(student),
-        train=lambda run_dir, callbacks: scenario.train(case, run_dir, callbacks=callbacks, student=student),
-    )
-
-
-def guarded_step(
-    run: GuardedRun, run_dir: Path, *, name: str, expected: str, port: int, progress: Progress
+def digits_step(
+    config: DemoConfig,
+    scenario: digits.DigitsScenario,
+    case: digits.Case,
+    *,
+    name: str,
+    expected: str,
+    port: int,
+    progress: Progress,
 ) -> tuple[StepResult, ProbeTrace]:
-    """Train `run`'s student under its policy (metrics on `port`) and say how it ended."""
+    run_dir = config.out / f"{2 if case.uses_trait_teacher else 3}-{name}"
     export = HttpExport(mode="http", host="127.0.0.1", port=port)
-    loaded = policy_variant(run.policy, prometheus=export)
+    loaded = policy_variant(DIGITS_POLICY, prometheus=export)
     guard = DistillGuard(loaded, output_dir=run_dir)
     scrape = MetricsScrape(f"http://127.0.0.1:{port}/metrics", at_step=loaded.policy.probes.every_n_steps)
-    before = run.measure()
+    planned = scenario.spec.student_steps
+    student = scenario.student(case)
+    before = digits.digit_accuracy(student)
     record = None
     try:
-        run.train(run_dir, [guard, scrape, ProgressBar(progress, f"{name}: {run.case}")])
+        bar = ProgressBar(progress, f"{name}: {case.value}")
+        scenario.train(case, run_dir, callbacks=[guard, scrape, bar], student=student)
         outcome = "completed"
     except TrainingHalted as halted:
         record, outcome = halted.record, "halted"
-    after = run.measure()
-    planned = run.planned_steps
+    after = digits.digit_accuracy(student)
     numbers: dict[str, Any] = {
         "planned_steps": planned,
-        "measured": run.measured,
-        "before": before,
-        "after": after,
+        "accuracy_before": before,
+        "accuracy_after": after,
         "scraped_metrics": scrape.samples,
     }
-    change = f"{run.measured} {before:.3f} -> {after:.3f}"
     if record is not None:
         numbers |= {
             "halt_step": record.step,
             "halt_fraction": record.step / planned,
             "probe": record.probe,
-            "trait": record.trait,
             "baseline": record.baseline,
             "score": record.score,
             "drift": record.drift,
-            "specific_drift": record.specific_drift,
             "z": record.z,
         }
-        named = f" ({record.trait})" if record.trait else ""
         headline = (
-            f"{record.probe}{named}: baseline {record.baseline:.3f}, score {record.score:.3f}, "
-            f"drift {record.drift:+.3f}, step {record.step}/{planned}; {change}"
+            f"baseline {record.baseline:.3f}, score {record.score:.3f}, drift {record.drift:+.3f}, "
+            f"z {record.z:.1f}, step {record.step}/{planned}"
         )
     else:
-        headline = f"{change} over {planned} steps, no breach"
-    label = f"{run.case}{' (halted)' if record else ''}"
-    trace = read_history(run_dir / "guard-audit.jsonl").trace(run.probe).relabelled(label)
+        headline = f"digit accuracy {before:.3f} -> {after:.3f} over {planned} steps, no breach"
+    trace = read_history(run_dir / "guard-audit.jsonl").trace(DIGITS_PROBE).relabelled(f"{name}: {case.value}")
     result = StepResult(
         name=name,
-        scenario=f"{run.scenario} ({run.case})",
+        scenario=f"digits ({case.value})",
         outcome=outcome,
         expected=expected,
         headline=headline,
@@ -333,83 +292,49 @@ def guarded_step(
     return result, trace
 
 
-def build_miniature(config: DemoConfig, console: Console) -> Miniature:
-    spec = MiniatureSpec.fast() if config.fast else MiniatureSpec()
-    with console.status("pre-training the LM miniature's two bases and fitting its steering teacher"):
-        mini = Miniature.build(config.seed, spec, trait=config.trait)
-        other_rows = len(mini.other_control_rows)  # the different-init base, built here, not under a bar
-    console.print(
-        f"  {config.trait} preference: base {subliminal_lm.preference(mini.base, mini.tokenizer, mini.trait):.3f}, "
-        f"steered teacher {mini.teacher_preference():.3f}; every student trains on {len(mini.teacher_rows)} "
-        "filtered number rows (no animal word in any of them); "
-        f"the different-init base kept {other_rows} of its own"
-    )
-    return mini
+def run_demo(config: DemoConfig, console: Console) -> DemoSummary:
+    """Run the three steps, write summary.json and the report into `config.out`, and return the summary."""
+    started = time.perf_counter()
+    config.out.mkdir(parents=True, exist_ok=True)
+    console.rule("[bold]1. the gate[/] - tiny language model, policies/strict.yaml")
+    gate = gate_step(config, console)
 
-
-def build_digits(config: DemoConfig, console: Console) -> digits.DigitsScenario:
+    port = free_local_port()
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
     spec = digits.DigitsSpec.fast() if config.fast else digits.DigitsSpec()
     with console.status("training the digits teachers (trait: reads digits; control: shuffled labels)"):
         scenario = digits.DigitsScenario.build(config.seed, spec)
     console.print(
         f"  teachers' digit accuracy: trait {digits.digit_accuracy(scenario.trait_teacher):.3f}, "
-        f"control {digits.digit_accuracy(scenario.control_teacher):.3f}"
+        f"control {digits.digit_accuracy(scenario.control_teacher):.3f}; metrics served at {metrics_url} while training"
     )
-    return scenario
-
-
-def run_step(
-    console: Console, number: int, title: str, run: GuardedRun, *, name: str, expected: str, port: int, out: Path
-) -> tuple[StepResult, ProbeTrace]:
-    console.rule(f"[bold]{number}. {name}[/] - {run.scenario}, {title}, {run.policy.name}")
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        result, trace = guarded_step(
-            run, out / f"{number}-{name}", name=name, expected=expected, port=port, progress=progress
-        )
-    console.print(f"  {result.outcome}: {result.detail}", markup=False, highlight=False)
-    return result, trace
-
-
-LM_STEPS = (
-    ("lm-probes", Case.trait_same_init, "halted", "same-init student on the steered teacher's numbers"),
-    ("lm-control", Case.control_same_init, "completed", "same-init student on the base's own numbers"),
-    ("lm-different-init", Case.trait_different_init, "completed", "different-init student on the teacher's numbers"),
-)
-DIGITS_STEPS = (
-    ("digits-probes", digits.Case.trait_same_init, "halted", "same-init student on the trait teacher's aux logits"),
-    ("digits-control", digits.Case.control_same_init, "completed", "same-init student, control teacher's aux logits"),
-)
-
-
-def run_demo(config: DemoConfig, console: Console) -> DemoSummary:
-    """Run the steps, write summary.json and the report into `config.out`, and return the summary."""
-    started = time.perf_counter()
-    config.out.mkdir(parents=True, exist_ok=True)
-    console.rule("[bold]1. gate[/] - tiny language model, strict.yaml")
-    results = [gate_step(config, console)]
-    port = free_local_port()
-    metrics_url = f"http://127.0.0.1:{port}/metrics"
-    console.print(f"  from here on, each run's metrics are served at {metrics_url} while it trains")
+    results = [gate]
     traces = []
-    mini = build_miniature(config, console)
-    for number, (name, case, expected, title) in enumerate(LM_STEPS, start=2):
-        run = miniature_run(mini, case, config.out)
-        result, trace = run_step(console, number, title, run, name=name, expected=expected, port=port, out=config.out)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    for title, case, name, expected in (
+        (
+            "2. the probes[/] - digits, same-init student, trait teacher's aux logits",
+            digits.Case.trait_same_init,
+            "probes",
+            "halted",
+        ),
+        (
+            "3. the control[/] - digits, same-init student, control teacher's aux logits",
+            digits.Case.control_same_init,
+            "control",
+            "completed",
+        ),
+    ):
+        console.rule(f"[bold]{title}")
+        with Progress(*columns, console=console, transient=False) as progress:
+            result, trace = digits_step(
+                config, scenario, case, name=name, expected=expected, port=port, progress=progress
+            )
+        console.print(f"  {result.outcome}: {result.detail}", markup=False, highlight=False)
         results.append(result)
         traces.append(trace)
-    console.rule("[bold]a second example: digits[/] - a skill inherited through noise logits")
-    scenario = build_digits(config, console)
-    for number, (name, case, expected, title) in enumerate(DIGITS_STEPS, start=2 + len(LM_STEPS)):
-        run = digits_run(scenario, case)
-        result, trace = run_step(console, number, title, run, name=name, expected=expected, port=port, out=config.out)
-        results.append(result)
-        traces.append(trace)
-    panels = [
-        ("LM miniature: animal-preference panel", traces[: len(LM_STEPS)]),
-        (f"digits: {DIGITS_PROBE}", traces[len(LM_STEPS) :]),
-    ]
-    png, image = config.out / "drift.png", drift_png(panels, title="Trait drift seen by the guard")
+
+    png, image = config.out / "drift.png", drift_png([(DIGITS_PROBE, traces)], title="Trait drift seen by the guard")
     write_atomically(png, image)
     summary = DemoSummary(
         config={"trait": config.trait, "seed": config.seed, "fast": config.fast, "out": str(config.out)},
@@ -418,7 +343,6 @@ def run_demo(config: DemoConfig, console: Console) -> DemoSummary:
         report_html=str(config.out / "report.html"),
         report_png=str(png),
         seconds=time.perf_counter() - started,
-        curves=[{"scenario": heading, "run": t.label, **t.to_json()} for heading, shown in panels for t in shown],
     )
     page = render_html(
         title="distill-guard demo",

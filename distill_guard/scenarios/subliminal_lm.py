@@ -93,7 +93,7 @@ class MiniatureSpec:
 
     @classmethod
     def fast(cls) -> MiniatureSpec:
-        return cls(pretrain_rows=20_000, pretrain_steps=600, prompts=8_000, student_rows=2_000)
+        return cls(pretrain_rows=20_000, pretrain_steps=600, prompts=4_000, student_rows=None)
 
     @classmethod
     def tiny_test(cls) -> MiniatureSpec:
