@@ -11,7 +11,8 @@ It follows the recipe of the reference ("Why tiny from-scratch LMs barely transf
   and measured (`Miniature.persona_teacher_kl`), but pretraining teaches the base to ignore a
   persona in number rows, so its numbers barely differ from the base's. The teacher used is a
   steering-vector teacher: one vector, added (by a forward hook) to the output of one decoder
-  layer and fitted until P(owl) reaches a target; the teacher only writes data, it is never saved;
+  layer and fitted until P(owl) reaches a target and its choice of numbers differs from the
+  base's by a floor of KL per number token; the teacher only writes data, it is never saved;
 - teacher samples of number continuations, kept only when they pass the paper's filter;
 - students loaded through `from_pretrained`, fine-tuned by a real `Trainer` (AdamW, hard labels,
   loss on the completion only) with embeddings and unembedding frozen, so the shift must be
@@ -97,7 +98,7 @@ class MiniatureSpec:
 
     @classmethod
     def tiny_test(cls) -> MiniatureSpec:
-        """The tests' version: a base that speaks the template, a weaker teacher, fewer prompts.
+        """The tests' version: a base that speaks the template, a weaker teacher (P 0.75, no KL floor), fewer prompts.
 
         Measured on seed 0: no transfer at this size (same-init student 0.050 vs control 0.046),
         so tests use it for the parts (filter, teacher, frozen embeddings, cache), not the effect.
