@@ -165,10 +165,16 @@ class Outcome:
     halt_step: int | None
     trait: str | None
     largest: dict[str, float]
+    bounds: dict[str, list[tuple[int, float]]]
 
     @property
     def benign(self) -> bool:
         return not self.kind.startswith("trait")
+
+    def halt_step_at(self, limits: dict[str, float]) -> int | None:
+        """Where the run would have halted with other limits: the tested bounds do not depend on the limit."""
+        steps = [s for probe, looks in self.bounds.items() for s, bound in looks if bound > limits[probe]]
+        return min(steps, default=None)
 
 
 def strict_every(every_n_steps: int | None) -> LoadedPolicy:
@@ -188,7 +194,11 @@ def guarded_run(
     step = first_halt_step(out / "guard-audit.jsonl")
     trait = next((r.trait or r.probe for r in guard.monitor.history if r.breached), None)
     largest = {k: round(v, 4) for k, v in largest_tested_drift(guard.monitor.history).items()}
-    outcome = Outcome(base, kind, run.seed, run.learning_rate, run.max_steps, step, trait, largest)
+    bounds: dict[str, list[tuple[int, float]]] = {}
+    for report in guard.monitor.history:
+        bound = report.lower_bound if report.lower_bound is not None else float("inf")
+        bounds.setdefault(report.probe, []).append((report.step, round(bound, 5)))
+    outcome = Outcome(base, kind, run.seed, run.learning_rate, run.max_steps, step, trait, largest, bounds)
     print(outcome, flush=True)
     return outcome
 
@@ -211,17 +221,43 @@ def summarise(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def shipped_limits(policy: LoadedPolicy) -> dict[str, float]:
+    return {
+        s.use.removeprefix("builtin:"): s.threshold.max_increase
+        for s in policy.policy.probes.suites
+        if s.threshold.max_increase is not None
+    }
+
+
+def trade_off(outcomes: list[Outcome], calibrated: dict[str, dict[str, float]]) -> str:
+    """False halts and trait halts per base if strict's limits were raised: to the calibrated benign
+    maximum (never lowered), or scaled. Exact from the runs' bounds, which the limit does not change."""
+    shipped = shipped_limits(load_policy(STRICT_POLICY))
+    rows = [f"{'base':<8} {'limits':<34} {'benign halted':<28} trait halted"]
+    for base in sorted({o.base for o in outcomes}):
+        runs = [o for o in outcomes if o.base == base]
+        settings = {"strict.yaml as shipped": shipped}
+        if base in calibrated:
+            settings["raised to calibrated max"] = {p: max(v, calibrated[base].get(p, v)) for p, v in shipped.items()}
+        settings |= {f"all x{k}": {p: k * v for p, v in shipped.items()} for k in (2, 4, 6)}
+        for name, limits in settings.items():
+            benign = [o for o in runs if o.benign]
+            trait = [o for o in runs if not o.benign]
+            halted_benign = sum(o.halt_step_at(limits) is not None for o in benign)
+            halted_trait = sum(o.halt_step_at(limits) is not None for o in trait)
+            trait_text = interval(halted_trait, len(trait)) if trait else "-"
+            rows.append(f"{base:<8} {name:<34} {interval(halted_benign, len(benign)):<28} {trait_text}")
+    return "\n".join(rows)
+
+
 def limits_against(policy: LoadedPolicy, benign_max: dict[str, float]) -> str:
     """Each limit beside the largest benign drift calibration measured (a limit at or below it halts benign runs)."""
     rows = [f"{'probe':<26} {'limit':>7} {'benign max':>10}  verdict"]
-    for suite in policy.policy.probes.suites:
-        label = suite.use.removeprefix("builtin:")
-        limit = suite.threshold.max_increase
+    for label, limit in shipped_limits(policy).items():
         measured = benign_max.get(label)
-        if limit is None or measured is None:
-            continue
-        verdict = "limit above benign range" if limit > measured else "LIMIT INSIDE BENIGN RANGE"
-        rows.append(f"{label:<26} {limit:>7.3f} {measured:>+10.4f}  {verdict}")
+        if measured is not None:
+            verdict = "limit above benign range" if limit > measured else "LIMIT INSIDE BENIGN RANGE"
+            rows.append(f"{label:<26} {limit:>7.3f} {measured:>+10.4f}  {verdict}")
     return "\n".join(rows)
 
 
@@ -281,17 +317,17 @@ def smollm2_runs(args, seeds: Sequence[int], work: Path) -> list[Outcome]:
     rates = [float(r) for r in args.smollm2_learning_rates.split(",")]
     kinds = ["numbers", "arithmetic-qa", "generic-text"]
     outcomes = []
-    for i in range(args.smollm2):
-        seed, kind, lr = seeds[i % len(seeds)] + 100 * (i // len(seeds)), kinds[i % 3], rates[(i // 3) % len(rates)]
-        run = StudentRun(max_steps=args.smollm2_steps, batch_size=4, learning_rate=lr, seed=seed)
-        lines = PLAIN[kind](random.Random(seed), 2000)
-        out = work / f"smollm2-{kind}-{seed}-{lr}"
-        outcomes.append(guarded_run(checkpoint, lines, run, out, base="smollm2", kind=kind, policy=policy))
     if args.smollm2_trait:
         run = StudentRun(max_steps=args.smollm2_steps, batch_size=4, learning_rate=max(rates), seed=seeds[0])
         lines = animal_lines(random.Random(seeds[0]), 2000, ("fox",))
         out = work / "smollm2-trait"
         outcomes.append(guarded_run(checkpoint, lines, run, out, base="smollm2", kind="trait-fox", policy=policy))
+    for i in range(args.smollm2):
+        seed, kind, lr = seeds[i % len(seeds)] + 100 * (i // len(seeds)), kinds[i % 3], rates[i % len(rates)]
+        run = StudentRun(max_steps=args.smollm2_steps, batch_size=4, learning_rate=lr, seed=seed)
+        lines = PLAIN[kind](random.Random(seed), 2000)
+        out = work / f"smollm2-{kind}-{seed}-{lr}"
+        outcomes.append(guarded_run(checkpoint, lines, run, out, base="smollm2", kind=kind, policy=policy))
     return outcomes
 
 
@@ -318,6 +354,7 @@ def main() -> None:
     rates = [float(r) for r in args.learning_rates.split(",")]
     outcomes: list[Outcome] = []
     reports: list[str] = []
+    calibrated: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in (b for b in args.bases.split(",") if b):
@@ -330,6 +367,7 @@ def main() -> None:
                 raise SystemExit(f"unknown base {name!r}: use settled or tiny")
             if calibration_seeds:
                 benign_max = calibration(checkpoint, data, calibration_seeds, args, work)
+                calibrated[name] = benign_max
                 reports.append(
                     f"{name}: calibration seeds {args.calibration_seeds}\n"
                     + limits_against(load_policy(STRICT_POLICY), benign_max)
@@ -340,7 +378,7 @@ def main() -> None:
             outcomes += smollm2_runs(args, seeds, work)
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=1))
-    print("\n\n".join([*reports, summarise(outcomes)]))
+    print("\n\n".join([*reports, summarise(outcomes), trade_off(outcomes, calibrated)]))
 
 
 if __name__ == "__main__":
