@@ -179,10 +179,11 @@ def lm_runs(seed: int, spec: lm.MiniatureSpec, work: Path, *, weak: bool) -> lis
 
 
 def interval(hits: int, total: int) -> str:
+    """`hits/total (rate, 95% CI low-high)`, Clopper-Pearson; `-` for no runs."""
     if total == 0:
         return "-"
     low, high = stats.binomtest(hits, total).proportion_ci(0.95, method="exact")
-    return f"{hits}/{total} ({low:.0%}-{high:.0%})"
+    return f"{hits}/{total} ({hits / total:.0%}, 95% CI {low:.0%}-{high:.0%})"
 
 
 def auroc(positives: Sequence[float], negatives: Sequence[float]) -> str:
@@ -193,8 +194,8 @@ def auroc(positives: Sequence[float], negatives: Sequence[float]) -> str:
 
 
 def summarise(results: list[RunResult], benign: list[dict]) -> str:
-    header = f"{'scenario / policy':<28} {'detected (95% CI)':>18} {'<50% steps':>10} {'median halt':>11} "
-    header += f"{'false halts (95% CI)':>21} {'AUROC':>6}  effect: positives | negatives"
+    header = f"{'scenario / policy':<28} {'detected':>26} {'<50% steps':>10} {'median halt':>11} "
+    header += f"{'false halts':>26} {'AUROC':>6}  effect: positives | negatives"
     lines = [header]
     groups: dict[tuple[str, str], list[RunResult]] = {}
     for r in results:
@@ -210,14 +211,14 @@ def summarise(results: list[RunResult], benign: list[dict]) -> str:
         median = f"{statistics.median(fractions):.0%}" if fractions else "-"
         effects = " ".join(f"{r.effect:+.3f}" for r in pos) + " | " + " ".join(f"{r.effect:+.3f}" for r in neg)
         lines.append(
-            f"{scenario + ' / ' + policy:<28} {interval(sum(r.halted for r in pos), len(pos)):>18} "
-            f"{early:>4}/{len(pos):<5} {median:>11} {interval(sum(r.halted for r in neg), len(neg)):>21} "
+            f"{scenario + ' / ' + policy:<28} {interval(sum(r.halted for r in pos), len(pos)):>26} "
+            f"{early:>4}/{len(pos):<5} {median:>11} {interval(sum(r.halted for r in neg), len(neg)):>26} "
             f"{auroc([r.peak for r in pos], [r.peak for r in neg]):>6}  {effects}"
         )
     if benign:
         halted = sum(o["halt_step"] is not None for o in benign if not o["kind"].startswith("trait"))
         total = sum(not o["kind"].startswith("trait") for o in benign)
-        lines.append(f"{'benign (false_halts.py)':<28} {'':>18} {'':>10} {'':>11} {interval(halted, total):>21}")
+        lines.append(f"{'benign (false_halts.py)':<28} {'':>26} {'':>10} {'':>11} {interval(halted, total):>26}")
     negatives = [r for r in results if not r.positive and r.scenario == "lm"]
     halted = sum(r.halted for r in negatives) + sum(
         o["halt_step"] is not None for o in benign if not o["kind"].startswith("trait")

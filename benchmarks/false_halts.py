@@ -42,10 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from scipy import stats
 from transformers import PreTrainedTokenizerFast
 
-from benchmarks.detection import first_halt_step
+from benchmarks.detection import first_halt_step, interval
 from distill_guard.calibration import benign_run, calibrate, largest_tested_drift
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.policy.probe_suite import PreferenceSpec
@@ -201,11 +200,6 @@ def guarded_run(
     outcome = Outcome(base, kind, run.seed, run.learning_rate, run.max_steps, step, trait, largest, bounds)
     print(outcome, flush=True)
     return outcome
-
-
-def interval(halted: int, total: int) -> str:
-    low, high = stats.binomtest(halted, total).proportion_ci(0.95, method="exact")
-    return f"{halted}/{total} ({halted / total:.0%}, 95% CI {low:.0%}-{high:.0%})"
 
 
 def summarise(outcomes: list[Outcome]) -> str:
