@@ -7,6 +7,7 @@ models, the gate's Arrow code or the training stack.
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from importlib import import_module
 from typing import Annotated
@@ -112,4 +113,9 @@ def _options(
 
 
 def main() -> None:
+    # Pydantic looks for plugins among every installed distribution's entry points when it builds a
+    # validator (tens of ms in a big environment). A plugin would only observe this command's own file
+    # parsing, so the command skips the search, as Typer does for its parameters; set
+    # PYDANTIC_DISABLE_PLUGINS yourself (e.g. to "") to decide otherwise. The library never sets it.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
     app()
