@@ -12,6 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from distill_guard.errors import DistillGuardError, PolicyError, ProvenanceDenied, TrainingHalted
+from distill_guard.extras import missing_extra_message
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from distill_guard._version import __version__
@@ -81,7 +82,13 @@ def __getattr__(name: str) -> Any:
     module = _LAZY_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'distill_guard' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    try:
+        value = getattr(import_module(module), name)
+    except ModuleNotFoundError as exc:  # a core install without the training stack
+        message = missing_extra_message(exc, f"distill_guard.{name}")
+        if message is None:
+            raise
+        raise ModuleNotFoundError(message, name=exc.name) from exc
     globals()[name] = value
     return value
 

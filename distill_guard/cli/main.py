@@ -15,6 +15,9 @@ from typing import Annotated
 import typer
 from typer.core import TyperCommand, TyperGroup
 
+from distill_guard.cli import exit_codes
+from distill_guard.extras import missing_extra_message
+
 # command name -> (module, attribute, the one-line help `distill-guard --help` lists): a Typer group or a
 # command function. The line is kept here so the listing imports no command module (`check` and `demo`
 # would load scipy and more); tests/packaging/test_light_start.py keeps it equal to the command's own help.
@@ -83,7 +86,14 @@ class LazyCommands(TyperGroup):
             return None
         if self.listing:
             return TyperCommand(cmd_name, help=COMMANDS[cmd_name][2])
-        return load_command(cmd_name)
+        try:
+            return load_command(cmd_name)
+        except ModuleNotFoundError as exc:  # e.g. `check` on a core install, without the training stack
+            message = missing_extra_message(exc, f"distill-guard {cmd_name}")
+            if message is None:
+                raise
+            typer.echo(message, err=True)
+            raise typer.Exit(exit_codes.INVALID_INPUT) from None
 
 
 app = typer.Typer(
