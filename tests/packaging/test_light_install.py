@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO
 from tests.packaging.conftest import run
+from tests.support.prometheus_operator import problems
 
 pytestmark = pytest.mark.slow  # builds the wheel (shared with test_wheel.py); about ten seconds
 
@@ -98,6 +99,14 @@ def test_the_pre_commit_hook_command_validates_the_shipped_policies_without_torc
     assert entry[0] == "distill-guard"
     validated = run([str(light / entry[0]), *entry[1:], *shipped], tmp_path, clean_env)
     assert validated.stdout.count(": ok") == 4
+
+
+def test_the_core_install_exports_a_prometheusrule_the_operators_schema_accepts(
+    light: Path, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    run([str(light / "distill-guard"), "export", "prometheusrule", "--namespace", "monitoring"], tmp_path, clean_env)
+    rule = yaml.safe_load((tmp_path / "distill-guard-prometheusrule.yaml").read_text("utf-8"))
+    assert rule["spec"]["groups"] and problems("prometheusrules", rule) == []
 
 
 def test_a_command_that_needs_the_training_stack_says_how_to_install_it(

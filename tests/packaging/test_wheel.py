@@ -20,6 +20,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.packaging.conftest import run
+from tests.support.prometheus_operator import problems
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,7 @@ def test_the_installed_wheel_runs_the_demo_and_exports_from_another_folder(
     run([str(bin_dir / "distill-guard"), "export", "prometheusrule"], tmp_path, env)
     rule = yaml.safe_load((tmp_path / "distill-guard-prometheusrule.yaml").read_text("utf-8"))
     assert rule["kind"] == "PrometheusRule" and rule["spec"]["groups"][0]["rules"]
+    assert problems("prometheusrules", rule) == [], "the operator's CRD schema must accept it"
 
     run([str(bin_dir / "distill-guard"), "demo", "--fast", "--out", "demo"], tmp_path, env)
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text("utf-8"))
