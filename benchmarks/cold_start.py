@@ -3,16 +3,22 @@
 Every repetition runs the baseline and every command once, in a rotated order, so load from other
 processes falls on all of them alike; the ratio of a repetition is command / baseline of that same
 repetition. Prints the median ratio with its quartiles, for CPU time (user + system of the child;
-steady on a shared machine) and wall time.
+steady on a shared machine) and wall time. On a machine other processes load, CPU time still grows
+with their cache and memory traffic; `--instructions` also counts the instructions each review command
+executes under valgrind's callgrind (one run each, deterministic, blind to load), as a ratio to the
+baseline's count.
 
-    .venv/bin/python benchmarks/cold_start.py              # about a minute on 2 CPU cores
-    .venv/bin/python benchmarks/cold_start.py --repeats 5  # quicker, noisier
+    .venv/bin/python benchmarks/cold_start.py                 # about two minutes on 2 CPU cores
+    .venv/bin/python benchmarks/cold_start.py --repeats 5     # quicker, noisier
+    .venv/bin/python benchmarks/cold_start.py --instructions  # plus instruction counts (valgrind; ~2 min more)
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +73,21 @@ def timed(argv: list[str], expected: set[int]) -> tuple[float, float]:
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
 
 
+# The commands a pre-commit hook or CI review job runs: the ones whose start-up cost is paid on every commit.
+REVIEW_COMMANDS = ("--help", "policy validate", "policy explain --markdown", "manifest verify", "export schema")
+
+
+def instructions(argv: list[str]) -> int:
+    """Instructions the process executes (user space, all of it), counted by callgrind."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], capture_output=True, text=True
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"valgrind gave no instruction count for {argv}:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
+
+
 def argv_of(args: list[str]) -> list[str]:
     return [sys.executable, "-c", args[1]] if args[0] == "<python>" else [sys.executable, "-c", ENTRY, *args]
 
@@ -79,7 +100,12 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=11)
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--instructions", action="store_true", help="also count instructions (needs valgrind)")
+    options = parser.parse_args()
+    repeats = options.repeats
+    if options.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    counted: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
         commands = prepare(Path(tmp))
         runs: list[tuple[str, list[str], set[int]]] = [("baseline", [sys.executable, "-c", BASELINE], {0})]
@@ -92,6 +118,8 @@ def main() -> None:
                 c, w = timed(argv, codes)
                 cpu[name].append(c)
                 wall[name].append(w)
+        if options.instructions:
+            counted = {name: instructions(argv) for name, argv, _ in runs if name in ("baseline", *REVIEW_COMMANDS)}
     print(f"{repeats} interleaved repetitions; baseline: python -c {BASELINE!r}")
     base_cpu, base_wall = statistics.median(cpu["baseline"]), statistics.median(wall["baseline"])
     print(f"baseline median: {base_cpu:.3f} s CPU, {base_wall:.3f} s wall")
@@ -105,6 +133,10 @@ def main() -> None:
             f"{statistics.median(wall[name]):7.3f} "
             f"{wall_ratio[1]:8.2f} ({wall_ratio[0]:5.2f}-{wall_ratio[2]:5.2f})"
         )
+    if counted:
+        print(f"\ninstructions (callgrind, one run each); baseline: {counted['baseline'] / 1e6:.0f} M")
+        for name in REVIEW_COMMANDS:
+            print(f"{name:<32} {counted[name] / 1e6:7.0f} M {counted[name] / counted['baseline']:8.2f}")
 
 
 if __name__ == "__main__":
