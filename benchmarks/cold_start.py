@@ -2,11 +2,14 @@
 
 Every repetition runs the baseline and every command once, in a rotated order, so load from other
 processes falls on all of them alike; the ratio of a repetition is command / baseline of that same
-repetition. Prints the median ratio with its quartiles, for CPU time (user + system of the child;
-steady on a shared machine) and wall time. On a machine other processes load, CPU time still grows
-with their cache and memory traffic; `--instructions` also counts the instructions each review command
-executes under valgrind's callgrind (one run each, deterministic, blind to load), as a ratio to the
-baseline's count.
+repetition. Warm: one discarded round first, and bytecode cached for every process as an installed
+package has it (pip writes .pyc files at install; a checkout run under PYTHONDONTWRITEBYTECODE would
+recompile distill-guard's modules, and only those, in every process: a cost no user pays), in a
+temporary PYTHONPYCACHEPREFIX so the checkout is not written to. Prints the median ratio with its
+quartiles, for CPU time (user + system of the child) and wall time. On a machine other processes
+load, CPU time still grows with their cache and memory traffic; `--instructions` also counts the
+instructions each review command executes under valgrind's callgrind (one run each, deterministic,
+blind to load), as a ratio to the baseline's count.
 
     .venv/bin/python benchmarks/cold_start.py                 # about two minutes on 2 CPU cores
     .venv/bin/python benchmarks/cold_start.py --repeats 5     # quicker, noisier
@@ -16,6 +19,7 @@ baseline's count.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import shutil
@@ -30,13 +34,16 @@ import numpy as np
 from safetensors.numpy import save_file
 
 BASELINE = "import yaml, pydantic"
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # PYTHONPYCACHEPREFIX set in main
 ENTRY = "import sys; from distill_guard.cli.main import main; sys.argv[0] = 'distill-guard'; main()"
 
 
 def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
     """Inputs written once; each command with the exit codes that mean it did its work."""
     policy = folder / "strict.yaml"
-    subprocess.run([sys.executable, "-c", ENTRY, "export", "policy", "strict", "--out", str(folder)], check=True)
+    subprocess.run(
+        [sys.executable, "-c", ENTRY, "export", "policy", "strict", "--out", str(folder)], check=True, env=ENV
+    )
     data = folder / "numbers.jsonl"
     data.write_text('{"text": "1 2 3"}\n' * 100, "utf-8")
     student = folder / "student"  # real (tiny) weights, no teacher: check compares nothing, so needs no torch
@@ -46,7 +53,9 @@ def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
     save_file({"w": np.zeros((4, 4), dtype=np.float32)}, str(student / "model.safetensors"))
     manifest = folder / "numbers.provenance.yaml"
     create = ["manifest", "create", str(data), "--out", str(manifest), "--name", "n", "--version", "1"]
-    subprocess.run([sys.executable, "-c", ENTRY, *create, "--generator", "a/b"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", ENTRY, *create, "--generator", "a/b"], check=True, capture_output=True, env=ENV
+    )
     return {
         "--help": (["--help"], {0}),
         "policy validate": (["policy", "validate", str(policy)], {0}),
@@ -65,7 +74,7 @@ def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
 def timed(argv: list[str], expected: set[int]) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True)
+    done = subprocess.run(argv, capture_output=True, env=ENV)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in expected:
@@ -80,7 +89,10 @@ REVIEW_COMMANDS = ("--help", "policy validate", "policy explain --markdown", "ma
 def instructions(argv: list[str]) -> int:
     """Instructions the process executes (user space, all of it), counted by callgrind."""
     done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv], capture_output=True, text=True
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        capture_output=True,
+        text=True,
+        env=ENV,
     )
     found = re.search(r"Collected : (\d+)", done.stderr)
     if found is None:
@@ -107,9 +119,12 @@ def main() -> None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
     counted: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        ENV["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         commands = prepare(Path(tmp))
         runs: list[tuple[str, list[str], set[int]]] = [("baseline", [sys.executable, "-c", BASELINE], {0})]
         runs += [(name, argv_of(args), codes) for name, (args, codes) in commands.items()]
+        for _, argv, codes in runs:  # warm-up, discarded: bytecode written, files in the page cache
+            timed(argv, codes)
         cpu: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         wall: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         for rep in range(repeats):

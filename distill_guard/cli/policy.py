@@ -68,7 +68,6 @@ def explain_cmd(
     plain: Annotated[bool, typer.Option("--markdown", help="print raw Markdown (for PR comments)")] = False,
 ) -> None:
     """Say in plain words what a policy blocks, trusts, watches and halts on."""
-
     from distill_guard.policy.explain import explain
 
     try:
