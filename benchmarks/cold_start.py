@@ -71,10 +71,11 @@ def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
     }
 
 
-def timed(argv: list[str], expected: set[int]) -> tuple[float, float]:
+def timed(argv: list[str], expected: set[int], cwd: Path) -> tuple[float, float]:
+    """(CPU s, wall s) of one run, in `cwd` (the temporary folder: `check` writes its audit log there)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, env=ENV)
+    done = subprocess.run(argv, capture_output=True, env=ENV, cwd=cwd)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in expected:
@@ -124,13 +125,13 @@ def main() -> None:
         runs: list[tuple[str, list[str], set[int]]] = [("baseline", [sys.executable, "-c", BASELINE], {0})]
         runs += [(name, argv_of(args), codes) for name, (args, codes) in commands.items()]
         for _, argv, codes in runs:  # warm-up, discarded: bytecode written, files in the page cache
-            timed(argv, codes)
+            timed(argv, codes, Path(tmp))
         cpu: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         wall: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         for rep in range(repeats):
             shift = rep % len(runs)
             for name, argv, codes in runs[shift:] + runs[:shift]:
-                c, w = timed(argv, codes)
+                c, w = timed(argv, codes, Path(tmp))
                 cpu[name].append(c)
                 wall[name].append(w)
         if options.instructions:
