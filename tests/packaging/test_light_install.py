@@ -1,5 +1,6 @@
 """The core install is the review tooling: from the built wheel, without the `train` extra, into a fresh
-virtualenv that cannot see torch, the pre-commit hook's command validates the shipped policies.
+virtualenv that cannot see torch, the pre-commit hook's command validates the shipped policies, manifests
+are written and verified, and the PrometheusRule export passes the operator's schema.
 
 No download: the fresh venv gets links to exactly the distributions the wheel's core requirements
 resolve to (read from its METADATA, followed through each dependency's own requirements) out of the
@@ -99,6 +100,15 @@ def test_the_pre_commit_hook_command_validates_the_shipped_policies_without_torc
     assert entry[0] == "distill-guard"
     validated = run([str(light / entry[0]), *entry[1:], *shipped], tmp_path, clean_env)
     assert validated.stdout.count(": ok") == 4
+
+
+def test_the_core_install_writes_and_verifies_a_manifest(
+    light: Path, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "numbers.jsonl").write_text('{"text": "1 2 3"}\n', "utf-8")
+    create = ["manifest", "create", "numbers.jsonl", "--out", "m.yaml", "--name", "n", "--version", "1"]
+    run([str(light / "distill-guard"), *create, "--generator", "a/b"], tmp_path, clean_env)
+    run([str(light / "distill-guard"), "manifest", "verify", "m.yaml"], tmp_path, clean_env)
 
 
 def test_the_core_install_exports_a_prometheusrule_the_operators_schema_accepts(
