@@ -23,7 +23,6 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
+from benchmarks.timing import interleaved, median_ratio, spread
 from distill_guard.policy.dataset_manifest import DatasetId, DatasetProvenance, Generator, LoadedManifest
 from distill_guard.provenance.content_digest import content_digest
 from distill_guard.provenance.file_rows import row_content
@@ -49,22 +49,6 @@ from distill_guard.provenance.record_column import (
 
 GENERATORS = ("other-lab/teacher-7b", "distill-guard/tiny-teacher", "acme/numbers-writer")
 DROP = {"distill-guard/tiny-teacher"}
-
-
-def interleaved(rounds: int, contenders: dict[str, Callable[[], object]]) -> dict[str, list[float]]:
-    """Seconds of each contender in every round; contenders alternate within a round (the order
-    reversed every other round), so a change of machine load hits all of them alike."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
-    for r in range(rounds):
-        for name in list(contenders)[:: 1 if r % 2 == 0 else -1]:
-            start = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def spread(seconds: list[float]) -> str:
-    return f"median {statistics.median(seconds):7.3f} s  (range {min(seconds):.3f}-{max(seconds):.3f})"
 
 
 def write_big_file(path: Path, gib: float) -> int:
@@ -99,7 +83,7 @@ def bench_manifest(folder: Path, gib: float, rounds: int) -> None:
     print(f"manifest verification of one {mib:.0f} MiB file (warm page cache), {rounds} interleaved rounds")
     for name, seconds in times.items():
         print(f"  {name:18s} {mib / statistics.median(seconds):6.0f} MiB/s   {spread(seconds)}")
-    ratio = statistics.median(t / o for t, o in zip(times["sha256sum"], times["manifest verify"], strict=True))
+    ratio = median_ratio(times["sha256sum"], times["manifest verify"])
     print(f"  ratio: {ratio:.2f}x sha256sum's throughput (median of per-round ratios)")
     data.unlink()
 
@@ -191,8 +175,7 @@ def compare(title: str, rows: int, rounds: int, contenders: dict[str, Callable[[
     ours = times["distill-guard"]
     print(f"{title}: {rows:,} rows, {rounds} interleaved rounds")
     for name, seconds in times.items():
-        ratio = statistics.median(t / o for t, o in zip(seconds, ours, strict=True))
-        versus = "" if name == "distill-guard" else f"   its time / ours {ratio:5.2f}"
+        versus = "" if name == "distill-guard" else f"   its time / ours {median_ratio(seconds, ours):5.2f}"
         print(f"  {name:24s} {rows / statistics.median(seconds):11,.0f} rows/s   {spread(seconds)}{versus}")
 
 
