@@ -185,6 +185,18 @@ class Floor:
         return run
 
 
+def fed_tokens(queries: list[Query], plan: BatchPlan) -> int:
+    """Positions the shipped probe runs through the model (packed layout), padding included."""
+    after = len(plan.shared_prefix)
+    total = after
+    for batch in plan.batches(len(queries)):
+        chosen = [queries[i] for i in batch]
+        total += len(chosen) * max(len(q.prompt) - after for q in chosen)
+        if plan.answer_pass:
+            total += len(chosen) * max(sum(len(a) - 1 for a in q.answers if len(a) > 1) for q in chosen)
+    return total
+
+
 def probe_variants(model: nn.Module, queries: list[Query], budget: int, pad_id: int) -> dict[str, Callable[[], Any]]:
     """The engine with the probe's optimisations added one at a time (the last one is the shipped probe)."""
     plain = BatchPlan.for_queries(queries, budget, share_prefix=False)
@@ -205,6 +217,7 @@ class Measured:
     shape: str
     floor: Floor
     flops: float
+    fed: int
     times: dict[str, list[float]]
     probe_se: float
     sampling_se: float
@@ -264,6 +277,7 @@ def measure(setting: str, model: nn.Module, tokenizer: Any, samples: int, args: 
         shape=f"{len(queries)} x {len(queries[0].answers)} ({multi} multi-token)",
         floor=floor,
         flops=floor.flops(model),
+        fed=fed_tokens(queries, BatchPlan.for_queries(queries, budget)),
         times=times,
         probe_se=result.stderr,
         sampling_se=stderr(shares) if shares else math.nan,
@@ -289,7 +303,8 @@ def report(m: Measured) -> None:
     print(f"### {m.setting}: {m.shape}")
     print(
         f"floor: {f.tokens:,} tokens through the model ({f.prefix} shared prefix once + {f.own_tokens:,} own), "
-        f"head at {f.head_positions:,} positions, {m.flops / 1e9:.2f} GFLOP"
+        f"head at {f.head_positions:,} positions, {m.flops / 1e9:.2f} GFLOP; the probe feeds {m.fed:,} tokens "
+        "(left padding to the longest prompt of a batch included)"
     )
     print("| computation | seconds, median (range) | / probe | / floor |")
     print("| --- | --- | --- | --- |")

@@ -199,3 +199,15 @@ def test_chat_template_is_applied_and_answers_start_the_assistant_turn(base_chec
     ids = formatter.encode_prompt(text)
     assert text == "<system>Be brief.\n<user>Which animal?\n<assistant>"
     assert formatter.encode_answer(text, ids, "owl") == tokenizer(text + "owl")["input_ids"][len(ids) :]
+
+
+def test_a_real_chat_model_is_scored_exactly_with_its_system_turn_run_once(smollm2_checkpoint: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_checkpoint)
+    queries = _scorer().encoding(tokenizer).queries  # SmolLM2's template writes its default system turn
+    plan = BatchPlan.for_queries(queries, 4096)
+    assert len(plan.shared_prefix) >= MIN_SHARED_PREFIX
+    with probing(model):
+        _assert_equal_to_full_passes(model, queries, answer_logprobs(model, queries, plan, tokenizer.pad_token_id))
