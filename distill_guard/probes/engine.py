@@ -151,18 +151,20 @@ def answer_logprobs(model: nn.Module, queries: Sequence[Query], plan: BatchPlan,
 
 
 def _prefix_cache(model: nn.Module, prefix: TokenIds) -> object | None:
-    """The KV cache of the prompts' shared prefix, computed once per evaluation."""
+    """The KV cache of the prompts' shared prefix, computed once per evaluation; None when there is
+    none, or when the model's cache cannot be repeated per row (the prompts then run whole)."""
     if not prefix:
         return None
     ids = torch.tensor([prefix], dtype=torch.long, device=input_device(model))
-    return _returned_cache(model(input_ids=ids, use_cache=True, **_last_logits_only(model)))
+    cache = _returned_cache(model(input_ids=ids, use_cache=True, **_last_logits_only(model)))
+    return cache if hasattr(cache, "batch_repeat_interleave") else None
 
 
 def _score_batch(
     model: nn.Module, queries: list[Query], plan: BatchPlan, pad_id: int, prefix: object | None
 ) -> list[list[float]]:
     device = input_device(model)
-    after = len(plan.shared_prefix)
+    after = len(plan.shared_prefix) if prefix is not None else 0
     inputs = _left_padded([q.prompt[after:] for q in queries], pad_id, device, after=after)
     if prefix is not None:
         cache = copy.deepcopy(prefix)  # each batch extends its own copy
