@@ -125,9 +125,12 @@ def report(
     print(f"metrics export: {options.export}")
     print(f"plain training    median {statistics.median(plain):7.2f} s   ({1000 * step_seconds:.1f} ms per step)")
     print(f"guarded training  median {statistics.median(guarded):7.2f} s")
-    print(f"wall-time ratio guarded / plain: {ratio:.3f}  (overhead {100 * (ratio - 1):+.1f}%)")
+    print(
+        f"measured slowdown, guarded / plain wall time (median of per-repetition ratios, baseline included): "
+        f"{ratio:.3f} ({100 * (ratio - 1):+.1f}%)"
+    )
     print(f"one evaluation of all probes: {probe:.3f} s = {probe / step_seconds:.1f} optimizer steps")
-    print(f"probe share of guarded training time: {100 * share:.1f}%")
+    print(f"derived, not measured: evaluations x one evaluation / guarded time = {100 * share:.1f}%")
     needed = math.ceil(probe / (TARGET_SHARE * step_seconds))
     print(f"cadence keeping probes <= {100 * TARGET_SHARE:.0f}% at this step cost: every_n_steps >= {needed}")
 
