@@ -218,7 +218,7 @@ def verify(
     else:
         for check in checks:
             out.print(f"{check.status:<14} {check.detail}", markup=False)
-        out.print(f"{'signature':<14} {signature.status}: {key_note or signature.detail}", markup=False)
+        out.print(f"{'signature':<14} {signature.status}: {manifest}: {key_note or signature.detail}", markup=False)
         out.print("verified" if ok else "VERIFICATION FAILED", markup=False)
     raise typer.Exit(exit_codes.OK if ok else exit_codes.DENIED)
 

@@ -22,12 +22,11 @@ from securesystemslib.dsse import Envelope
 from distill_guard.atomic_files import write_atomically
 from distill_guard.errors import DistillGuardError, PolicyError, SourceIssue
 from distill_guard.policy.documents import load_validated, parse_document
-from distill_guard.policy.in_toto_bundle import BUNDLE_SUFFIX, is_bundle, read_bundle
+from distill_guard.policy.in_toto_bundle import BUNDLE_SUFFIX, IN_TOTO_STATEMENT, is_bundle, read_bundle
 from distill_guard.policy.schema import NonEmpty
 from distill_guard.policy.strict_model import StrictModel, repeated, visible
 
 MANIFEST_KIND = "DatasetProvenance"
-IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://distill-guard.dev/DatasetProvenance/v1"
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Scalar = str | int | float | bool

@@ -27,6 +27,7 @@ from distill_guard.policy.strict_model import StrictModel
 from distill_guard.policy.yaml_source import MAX_FILE_BYTES, YamlDocument, parse_yaml
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
+IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
 BUNDLE_SUFFIX = ".jsonl"
 MAX_BUNDLE_BYTES = 2 * MAX_FILE_BYTES  # a statement of MAX_FILE_BYTES grows by a third in base64
 MAX_ENVELOPES = 64
@@ -114,6 +115,9 @@ def _read_envelope(shown: str, number: int, line: str) -> BundledStatement:
         raise PolicyError([SourceIssue(shown, number, column, detail)]) from None
     try:
         statement = parse_yaml(payload, shown)
+        if statement.data.get("_type") != IN_TOTO_STATEMENT:
+            kind = f"_type must be '{IN_TOTO_STATEMENT}': every envelope of a bundle signs an in-toto Statement"
+            raise PolicyError([statement.issue(("_type",), kind)])
     except PolicyError as exc:
         raise _in_payload(exc, shown, number, column) from None
     return BundledStatement(envelope, statement, number, column)
