@@ -1,6 +1,6 @@
 """in-toto bundles: JSON Lines of DSSE envelopes, each signing an in-toto Statement.
 
-The envelope is securesystemslib's `dsse.Envelope` (the DSSE reference implementation), so the
+The envelope is securesystemslib's `dsse.Envelope` (from the authors of DSSE), so the
 signatures are later checked by that library over the exact bytes that were signed. Reading
 trusts nothing: every line goes through the hostile-YAML-safe loader (JSON is YAML), every
 envelope must carry the in-toto payload type, and a payload that does not parse is reported

@@ -848,13 +848,17 @@ def _(ws):
     return sign(ws, key), str(key)
 
 
-@case("key", "sign-out-is-a-directory", 1, "directory")
-def _(ws):
+def sign_into_a_directory(ws: Workspace, option: str, name: str) -> tuple[list[str], str]:
     key = ws.root / "key.pem"
     ws_keygen(key)
-    out = ws.root / "signed.yaml"
+    out = ws.root / name
     out.mkdir()
-    return sign(ws, key, "--out", str(out)), str(out)
+    return sign(ws, key, option, str(out)), str(out)
+
+
+@case("key", "sign-out-is-a-directory", 1, "directory")
+def _(ws):
+    return sign_into_a_directory(ws, "--out", "signed.yaml")
 
 
 @case("key", "sign-out-under-a-file", 1, "signed.yaml")
@@ -868,11 +872,7 @@ def _(ws):
 
 @case("key", "sign-in-toto-is-a-directory", 1, "directory")
 def _(ws):
-    key = ws.root / "key.pem"
-    ws_keygen(key)
-    out = ws.root / "signed.intoto.jsonl"
-    out.mkdir()
-    return sign(ws, key, "--in-toto", str(out)), str(out)
+    return sign_into_a_directory(ws, "--in-toto", "signed.intoto.jsonl")
 
 
 def ws_keygen(path: Path) -> None:

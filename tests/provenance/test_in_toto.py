@@ -114,6 +114,8 @@ def test_a_bundle_by_a_trusted_signer_clears_the_data_like_a_signed_manifest(
     decision = gate.clear_dataset(datasets.Dataset.from_json(str(data_file)), bundle).decision
     assert decision.allowed, str(decision)
     assert decision.teachers[0].relation == "different_from_student"  # the signed base_model counted as verified
+    loaded_from_bundle = gate.load_dataset(bundle)
+    assert loaded_from_bundle.decision.allowed and loaded_from_bundle.dataset.num_rows == 40
 
 
 def test_an_envelope_without_a_trusted_key_is_never_reported_verified(manifest, policy):
