@@ -1,10 +1,10 @@
 """Manifest signatures: DSSE envelopes over the in-toto Statement, and the older raw Ed25519 form.
 
 New signatures are DSSE envelopes made and checked by securesystemslib (the Secure Systems
-Lab's DSSE implementation), so any DSSE verifier can check them with the signer's public key. The raw form
-signs the manifest's canonical JSON (every field but the signature; keys sorted, no
-insignificant whitespace, UTF-8) prefixed with a domain tag, so it can never be replayed as a
-signature over anything else; manifests signed that way are still accepted.
+Lab's DSSE implementation), so any DSSE verifier can check them with the signer's public key.
+The raw form signs the manifest's canonical JSON (every field but the signature; keys sorted,
+no insignificant whitespace, UTF-8) prefixed with a domain tag, so it can never be replayed as
+a signature over anything else; manifests signed that way are still accepted.
 
 Trust never comes from the envelope: a signature counts only when a key the policy lists
 verifies it, whatever key id the envelope claims.
