@@ -193,21 +193,6 @@ def test_wandb_end_of_training_model_upload(
 # -- MLflow (local file store) ----------------------------------------------------------------------
 
 
-@pytest.fixture
-def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    pytest.importorskip("mlflow", reason="mlflow-skinny is in the dev extra")
-    import mlflow
-
-    uri = (tmp_path / "mlruns").as_uri()
-    mlflow.set_tracking_uri(uri)  # MLflow keeps the first URI it was given for the whole process
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 wants a database unless told
-    monkeypatch.setenv("HF_MLFLOW_LOG_ARTIFACTS", "1")
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "distill-guard-tests")
-    yield uri
-    mlflow.end_run()
-
-
 def _logged_mlflow_models(uri: str) -> list[object]:
     import mlflow
 

@@ -1,0 +1,83 @@
+"""The guard's numbers reach every `report_to` tracker, through transformers' real reporting callbacks.
+
+TensorBoard's event file and MLflow's local `file:` store are read back; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from distill_guard import DistillGuard, TrainingHalted
+from distill_guard.errors import DistillGuardError
+from tests.guard.conftest import make_trainer
+from tests.support.trackers import mlflow_metrics, tensorboard_scalars
+
+BASE = [0.10, 0.12, 0.11, 0.09]
+HIGH = [0.40, 0.45, 0.42, 0.41]
+PROBE = "distill_guard/controlled"
+
+
+def _train_to_halt_at_step_4(tiny_checkpoint, out, policy, report_to: list[str], *, attach: bool = True) -> None:
+    guard = DistillGuard.from_policy(policy)
+    trainer = make_trainer(tiny_checkpoint, out, guard, max_steps=8, logging_steps=2, report_to=report_to)
+    if attach:
+        guard.attach(trainer)
+    with pytest.raises(TrainingHalted):
+        trainer.train()
+
+
+def test_an_attached_guard_writes_its_numbers_into_the_tensorboard_event_file(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    controlled_scores([BASE, BASE, HIGH])  # baseline, step 2, step 4 trips
+    _train_to_halt_at_step_4(tiny_checkpoint, tmp_path / "out", write_policy(), ["tensorboard"])
+    scalars = tensorboard_scalars(tmp_path / "out")
+    tag = f"train/{PROBE}"  # transformers prefixes every training log with train/ in TensorBoard
+    assert [step for step, _ in scalars[f"{tag}/score"]] == [0, 2, 4]
+    assert [value for _, value in scalars[f"{tag}/score"]] == pytest.approx([0.105, 0.105, 0.42])
+    assert [value for _, value in scalars[f"{tag}/baseline"]] == pytest.approx([0.105] * 3)
+    assert [value for _, value in scalars[f"{tag}/drift"]] == pytest.approx([0.0, 0.0, 0.315])
+    assert scalars[f"{tag}/breach"] == [(0, 0.0), (2, 0.0), (4, 1.0)]
+    (step_2, bound_2), (step_4, bound_4) = scalars[f"{tag}/lower_bound"]  # the decision statistic
+    assert (step_2, step_4) == (2, 4) and bound_2 < 0.05 < bound_4
+    assert scalars[f"{tag}/threshold"] == [(2, pytest.approx(0.155)), (4, pytest.approx(0.155))]
+    assert scalars["train/distill_guard/halted"][-1] == (4, 1.0)
+    assert all(value == 0.0 for step, value in scalars["train/distill_guard/halted"] if step < 4)
+    assert scalars["train/distill_guard/provenance/warn"] == [(0, 1.0)]  # data never cleared, policy warns
+    assert scalars["train/distill_guard/provenance/deny"] == [(0, 0.0)]
+    # A probe step that is also a logging step still logs the Trainer's own loss (step 4 halts first).
+    assert [step for step, _ in scalars["train/loss"]] == [2]
+
+
+def test_an_attached_guard_logs_its_numbers_to_an_mlflow_file_store(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores, mlflow_store
+):
+    controlled_scores([BASE, BASE, HIGH])
+    _train_to_halt_at_step_4(tiny_checkpoint, tmp_path / "out", write_policy(), ["mlflow"])
+    metrics = mlflow_metrics("distill-guard-tests")
+    assert [(s, round(v, 4)) for s, v in metrics[f"{PROBE}/score"]] == [(0, 0.105), (2, 0.105), (4, 0.42)]
+    assert metrics[f"{PROBE}/breach"] == [(0, 0.0), (2, 0.0), (4, 1.0)]
+    assert metrics["distill_guard/halted"][-1] == (4, 1.0)
+    assert metrics["distill_guard/provenance/warn"] == [(0, 1.0)]
+    assert [s for s, _ in metrics["loss"]] == [2]
+
+
+def test_a_plain_callback_says_that_tracker_logging_needs_attach(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores, caplog
+):
+    controlled_scores([BASE, BASE, HIGH])
+    with caplog.at_level(logging.WARNING, logger="distill_guard"):
+        _train_to_halt_at_step_4(tiny_checkpoint, tmp_path / "out", write_policy(), ["tensorboard"], attach=False)
+    assert "guard.attach(trainer)" in caplog.text and "['tensorboard']" in caplog.text
+    assert not [tag for tag in tensorboard_scalars(tmp_path / "out") if "distill_guard" in tag]
+
+
+def test_attach_adds_the_guard_once_and_refuses_what_is_not_a_trainer(tiny_checkpoint, tmp_path, write_policy):
+    guard = DistillGuard.from_policy(write_policy())
+    trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard)
+    assert guard.attach(trainer) is trainer
+    assert [c for c in trainer.callback_handler.callbacks if isinstance(c, DistillGuard)] == [guard]
+    with pytest.raises(DistillGuardError, match="needs a transformers Trainer"):
+        guard.attach(object())  # type: ignore[arg-type]
