@@ -44,13 +44,14 @@ class DistillGuard(TrainerCallback, ExportableState):
         policy: path of a GuardPolicy YAML file (or an already loaded policy).
         output_dir: where the audit log and halt record go; defaults to the Trainer's output_dir.
         student: the student's checkpoint folder, when `model.name_or_path` does not point at it.
-        run_name: the `run` label on every metric; defaults to the policy's, then the Trainer's.
+        run_name: the `run` label on every metric; defaults to the policy's, then the Trainer's, else
+            the run id (unique per run, as on every audit-log line).
         resume_after_halt: a checkpoint of a halted run refuses to resume unless this is True.
 
     Example:
         guard = DistillGuard.from_policy("policies/strict.yaml")
         train_ds = guard.clear_dataset(train_ds, manifest="numbers.provenance.yaml").dataset
-        trainer = Trainer(model=model, args=args, train_dataset=train_ds, callbacks=[guard])
+        trainer = guard.attach(Trainer(model=model, args=args, train_dataset=train_ds))  # or callbacks=[guard]
         trainer.train()   # raises TrainingHalted when a probe tripped under `halt.action: stop`
     """
 

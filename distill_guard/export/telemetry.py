@@ -125,8 +125,8 @@ class Telemetry:
             self._stop_exporter(clean=False)  # the early series keeps what it counted, under its label
         if self.metrics is None:
             self.metrics = GuardMetrics(run)
-            # A Pushgateway group per run id (the audit log's): runs that share a run name (the default is
-            # the output folder's name) never overwrite, or on a clean finish delete, each other's group.
+            # A Pushgateway group per run id (the audit log's): runs that share a run name (one set in the
+            # policy, say) never overwrite, or on a clean finish delete, each other's group.
             grouping = {"run_id": self._context.run_id}
             self._exporter = make_exporter(self.policy.metrics.prometheus, self.metrics, grouping=grouping)
             self._exporter.start()
