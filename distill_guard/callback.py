@@ -475,6 +475,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         if self.probes and not self.tripped and state.global_step > 0 and self._probed_step != state.global_step:
+            self.telemetry.stop_tracking()  # the trackers ended their runs in their on_train_end, before ours
             self._evaluate(args, state, control, kwargs)  # last resort: the final model is always checked
         self.telemetry.event("train_end", step=state.global_step, halted=self.tripped)
         self.telemetry.close(clean=not self.tripped)

@@ -223,6 +223,12 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.set_step(step)
 
+    def stop_tracking(self) -> None:
+        """Send nothing more to the trackers: logging after their `on_train_end` (which closes
+        TensorBoard's writer and ends the MLflow run) would open a new event file or run."""
+        self._send_to_trackers()
+        self._trainer = None
+
     def _track(self, scalars: dict[str, float]) -> None:
         if self._trainer is not None:
             self._tracked |= scalars

@@ -77,5 +77,7 @@ def send(trainer: Any, scalars: dict[str, float]) -> None:
     from transformers import Trainer
 
     should_log = trainer.control.should_log
-    Trainer.log(trainer, dict(scalars))
-    trainer.control.should_log = should_log
+    try:
+        Trainer.log(trainer, dict(scalars))
+    finally:
+        trainer.control.should_log = should_log

@@ -8,8 +8,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from transformers import TrainerCallback
 
-from distill_guard import DistillGuard, TrainingHalted
+from distill_guard import DistillGuard, ProvenanceDenied, TrainingHalted
 from distill_guard.errors import DistillGuardError
 from tests.guard.conftest import make_trainer
 from tests.support.trackers import mlflow_metrics, tensorboard_scalars
@@ -81,3 +83,63 @@ def test_attach_adds_the_guard_once_and_refuses_what_is_not_a_trainer(tiny_check
     assert [c for c in trainer.callback_handler.callbacks if isinstance(c, DistillGuard)] == [guard]
     with pytest.raises(DistillGuardError, match="needs a transformers Trainer"):
         guard.attach(object())  # type: ignore[arg-type]
+
+
+class StopAtEpochEnd(TrainerCallback):
+    """Ends training from on_epoch_end, after the guard's hooks: the guard probes the model in on_train_end."""
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        control.should_training_stop = True
+
+
+def test_a_probe_run_in_on_train_end_opens_no_second_tensorboard_file(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    """TensorBoardCallback closed its writer in its own on_train_end; logging then would start a new file."""
+    controlled_scores([BASE, HIGH])
+    guard = DistillGuard.from_policy(write_policy(every=100))
+    trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=-1, report_to=["tensorboard"])
+    trainer.add_callback(StopAtEpochEnd())
+    with pytest.raises(TrainingHalted) as info:
+        guard.attach(trainer).train()
+    assert info.value.record.step == 8
+    scalars = tensorboard_scalars(tmp_path / "out")  # exactly one event file
+    assert scalars[f"train/{PROBE}/score"] == [(0, pytest.approx(0.105))]  # the step-8 look: audit log only
+
+
+def test_a_denial_at_train_begin_reaches_the_tracker_before_the_error(tiny_checkpoint, tmp_path, write_policy):
+    guard = DistillGuard.from_policy(write_policy(unknown="deny"))
+    trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, report_to=["tensorboard"])
+    with pytest.raises(ProvenanceDenied):
+        guard.attach(trainer).train()
+    scalars = tensorboard_scalars(tmp_path / "out")
+    assert scalars["train/distill_guard/provenance/deny"] == [(0, 1.0)]
+    assert f"train/{PROBE}/score" not in scalars  # refused before any baseline
+
+
+class RejectsGuardKeys(TrainerCallback):
+    """A tracker that refuses the guard's keys (a naming rule, a full disk): training must go on."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if any(key.startswith("distill_guard/") for key in logs or {}):
+            raise OSError("tracker refused the write")
+
+
+def test_a_failing_tracker_never_stops_training_and_is_counted(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    metrics_file = tmp_path / "guard.prom"
+    guard = DistillGuard.from_policy(write_policy(every=2, metrics_file=metrics_file))
+    trainer = make_trainer(tiny_checkpoint, tmp_path / "out", guard, max_steps=4, logging_steps=2)
+    trainer.add_callback(RejectsGuardKeys())
+    controlled_scores([BASE])
+    guard.attach(trainer).train()
+    assert trainer.state.global_step == 4
+    assert [e["step"] for e in trainer.state.log_history if "loss" in e] == [2, 4]  # the Trainer's logs go on
+    errors = {
+        sample.labels["backend"]: sample.value
+        for family in text_string_to_metric_families(metrics_file.read_text("utf-8"))
+        for sample in family.samples
+        if sample.name == "distill_guard_export_errors_total"
+    }
+    assert errors == {"trackers": 4.0}  # the decision, the baselines, steps 2 and 4
