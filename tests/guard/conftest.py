@@ -33,6 +33,29 @@ def write_policy(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
+def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    pytest.importorskip("wandb", reason="wandb is in the dev extra")
+    import wandb
+
+    folder = tmp_path / "wandb-home"
+    folder.mkdir()
+    for name, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(folder),
+        "WANDB_CACHE_DIR": str(folder / "cache"),
+        "WANDB_DATA_DIR": str(folder / "data"),
+        "WANDB_CONFIG_DIR": str(folder / "config"),
+        "WANDB_LOG_MODEL": "end",
+        "WANDB_SILENT": "true",
+        "WANDB_PROJECT": "distill-guard-tests",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield folder
+    wandb.finish(exit_code=1)  # what wandb's own exit hook does when the script dies of TrainingHalted
+    wandb.teardown()  # wandb keeps its first settings (WANDB_DIR) for the process otherwise
+
+
+@pytest.fixture
 def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A local MLflow `file:` store that transformers' MLflowCallback logs into (experiment distill-guard-tests),
     checkpoint artifacts included; the run a halted training leaves open is ended afterwards."""

@@ -1,6 +1,7 @@
 """The guard's numbers reach every `report_to` tracker, through transformers' real reporting callbacks.
 
-TensorBoard's event file and MLflow's local `file:` store are read back; nothing is mocked.
+TensorBoard's event file, MLflow's local `file:` store and W&B's offline run file are read back;
+nothing is mocked.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from transformers import TrainerCallback
 from distill_guard import DistillGuard, ProvenanceDenied, TrainingHalted
 from distill_guard.errors import DistillGuardError
 from tests.guard.conftest import make_trainer
-from tests.support.trackers import mlflow_metrics, tensorboard_scalars
+from tests.support.trackers import mlflow_metrics, tensorboard_scalars, wandb_history
 
 BASE = [0.10, 0.12, 0.11, 0.09]
 HIGH = [0.40, 0.45, 0.42, 0.41]
@@ -64,6 +65,21 @@ def test_an_attached_guard_logs_its_numbers_to_an_mlflow_file_store(
     assert metrics["distill_guard/halted"][-1] == (4, 1.0)
     assert metrics["distill_guard/provenance/warn"] == [(0, 1.0)]
     assert [s for s, _ in metrics["loss"]] == [2]
+
+
+def test_an_attached_guard_logs_its_numbers_to_an_offline_wandb_run(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores, wandb_offline
+):
+    import wandb
+
+    controlled_scores([BASE, BASE, HIGH])
+    _train_to_halt_at_step_4(tiny_checkpoint, tmp_path / "out", write_policy(), ["wandb"])
+    wandb.finish(exit_code=1)  # transformers leaves the run open; this writes the whole run file
+    wandb.teardown()
+    rows = [row for row in wandb_history(wandb_offline) if f"train/{PROBE}/score" in row]
+    assert [row["train/global_step"] for row in rows] == [0, 2, 4]
+    assert [round(row[f"train/{PROBE}/score"], 4) for row in rows] == [0.105, 0.105, 0.42]
+    assert rows[-1]["train/distill_guard/halted"] == 1
 
 
 def test_a_plain_callback_says_that_tracker_logging_needs_attach(
