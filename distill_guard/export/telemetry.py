@@ -213,10 +213,11 @@ class Telemetry:
 
     def halted(self, record: HaltRecord) -> None:
         self.event("halt" if record.action == "stop" else "breach_warning", step=record.step, record=record.to_json())
-        if record.action == "stop":
-            self._halted = True
-            self._track(trackers.halted_scalars(True))
-        if self.metrics is not None and record.action == "stop":
+        if record.action != "stop":
+            return
+        self._halted = True
+        self._track(trackers.halted_scalars(True))
+        if self.metrics is not None:
             self.metrics.set_halted(True)
 
     def step(self, step: int) -> None:

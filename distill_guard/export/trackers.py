@@ -7,7 +7,7 @@ averaged training metrics, and print completion tables, at every probe step.
 
 Keys are `distill_guard/...` (TensorBoard and W&B show them under `train/distill_guard/...`,
 as transformers prefixes every training log). Values are plain floats; a failed probe's NaN
-stays NaN, so a broken probe shows as a gap rather than a plausible number.
+stays NaN, so a broken probe never shows a plausible number.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def baseline_scalars(result: ProbeResult) -> dict[str, float]:
 def evaluation_scalars(report: DriftReport) -> dict[str, float]:
     """One evaluation of one probe: score, baseline, drift, the decision statistic and the breach flag.
 
-    The decision statistic is `lower_bound`, the one-sided bound of the tested drift (the specific
-    drift for candidate probes) that the guard compares with the limit; `threshold` is the score at
+    The decision statistic is `lower_bound`, the one-sided lower bound of the tested statistic (the
+    drift, the specific drift of candidate probes) that the guard compares with the limit; `threshold` is the score at
     which the tightest limit is crossed, the same number as the Prometheus threshold gauge.
     """
     values: dict[str, float | None] = {
