@@ -458,6 +458,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         raise TrainingHalted(self.halt_record)
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        halt = self.halt_record if self.tripped else None
+        self.telemetry.model_card(exits.checkpoint_folder(args, state), step=state.global_step, halt=halt)
         # Reached after a halt only for a checkpoint the policy let through, already quarantined.
         if self.tripped and self.policy.halt.raise_on_train_end:
             self._end_halted(state)

@@ -11,6 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 import distill_guard.dist as dist
 from distill_guard._version import __version__
 from distill_guard.drift.assess import DriftReport
@@ -19,6 +21,7 @@ from distill_guard.export import trackers
 from distill_guard.export.audit import AuditLog
 from distill_guard.export.audit_lines import LineContext, new_run_id
 from distill_guard.export.metrics import GuardMetrics
+from distill_guard.export.model_card import card_section, write_card_section
 from distill_guard.export.prometheus import Exporter, make_exporter
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.probes.result import ProbeResult
@@ -65,6 +68,8 @@ class Telemetry:
         self._trainer: Any = None  # the Trainer whose `log` reaches the report_to trackers (guard.attach)
         self._tracked: dict[str, float] = {}  # scalars for the trackers, sent at the next publish
         self._halted = False
+        self._last_decision: Decision | None = None  # what a model card written at a save reports
+        self._last_reports: list[dict[str, Any]] = []
 
     @property
     def is_open(self) -> bool:
@@ -159,6 +164,7 @@ class Telemetry:
         """Audit, count and publish a gate decision the moment it is made, Trainer or not."""
         if not self.is_open:
             self.open_before_trainer()
+        self._last_decision = decision
         self.event("provenance_decision", moment=moment, step=step, decision=decision.to_dict())
         if self.metrics is not None:
             self._count(decision)
@@ -206,6 +212,7 @@ class Telemetry:
     def evaluated(self, step: int, reports: list[dict[str, Any]], *, look: int, alpha: float) -> None:
         """One audit line and one log line per evaluation: every probe's score against its limit, with
         the look's number and the false-halt budget it spent (`alpha`)."""
+        self._last_reports = reports
         self.event("probes", step=step, look=look, alpha=alpha, reports=reports)
         self._track(trackers.halted_scalars(self._halted))
         if self._main:
@@ -219,6 +226,31 @@ class Telemetry:
         self._track(trackers.halted_scalars(True))
         if self.metrics is not None:
             self.metrics.set_halted(True)
+
+    def model_card(self, checkpoint: Path, *, step: int, halt: HaltRecord | None) -> None:
+        """Write the guard's section into a saved checkpoint's model card (main process only).
+
+        Observability: a card that cannot be read or written is logged and audited, never a stop;
+        the quarantine marker, not the card, is what keeps a halted checkpoint in.
+        """
+        if not self._main or not checkpoint.is_dir():
+            return
+        section = card_section(
+            policy=self.policy.metadata.name,
+            policy_sha256=self._policy_sha256,
+            run_id=self._context.run_id if self._context else None,
+            step=step,
+            decision=self._last_decision,
+            reports=self._last_reports,
+            halt=halt,
+        )
+        try:
+            card = write_card_section(checkpoint, section)
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            logger.warning("distill-guard: model card of %s not updated: %s", checkpoint, exc)
+            self.event("model_card_failed", step=step, checkpoint=str(checkpoint), error=str(exc))
+            return
+        self.event("model_card", step=step, checkpoint=str(checkpoint), card=str(card), halted=halt is not None)
 
     def step(self, step: int) -> None:
         if self.metrics is not None:

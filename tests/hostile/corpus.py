@@ -842,6 +842,12 @@ FILE_CONTENTS: list[tuple[str, str, Callable[[Workspace], bytes | str], str]] = 
         lambda ws: "---\nbase_model: other-lab/a\nbase_model: distill-guard/tiny-base\n---\n",
         "duplicate key",
     ),
+    (  # the Hub reads front matter after leading blank lines; so must the check
+        "card-duplicate-after-blank-line",
+        "README.md",
+        lambda ws: "\n---\nbase_model: other-lab/a\nbase_model: distill-guard/tiny-base\n---\n",
+        "duplicate key",
+    ),
     ("adapter-config-garbage", "adapter_config.json", lambda ws: os.urandom(64), "JSON"),
     (
         "adapter-config-base-is-int",
