@@ -20,7 +20,7 @@ timers on either side of it. The slowdown at cadence k is then measured per step
 (guard time of one evaluation step + (k - 1) non-evaluation steps) / (k plain steps).
 
 Run: .venv/bin/python benchmarks/overhead.py [--steps 200] [--repetitions 3] [--every 50] [--accumulation 1]
-     .venv/bin/python benchmarks/overhead.py --model smollm2 [--batch 4] [--seq-len 256]   # ~15 min, 1 thread
+     .venv/bin/python benchmarks/overhead.py --model smollm2 [--batch 4] [--seq-len 256]   # ~10 min, 1 thread
 """
 
 from __future__ import annotations
