@@ -17,10 +17,11 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "datasets": "train",
     "safetensors": "train",
     "jinja2": "train",
-    "accelerate": "demo",
+    "accelerate": "train",
+    "huggingface_hub": "train",
     "tokenizers": "demo",
     "sklearn": "demo",
-    "matplotlib": "demo",
+    "matplotlib": "report",
     "peft": "peft",
 }
 """Top-level module -> the extra in pyproject.toml that installs it (tests/packaging/test_dependencies.py checks)."""

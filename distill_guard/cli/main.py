@@ -49,6 +49,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "calibrate",
         "Train the student briefly on trusted data (one run per seed) and record each probe's largest drift.",
     ),
+    "report": (
+        "distill_guard.cli.report",
+        "report",
+        "Report a guarded run from its audit log: curves per probe with limit and halt, the gate's decisions.",
+    ),
 }
 
 
