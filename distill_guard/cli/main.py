@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "manifest": ("distill_guard.cli.manifest", "app"),
     "export": ("distill_guard.cli.export", "app"),
     "check": ("distill_guard.cli.check", "check"),
+    "screen": ("distill_guard.cli.screen", "screen"),
     "probe": ("distill_guard.cli.probe", "probe"),
     "demo": ("distill_guard.cli.demo", "demo"),
     "calibrate": ("distill_guard.cli.calibrate", "calibrate"),

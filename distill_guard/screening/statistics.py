@@ -70,12 +70,22 @@ def answer_logprob_tensors(model: nn.Module, queries: Sequence[Query], pad_id: i
     """Summed log-probability of every answer of every query, with gradients (one right-padded forward).
 
     Row 0 of a query is its prompt (whose last logits score every answer's first token); each
-    answer longer than one token adds a row prompt + answer[:-1] for its remaining tokens.
+    answer longer than one token adds a row prompt + answer[:-1] for its remaining tokens. Every
+    scored token is gathered in one indexing step (a per-answer index would cost a full-size
+    gradient buffer each in the backward pass).
     """
     rows: list[tuple[int, ...]] = []
+    where: list[tuple[int, int, int, int]] = []  # (row, position, token, answer number)
+    answer = 0
     for q in queries:
+        prompt_row, end = len(rows), len(q.prompt) - 1
         rows.append(q.prompt)
-        rows.extend(q.prompt + a[:-1] for a in q.answers if len(a) > 1)
+        for a in q.answers:
+            where.append((prompt_row, end, a[0], answer))
+            if len(a) > 1:
+                where.extend((len(rows), end + 1 + k, token, answer) for k, token in enumerate(a[1:]))
+                rows.append(q.prompt + a[:-1])
+            answer += 1
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -83,21 +93,11 @@ def answer_logprob_tensors(model: nn.Module, queries: Sequence[Query], pad_id: i
         ids[i, : len(r)] = torch.tensor(r)
         mask[i, : len(r)] = 1
     device = input_device(model)
-    logprobs = torch.log_softmax(model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float(), -1)
-    out, row = [], 0
-    for q in queries:
-        prompt_row, end = row, len(q.prompt) - 1
-        row += 1
-        values = []
-        for a in q.answers:
-            total = logprobs[prompt_row, end, a[0]]
-            if len(a) > 1:
-                positions = torch.arange(end + 1, end + len(a), device=device)
-                total = total + logprobs[row, positions, torch.tensor(a[1:], device=device)].sum()
-                row += 1
-            values.append(total)
-        out.append(torch.stack(values))
-    return out
+    row, position, token, owner = (torch.tensor(column, device=device) for column in zip(*where, strict=True))
+    logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+    picked = torch.log_softmax(logits[row, position].float(), dim=-1).gather(1, token.unsqueeze(1)).squeeze(1)
+    totals = torch.zeros(answer, device=device, dtype=picked.dtype).index_add(0, owner, picked)
+    return list(totals.split([len(q.answers) for q in queries]))
 
 
 def statistic_for_probe(probe: PreparedProbe) -> ScreenStatistic | None:
