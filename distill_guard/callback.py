@@ -18,7 +18,7 @@ from transformers.trainer_callback import ExportableState
 import distill_guard.dist as dist
 from distill_guard import exits
 from distill_guard.atomic_files import write_json_atomically
-from distill_guard.drift.halt_record import HALT_RECORD_NAME, HaltRecord
+from distill_guard.drift.halt_record import HALT_RECORD_NAME, HaltRecord, halt_record_for
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
 from distill_guard.drift.resume import resumed_halt
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
@@ -29,6 +29,7 @@ from distill_guard.model_identity import weights_digest
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.probes.prepared import PreparedProbe, prepare_probes
 from distill_guard.probes.result import ProbeResult
+from distill_guard.probes.tokenizer import ProbeTokenizer, text_tokenizer
 from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
@@ -56,15 +57,25 @@ class DistillGuard(TrainerCallback, ExportableState):
     _live: ClassVar[weakref.WeakValueDictionary[str, DistillGuard]] = weakref.WeakValueDictionary()
 
     def __new__(cls, policy: str | Path | LoadedPolicy, **kwargs: Any) -> DistillGuard:
-        # Trainer restores stateful callbacks by constructing a new instance from the saved args
-        # (which carry an instance_id; a user's own construction does not). Adopt the newest live
-        # guard of the same policy instead, so the user's object, and the datasets it cleared,
-        # stay the ones in use.
-        if kwargs.get("instance_id") is not None:
-            same_policy = [g for g in cls._live.values() if str(g.loaded.path) == str(policy)]
-            if same_policy:
-                return same_policy[-1]
-        return super().__new__(cls)
+        # Trainer restores stateful callbacks by constructing a new instance from the args saved in
+        # the checkpoint, which carry the saving guard's instance_id (a user's own construction
+        # passes none). Hand back the guard in use instead, so the user's object, and the datasets
+        # it cleared, stay the ones in use.
+        saved_id = kwargs.get("instance_id")
+        adopted = cls._guard_to_restore(saved_id) if saved_id is not None else None
+        return adopted or super().__new__(cls)
+
+    @classmethod
+    def _guard_to_restore(cls, saved_id: str) -> DistillGuard | None:
+        """The live guard a restore belongs to, or None (then the restore builds one from the saved args).
+
+        First among the guards whose Trainer is about to train (it was built with them, `train()`
+        has not begun): the one that saved the checkpoint, else the newest (a user's fresh guard
+        in a new process never has the saved id). Else this process's guard that saved it.
+        """
+        waiting = [guard for guard in cls._live.values() if guard._awaiting_train]
+        by_id = [guard for guard in waiting if guard.instance_id == saved_id]
+        return (by_id or waiting[-1:] or [cls._live.get(saved_id)])[0]
 
     def __init__(
         self,
@@ -87,6 +98,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.run_name = run_name
         self.resume_after_halt = resume_after_halt
         self.instance_id = instance_id or uuid.uuid4().hex
+        self._awaiting_train = False  # built into a Trainer whose train() has not begun: a restore may adopt it
         DistillGuard._live[self.instance_id] = self
         self.gate = ProvenanceGate(self.loaded, student=self.student)
         self.probes: list[PreparedProbe] = prepare_probes(self.loaded)
@@ -97,7 +109,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.telemetry = Telemetry(
             self.policy, output_dir=self.output_dir, run=self.run_name, policy_sha256=self._policy_sha256()
         )
-        self._own_tokenizer: Any = None
+        self._tokenizers = ProbeTokenizer(self.student, needs_tokenizer=any(p.kind != "python" for p in self.probes))
 
     @classmethod
     def from_policy(cls, path: str | Path, **options: Any) -> DistillGuard:
@@ -204,29 +216,15 @@ class DistillGuard(TrainerCallback, ExportableState):
             model=str(getattr(model, "name_or_path", "") or type(model).__name__),
         )
 
-    def _tokenizer(self, model: Any, kwargs: dict[str, Any]) -> Any:
-        """The trainer's tokenizer; else one loaded once from the student's folder, if a probe needs one."""
-        tokenizer = kwargs.get("processing_class")
-        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a multimodal processor wraps one
-        if tokenizer is not None or all(p.kind == "python" for p in self.probes):
-            return tokenizer  # python probes take what there is, even None
-        if self._own_tokenizer is None:
-            source = self.student or getattr(model, "name_or_path", None)
-            if not source:
-                raise DistillGuardError(
-                    "the probes need a tokenizer: pass processing_class=tokenizer to the trainer, "
-                    "or student=DIR (a folder with the tokenizer) to the guard"
-                )
-            from transformers import AutoTokenizer
-
-            self._own_tokenizer = AutoTokenizer.from_pretrained(source)
-        return self._own_tokenizer
-
     # -- events -----------------------------------------------------------------------------------
+
+    def on_init_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self._awaiting_train = True
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        self._awaiting_train = False
         model = kwargs["model"]
         reason = dist.fsdp1_reason(args, model) if self.probes else None
         if reason:
@@ -274,8 +272,7 @@ class DistillGuard(TrainerCallback, ExportableState):
 
     def _gate_at_train_begin(self, state: TrainerState, kwargs: dict[str, Any]) -> None:
         dataloader = kwargs.get("train_dataloader")
-        tokenizer = kwargs.get("processing_class")
-        tokenizer = getattr(tokenizer, "tokenizer", tokenizer)
+        tokenizer = text_tokenizer(kwargs.get("processing_class"))
         decision = self.gate.check_at_train_begin(
             getattr(dataloader, "dataset", None),
             kwargs["model"],
@@ -291,17 +288,18 @@ class DistillGuard(TrainerCallback, ExportableState):
             raise ProvenanceDenied(refusal, denied_on_rank=None if source == dist.rank() else source)
 
     def _take_baseline(self, state: TrainerState, model: Any, kwargs: dict[str, Any]) -> None:
-        tokenizer = self._tokenizer(model, kwargs)
-        budget = self.policy.probes.max_tokens_per_batch
+        tokenizer = self._tokenizers.resolve(kwargs.get("processing_class"), model)
         for probe in self.probes:
             if self.monitor.has_baseline(probe.label):
                 continue  # resumed: keep the step-0 baseline, never re-baseline a drifted model
             try:
                 with self._interruption_recorded(probe, state.global_step):
-                    result = probe.run(model, tokenizer, max_tokens_per_batch=budget)
-                    recheck = None
-                    if self.policy.probes.calibrate_noise:  # another batch layout: measures numerical jitter
-                        recheck = probe.run(model, tokenizer, max_tokens_per_batch=max(64, budget // 4))
+                    result, recheck = probe.baseline(
+                        model,
+                        tokenizer,
+                        max_tokens_per_batch=self.policy.probes.max_tokens_per_batch,
+                        calibrate_noise=self.policy.probes.calibrate_noise,
+                    )
             except DistillGuardError as exc:
                 self.telemetry.close(clean=False)
                 raise DistillGuardError(
@@ -336,7 +334,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, kwargs: dict[str, Any]
     ) -> None:
         model = kwargs["model"]
-        tokenizer = self._tokenizer(model, kwargs)
+        tokenizer = self._tokenizers.resolve(kwargs.get("processing_class"), model)
         tripped: tuple[PreparedProbe, Evaluation] | None = None
         reports = []
         alpha = self.monitor.next_look()
@@ -393,11 +391,10 @@ class DistillGuard(TrainerCallback, ExportableState):
         logger.warning("distill-guard: %s", record)
 
     def _halt_record(self, probe: PreparedProbe, evaluation: Evaluation, model: Any) -> HaltRecord:
-        on_error = probe.ref.on_error if evaluation.failed else None
-        return HaltRecord.from_report(
-            evaluation.report,
-            action=(on_error or self.policy.halt.action).value,
-            threshold=probe.ref.threshold.model_dump(exclude_none=True) if probe.ref.threshold else {},
+        return halt_record_for(
+            evaluation,
+            probe.ref,
+            halt_action=self.policy.halt.action,
             policy=self.policy.metadata.name,
             policy_file=str(self.loaded.path),
             policy_sha256=self._policy_sha256(),

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from distill_guard.drift.assess import DriftReport
+from distill_guard.drift.monitor import Evaluation
+from distill_guard.policy.schema import HaltAction, SuiteRef
 
 HALT_RECORD_NAME = "distill-guard-halt.json"
 """Written into the output dir by the main process when a probe trips."""
@@ -95,6 +97,33 @@ class HaltRecord:
             + "; ".join(self.reasons)
             + f" [policy {self.policy}]"
         )
+
+
+def halt_record_for(
+    evaluation: Evaluation,
+    ref: SuiteRef,
+    *,
+    halt_action: HaltAction,
+    policy: str,
+    policy_file: str,
+    policy_sha256: str,
+    weights_digest: str,
+) -> HaltRecord:
+    """The record of an evaluation whose patience ran out.
+
+    A failed probe acts by its suite's `on_error` (when set), a breach by the policy's
+    `halt.action`; the threshold is the suite's as written, so a reviewer can reproduce the test.
+    """
+    on_error = ref.on_error if evaluation.failed else None
+    return HaltRecord.from_report(
+        evaluation.report,
+        action=(on_error or halt_action).value,
+        threshold=ref.threshold.model_dump(exclude_none=True) if ref.threshold else {},
+        policy=policy,
+        policy_file=policy_file,
+        policy_sha256=policy_sha256,
+        weights_digest=weights_digest,
+    )
 
 
 def quarantine_marker(record: HaltRecord) -> dict[str, Any]:

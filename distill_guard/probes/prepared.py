@@ -77,6 +77,19 @@ class PreparedProbe:
             answer_is_trait=tuple(a.is_trait for a in answers),
         )
 
+    def baseline(
+        self, model: nn.Module, tokenizer: Any, *, max_tokens_per_batch: int, calibrate_noise: bool
+    ) -> tuple[ProbeResult, ProbeResult | None]:
+        """The step-0 result, and with `calibrate_noise` a second run under another batch layout.
+
+        The two differ only by numerical jitter (padding, batch composition), which is what the
+        drift monitor's noise floor is measured from.
+        """
+        result = self.run(model, tokenizer, max_tokens_per_batch=max_tokens_per_batch)
+        if not calibrate_noise:
+            return result, None
+        return result, self.run(model, tokenizer, max_tokens_per_batch=max(64, max_tokens_per_batch // 4))
+
     def _guarded(self, model: nn.Module, tokenizer: Any, budget: int) -> tuple[str, Any]:
         """Score this rank's part; a failure is returned, not raised, so no rank is left waiting."""
         try:

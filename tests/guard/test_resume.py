@@ -131,3 +131,27 @@ def test_the_users_guard_object_stays_in_use_after_restore(tiny_checkpoint, tmp_
     trainer.train(resume_from_checkpoint=str(out / "checkpoint-2"))
     assert guard in trainer.callback_handler.callbacks
     assert [r.step for r in guard.monitor.history] == [2, 4]
+
+
+def test_a_restore_adopts_the_guard_of_the_trainer_being_resumed_not_the_newest_of_its_policy(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    out = tmp_path / "out"
+    policy = write_policy(every=2)
+    controlled_scores([BASE])
+    guard = DistillGuard.from_policy(policy)
+    make_trainer(tiny_checkpoint, out, guard, max_steps=2, save_strategy="steps", save_steps=2).train()
+    bystander = DistillGuard.from_policy(policy)  # same policy file, in no trainer
+    trainer = make_trainer(
+        tiny_checkpoint,
+        out,
+        guard,
+        max_steps=4,
+        save_strategy="steps",
+        save_steps=2,
+        restore_callback_states_from_checkpoint=True,
+    )
+    trainer.train(resume_from_checkpoint=str(out / "checkpoint-2"))
+    assert guard in trainer.callback_handler.callbacks and bystander not in trainer.callback_handler.callbacks
+    assert [r.step for r in guard.monitor.history] == [2, 4]
+    assert bystander.monitor.history == []
