@@ -22,7 +22,8 @@ from distill_guard.policy.schema import ScreeningAction, ScreeningPolicy
 from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.file_rows import ROW_FILE_SUFFIXES, concat_rows, parse_rows
-from distill_guard.screening.enforce import ScreenEvidence, gather_screen, prompt_completion_rows, screening_findings
+from distill_guard.provenance.screening_rule import screening_findings
+from distill_guard.screening.enforce import ScreenEvidence, gather_screen, prompt_completion_rows
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)

@@ -38,7 +38,8 @@ from distill_guard.provenance.evidence import (
 from distill_guard.provenance.ledger import Clearance, ClearanceLedger
 from distill_guard.provenance.lineage import resolve_student
 from distill_guard.provenance.record_column import provenance_column, rows_to_keep, select_rows
-from distill_guard.screening.enforce import gather_screen, screening_findings
+from distill_guard.provenance.screening_rule import screening_findings
+from distill_guard.screening.enforce import gather_screen
 
 __all__ = ["Clearance", "ProvenanceGate"]
 

@@ -1,10 +1,8 @@
-"""The `screening:` policy section: gather the screen (evidence), turn it into fired rules (pure).
+"""The `screening:` policy section's evidence: the student loaded as it will train, the rows, the screen.
 
-A flagged probe fires the rule `screening` with the section's action (deny or warn). Data that
-cannot be screened (no student folder, no prompt/completion columns, no probe with a gradient)
-fires it too, with a message saying why: an unscreened dataset never passes for a screened one.
-The rule rides in the provenance Decision, so the audit log and
-`distill_guard_provenance_decisions_total{rule="screening"}` record it like every other rule.
+Gathering is all I/O; turning the evidence into the decision's fired rules is pure and lives with
+the gate (`provenance/screening_rule.py`). A problem that stops the screen is returned, never
+raised, so the gate can fail closed on it.
 """
 
 from __future__ import annotations
@@ -17,10 +15,8 @@ from typing import Any
 from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import LoadedPolicy
 from distill_guard.policy.schema import ScreeningPolicy
-from distill_guard.provenance.decision import Check, FiredRule
 from distill_guard.screening.report import ScreenReport, ScreenSettings
 
-SCREENING_RULE = "screening"
 ROW_COLUMNS = ("prompt", "completion")
 
 
@@ -97,29 +93,3 @@ def gather_screen(
     except (DistillGuardError, ValueError) as exc:
         return ScreenEvidence(None, str(exc))
     return ScreenEvidence(report)
-
-
-def screening_findings(section: ScreeningPolicy, evidence: ScreenEvidence) -> tuple[list[FiredRule], list[Check]]:
-    """Rules fired and checks noted for the decision: pure."""
-    action = section.action.value
-    if evidence.report is None:
-        message = f"the data could not be screened: {evidence.problem}"
-        return [FiredRule(SCREENING_RULE, action, "dataset", message)], []
-    report = evidence.report
-    rules, checks = [], []
-    for probe in report.probes:
-        top = probe.top
-        if not probe.screened or top is None:
-            checks.append(Check("not screened", f"{probe.probe}: {probe.reason}", probe.probe))
-            continue
-        line = (
-            f"{probe.probe} [{top.component}]: z {top.z_adam:+.2f} (crit {probe.z_crit:.2f}), "
-            f"predicted drift {top.predicted_drift:+.4f} over {report.settings.steps} steps"
-        )
-        checks.append(Check("flagged" if probe.flagged else "screened", line, probe.probe))
-        if probe.flagged:
-            rules.append(FiredRule(SCREENING_RULE, action, probe.probe, probe.reason, evidence=(line,)))
-    if not any(p.screened for p in report.probes):
-        message = "no probe of the policy has a differentiable statistic: nothing was screened"
-        rules.append(FiredRule(SCREENING_RULE, action, "dataset", message))
-    return rules, checks
