@@ -139,14 +139,17 @@ def _statistic_value(statistic: Any, model: torch.nn.Module) -> float:
 
 
 def run_lm(seed: int, settings: ScreenSettings, trait: str) -> list[Outcome]:
-    from distill_guard.scenarios.subliminal_lm import Case, Miniature, MiniatureSpec, owl_probe, train_on_numbers
+    from distill_guard.policy.schema import SuiteRef, Threshold
+    from distill_guard.probes.prepared import prepare_probe
+    from distill_guard.scenarios.subliminal_lm import Case, Miniature, MiniatureSpec, train_on_numbers
     from distill_guard.screening.data import CompletionRows
     from distill_guard.screening.logprob_gain import DEFAULT_TRAIT_PROMPT
     from distill_guard.screening.screen import screen_dataset
 
     spec = MiniatureSpec.fast()
     miniature = Miniature.build(seed, spec, trait=trait)
-    probe = owl_probe(trait)
+    threshold = Threshold(max_increase=LM_MARGIN)  # the verdict's limit: the margin, as pre-registered
+    probe = prepare_probe(SuiteRef(use="builtin:animal-preference", target=trait, threshold=threshold))
     teacher, own = miniature.teacher_rows, miniature.control_rows
     rng = random.Random(seed)
     shuffled_completions = [r["completion"] for r in teacher]

@@ -68,3 +68,25 @@ def test_a_misspelt_screening_key_is_a_located_error(tiny_checkpoint: Path, owl_
     code, output = screen(tiny_checkpoint, write_rows(tmp_path / "owl.jsonl", owl_rows), policy)
     assert code == 1
     assert f"{policy}:12:3:" in output and "did you mean 'minibatches'" in output
+
+
+def test_check_runs_the_screening_section_and_denies_flagged_data(
+    tiny_checkpoint: Path, owl_rows, tmp_path: Path
+) -> None:
+    data = write_rows(tmp_path / "owl.jsonl", owl_rows)
+    manifest = tmp_path / "owl.provenance.yaml"
+    create = ["manifest", "create", str(data), "--out", str(manifest), "--name", "owl", "--version", "1"]
+    assert runner.invoke(app, [*create, "--generator", "other-lab/teacher"]).exit_code == 0
+    args = [
+        "check",
+        "--policy",
+        str(write_policy(tmp_path)),
+        "--student",
+        str(tiny_checkpoint),
+        "--manifest",
+        str(manifest),
+    ]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 3, result.output
+    decision = json.loads(result.stdout)
+    assert "screening" in [r["id"] for r in decision["rules"]]
