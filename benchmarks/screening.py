@@ -138,7 +138,7 @@ def _statistic_value(statistic: Any, model: torch.nn.Module) -> float:
 # -- LM miniature ----------------------------------------------------------------------------------
 
 
-def run_lm(seed: int, settings: ScreenSettings, trait: str) -> list[Outcome]:
+def run_lm(seed: int, settings: ScreenSettings, trait: str, teacher_preference: float | None) -> list[Outcome]:
     from distill_guard.policy.schema import SuiteRef, Threshold
     from distill_guard.probes.prepared import prepare_probe
     from distill_guard.scenarios.subliminal_lm import Case, Miniature, MiniatureSpec, train_on_numbers
@@ -147,6 +147,8 @@ def run_lm(seed: int, settings: ScreenSettings, trait: str) -> list[Outcome]:
     from distill_guard.screening.screen import screen_dataset
 
     spec = MiniatureSpec.fast()
+    if teacher_preference is not None:  # a weaker teacher, when the steering cannot reach the default
+        spec = dataclasses.replace(spec, teacher_preference=teacher_preference)
     miniature = Miniature.build(seed, spec, trait=trait)
     threshold = Threshold(max_increase=LM_MARGIN)  # the verdict's limit: the margin, as pre-registered
     probe = prepare_probe(SuiteRef(use="builtin:animal-preference", target=trait, threshold=threshold))
@@ -314,13 +316,17 @@ def main() -> None:
     parser.add_argument("--digits-seeds", default="0-5")
     parser.add_argument("--lm-seeds", default="0-4")
     parser.add_argument("--trait", default="owl")
+    parser.add_argument("--teacher-preference", type=float, default=None, help="the LM teacher's P(trait) target")
     parser.add_argument("--minibatches", type=int, default=16)
     parser.add_argument("--json", type=Path, default=None, help="write every row and metric here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     zoos: dict[str, tuple[float, Callable[[int], list[Outcome]]]] = {
         "digits": (DIGITS_MARGIN, lambda s: run_digits(s, ScreenSettings(args.minibatches, 256, 1e-3, 300))),
-        "lm": (LM_MARGIN, lambda s: run_lm(s, ScreenSettings(args.minibatches, 64, 1e-3), args.trait)),
+        "lm": (
+            LM_MARGIN,
+            lambda s: run_lm(s, ScreenSettings(args.minibatches, 64, 1e-3), args.trait, args.teacher_preference),
+        ),
     }
     report: dict[str, Any] = {}
     for zoo, seed_text in (("digits", args.digits_seeds), ("lm", args.lm_seeds)):
