@@ -56,10 +56,11 @@ def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
     }
 
 
-def timed(argv: list[str], expected: set[int]) -> tuple[float, float]:
+def timed(argv: list[str], expected: set[int], cwd: Path) -> tuple[float, float]:
+    """CPU and wall seconds of one run, in `cwd` (where `check` leaves its audit log)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True)
+    done = subprocess.run(argv, capture_output=True, cwd=cwd)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in expected:
@@ -89,7 +90,7 @@ def main() -> None:
         for rep in range(repeats):
             shift = rep % len(runs)
             for name, argv, codes in runs[shift:] + runs[:shift]:
-                c, w = timed(argv, codes)
+                c, w = timed(argv, codes, Path(tmp))
                 cpu[name].append(c)
                 wall[name].append(w)
     print(f"{repeats} interleaved repetitions; baseline: python -c {BASELINE!r}")

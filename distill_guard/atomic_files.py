@@ -38,8 +38,8 @@ def refuse_unwritable(path: Path) -> None:
         raise OutputFileError(path, f"{blocker} is a file, not a directory")
 
 
-def write_atomically(path: Path, text: str, *, mode: int = 0o644, overwrite: bool = True) -> None:
-    """Write via a temp file in the same folder and rename, so a reader never sees half a file.
+def write_atomically(path: Path, text: str | bytes, *, mode: int = 0o644, overwrite: bool = True) -> None:
+    """Write `text` (bytes as they are) via a temp file in the same folder and rename: never half a file.
 
     Raises OutputFileError naming `path` when it is a folder, lies under a file, or the disk refuses.
     With `overwrite=False` the temp file is hard-linked into place instead, which raises
@@ -55,11 +55,11 @@ def write_atomically(path: Path, text: str, *, mode: int = 0o644, overwrite: boo
         raise OutputFileError(path, exc.strerror or str(exc)) from None
 
 
-def _write_then_rename(path: Path, text: str, mode: int, overwrite: bool) -> None:
+def _write_then_rename(path: Path, text: str | bytes, mode: int, overwrite: bool) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8") if isinstance(text, str) else text)
         os.chmod(tmp, mode)
         if overwrite:
             os.replace(tmp, path)

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "probe": ("distill_guard.cli.probe", "probe"),
     "demo": ("distill_guard.cli.demo", "demo"),
     "calibrate": ("distill_guard.cli.calibrate", "calibrate"),
+    "report": ("distill_guard.cli.report", "report"),
 }
 
 

@@ -67,7 +67,7 @@ def validate_checkpoint_folder(directory: Path) -> None:
     card = directory / "README.md"
     if _present(card):
         _confined(card, roots)
-        _check_front_matter(card)
+        read_card_metadata(card)
     weights = [directory / name for name in WEIGHT_FILES if _present(directory / name)]
     for index in INDEX_FILES:
         if _present(directory / index):
@@ -229,19 +229,32 @@ def read_head(path: Path, size: int) -> bytes:
         os.close(fd)
 
 
-def _check_front_matter(card: Path) -> None:
-    """The model card's YAML front matter is read as evidence: parse it with the policy's YAML guards."""
-    head = read_head(card, CARD_WINDOW_BYTES)
-    if not head.startswith(b"---"):
-        return
-    end = head.find(b"\n---", 3)
-    if end < 0:
-        raise CheckpointError(f"{card}: front matter is not closed by '---' within its first {CARD_WINDOW_BYTES} bytes")
-    try:
-        text = head[3:end].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CheckpointError(
-            f"{card}: front matter is not UTF-8 text (invalid byte at offset {exc.start + 3})"
-        ) from None
-    if text.strip():
-        parse_yaml(text, str(card))
+def read_card_metadata(card: Path) -> dict[str, Any]:
+    """The model card's front matter as the Hub reads it; CheckpointError (or a located PolicyError) when
+    it cannot be read safely.
+
+    huggingface_hub's own rule finds the block (so what is checked is what the Hub shows, leading blank
+    lines and CRLF included), the policy's YAML guards parse it (located errors; no aliases, tags,
+    duplicate keys or control characters), and `ModelCard` turns the vetted block into its metadata.
+    A block that opens but does not close within the first CARD_WINDOW_BYTES is refused, not skipped.
+    """
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard import REGEX_YAML_BLOCK
+
+    text = read_head(card, CARD_WINDOW_BYTES).decode("utf-8", errors="surrogateescape")
+    block = REGEX_YAML_BLOCK.search(text)
+    if block is None:
+        if text.lstrip().startswith("---"):
+            raise CheckpointError(
+                f"{card}: front matter is not closed by '---' within its first {CARD_WINDOW_BYTES} bytes"
+            )
+        return {}
+    undecodable = _SURROGATE.search(block.group(0))
+    if undecodable:
+        offset = len(block.group(0)[: undecodable.start()].encode("utf-8", errors="surrogateescape"))
+        raise CheckpointError(f"{card}: front matter is not UTF-8 text (invalid byte at offset {offset})")
+    if not block.group(2).strip():
+        return {}
+    lines_before = len(text[: block.start(2)].splitlines())  # so a located error names the file's own line
+    parse_yaml("\n" * lines_before + block.group(2), str(card))
+    return ModelCard(block.group(0), ignore_metadata_errors=True).data.to_dict()

@@ -23,14 +23,12 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
 from distill_guard.policy.schema import GuardPolicy
+from distill_guard.provenance.checkpoint_folder import read_card_metadata
 
 if TYPE_CHECKING:
     from distill_guard.provenance.weights import TensorSource, WeightComparison
 
-MAX_CARD_HEADER_BYTES = 64 * 1024
 ARCHITECTURE_KEYS = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")
 
 Relation = Literal["same_as_student", "different_from_student", "unknown"]
@@ -78,22 +76,15 @@ def _id_evidence(policy: GuardPolicy, source: str, what: str, model_id: str, *, 
 
 
 def card_base_models(directory: Path) -> list[str]:
-    """`base_model` from a README.md YAML front matter (a string or a list); [] when absent or unreadable."""
+    """`base_model` from a README.md front matter (a string or a list); [] when there is no card.
+
+    Read by `read_card_metadata`, the same reader that vets the folder, so a card that cannot be read
+    safely raises (naming the file) instead of silently taking a claim out of the evidence.
+    """
     readme = directory / "README.md"
-    if not readme.is_file():
+    if not (readme.exists() or readme.is_symlink()):
         return []
-    with readme.open("rb") as handle:
-        head = handle.read(MAX_CARD_HEADER_BYTES).decode("utf-8", errors="replace")
-    if not head.startswith("---"):
-        return []
-    end = head.find("\n---", 3)
-    if end < 0:
-        return []
-    try:
-        front = yaml.safe_load(head[3:end])
-    except yaml.YAMLError:
-        return []
-    value = front.get("base_model") if isinstance(front, dict) else None
+    value = read_card_metadata(readme).get("base_model")
     values = value if isinstance(value, list) else [value]
     return [v for v in values if isinstance(v, str) and v]
 

@@ -28,15 +28,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from distill_guard.atomic_files import write_atomically
 from distill_guard.callback import DistillGuard
 from distill_guard.errors import ProvenanceDenied, TrainingHalted
 from distill_guard.policy.dataset_manifest import DatasetId, DatasetProvenance, Generator, save_manifest
 from distill_guard.policy.schema import HttpExport, SuiteRef
 from distill_guard.probes.prepared import prepare_probe
 from distill_guard.provenance.hashing import describe_file
+from distill_guard.report.history import ProbeTrace, read_history
+from distill_guard.report.html_page import render_html
+from distill_guard.report.plot import drift_png
 from distill_guard.scenarios import digits, lm
 from distill_guard.scenarios.policies import DIGITS_POLICY, STRICT_POLICY, policy_variant
-from distill_guard.scenarios.report import ProbeTrace, plot_drift, read_trace, write_html
 
 DIGITS_PROBE = "digit-accuracy"
 
@@ -275,9 +278,7 @@ def digits_step(
         )
     else:
         headline = f"digit accuracy {before:.3f} -> {after:.3f} over {planned} steps, no breach"
-    trace = read_trace(
-        f"{name}: {case.value}", run_dir / "guard-audit.jsonl", DIGITS_PROBE, halted_at=record.step if record else None
-    )
+    trace = read_history(run_dir / "guard-audit.jsonl").trace(DIGITS_PROBE).relabelled(f"{name}: {case.value}")
     result = StepResult(
         name=name,
         scenario=f"digits ({case.value})",
@@ -333,20 +334,22 @@ def run_demo(config: DemoConfig, console: Console) -> DemoSummary:
         results.append(result)
         traces.append(trace)
 
+    png, image = config.out / "drift.png", drift_png([(DIGITS_PROBE, traces)], title="Trait drift seen by the guard")
+    write_atomically(png, image)
     summary = DemoSummary(
         config={"trait": config.trait, "seed": config.seed, "fast": config.fast, "out": str(config.out)},
         steps=results,
         metrics_url=metrics_url,
         report_html=str(config.out / "report.html"),
-        report_png=str(plot_drift(traces, config.out / "drift.png")),
+        report_png=str(png),
         seconds=time.perf_counter() - started,
     )
-    write_html(
-        Path(summary.report_html),
+    page = render_html(
         title="distill-guard demo",
-        rows=summary.rows(),
-        png=Path(summary.report_png),
+        tables=[("", summary.rows())],
+        png=image,
         sections=[(f"{r.name}: {r.outcome}", r.detail) for r in results],
     )
+    write_atomically(Path(summary.report_html), page)
     (config.out / "summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n", encoding="utf-8")
     return summary

@@ -22,6 +22,7 @@ LAYERS: list[set[str]] = [
     {"screening"},  # a dataset's gradients along the probes' gradients, before training
     {"drift", "provenance"},  # probe scores -> halt decisions; data provenance -> gate decisions
     {"export"},  # audit log and Prometheus
+    {"report"},  # reports of a run read back from its audit log (HTML, PNG, Markdown, JSON)
     {"exits"},  # which ways out (saves, pushes, uploads) a halted model still has
     {"callback"},  # the Trainer callback wiring the layers above
     {"scenarios"},  # tiny end-to-end runs built on the guard

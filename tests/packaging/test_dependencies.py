@@ -49,6 +49,7 @@ def test_every_imported_distribution_is_declared_and_every_core_one_is_imported(
     assert core - imported == set(), "a core dependency the package never imports: drop it or move it to an extra"
 
 
-def test_the_training_stack_the_package_never_imports_is_not_a_core_dependency() -> None:
+def test_trl_which_the_package_never_imports_is_not_a_core_dependency_while_accelerate_is() -> None:
     core, _ = declared()
-    assert {"trl", "accelerate"} & core == set()
+    assert "trl" not in core
+    assert "accelerate" in core  # dist.py gathers through accelerate's helpers
