@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "check",
         "Decide whether the manifests' data may train the student: hashes, signatures, lineage, rules.",
     ),
+    "screen": (
+        "distill_guard.cli.screen",
+        "screen",
+        "Predict, before any training step, how far training on the data moves each probe of the policy.",
+    ),
     "probe": (
         "distill_guard.cli.probe",
         "probe",
