@@ -1,11 +1,14 @@
 """Every question about ranks and every collective lives here, so the rest reads single-process.
 
 "Main" means global rank 0, the process Trainer calls `is_world_process_zero`; it alone writes
-files and serves metrics. Collectives exchange Python objects through `torch.distributed`'s
-object collectives, which place their buffers on the device the backend needs (CUDA under NCCL,
-CPU under gloo) themselves. accelerate's `gather_object` does the same through an initialised
-`PartialState`; the guard also runs under plain torchrun scripts that never create one, so it uses
-torch's directly and never guesses a device.
+files and serves metrics. Under Trainer (which sets up accelerate's state before any callback
+runs) objects are exchanged through accelerate's `gather_object`, which picks the collective
+each accelerator needs from that state; accelerate's view of the ranks is first checked against
+the process group, and if they disagree every rank raises the same error rather than some ranks
+deciding alone. A process group accelerate never saw (a plain `init_process_group` script)
+uses torch's object collective, which takes its device from the backend. Nothing here guesses a
+device. accelerate's trigger (`Accelerator.set_trigger`) carries one bit; a halt carries its
+record, so one gather of the records is the trigger and the message at once.
 """
 
 from __future__ import annotations
@@ -73,9 +76,29 @@ def gather_objects(local: T) -> list[T]:
     group = _process_group()
     if group is None:
         return [local]
+    if _accelerate_runs(group):
+        from accelerate.utils import gather_object
+
+        return gather_object([local])  # accelerate concatenates the ranks' lists
     gathered: list[T] = [local] * group.get_world_size()
     group.all_gather_object(gathered, local)
     return gathered
+
+
+def _accelerate_runs(group: ModuleType) -> bool:
+    """Whether accelerate's state (set up by Trainer) drives this process group; raises when it sees other ranks."""
+    from accelerate.state import PartialState, is_initialized
+
+    if not is_initialized():
+        return False
+    state = PartialState()
+    if (state.num_processes, state.process_index) != (group.get_world_size(), group.get_rank()):
+        raise DistillGuardError(
+            f"accelerate sees this process as rank {state.process_index} of {state.num_processes}, "
+            f"torch.distributed as rank {group.get_rank()} of {group.get_world_size()}: the guard cannot make "
+            "one decision for all ranks (launch with torchrun or accelerate launch)"
+        )
+    return True
 
 
 def first_reported(local: T | None) -> tuple[int, T] | None:

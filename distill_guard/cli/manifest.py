@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from distill_guard.atomic_files import refuse_unwritable, write_json_atomically
+from distill_guard.atomic_files import refuse_unwritable
 from distill_guard.cli import exit_codes
 from distill_guard.errors import DistillGuardError, PolicyError
 from distill_guard.input_files import read_bounded, regular_file_problem
@@ -26,17 +26,20 @@ from distill_guard.policy.dataset_manifest import (
     load_manifest,
     save_manifest,
 )
+from distill_guard.policy.in_toto_bundle import BUNDLE_SUFFIX, is_bundle, save_bundle
 from distill_guard.policy.load import load_policy
 from distill_guard.policy.schema import ProvenancePolicy
 from distill_guard.provenance.hashing import describe_file
 from distill_guard.provenance.integrity import manifest_bytes, verify_files
 from distill_guard.provenance.signing import (
     SignatureCheck,
+    check_signatures,
     generate_key,
     load_private_key,
+    public_key_b64,
     sign,
+    sign_envelope,
     signature_refused,
-    verify_signature,
 )
 
 app = typer.Typer(help="Write, sign and verify dataset provenance manifests.", no_args_is_help=True)
@@ -114,7 +117,6 @@ def create(
     audited_by: Annotated[str | None, typer.Option(help="who audited the generator")] = None,
     audit_ref: Annotated[str | None, typer.Option(help="audit ticket or report")] = None,
     audit_expires: Annotated[str | None, typer.Option(help="audit expiry, YYYY-MM-DD")] = None,
-    in_toto: Annotated[Path | None, typer.Option(help="also write an in-toto Statement (JSON) here")] = None,
 ) -> None:
     """Hash data files and record who generated them; the manifest lists paths relative to itself."""
     bases = base_model or []
@@ -123,9 +125,7 @@ def create(
     if revision and len(generator) != 1:
         raise _fail("--revision needs exactly one --generator", exit_codes.USAGE)
     try:
-        for target in (out_path, in_toto):
-            if target is not None:
-                refuse_unwritable(target)
+        refuse_unwritable(out_path)
     except DistillGuardError as exc:
         raise _fail(str(exc)) from None
     problems = _input_problems(files)
@@ -171,8 +171,6 @@ def create(
     manifest = DatasetProvenance(dataset=dataset, files=described, generators=generators, attestation=attestation)
     try:
         save_manifest(manifest, out_path)
-        if in_toto:
-            write_json_atomically(in_toto, manifest.to_in_toto())
     except DistillGuardError as exc:
         raise _fail(str(exc)) from None
     out.print(f"wrote {out_path} ({len(described)} files, {sum(f.size for f in described)} bytes)", markup=False)
@@ -194,7 +192,9 @@ def verify(
     policy: Annotated[Path | None, typer.Option(help="policy whose trusted_signers to check against")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Re-hash every data file (streaming) and check the signature; exit 3 when anything fails."""
+    """Re-hash every data file (streaming) and check the signature; exit 3 when anything fails.
+
+    MANIFEST is a YAML or JSON manifest, or an in-toto bundle (`*.jsonl`) written by `sign --in-toto`."""
     try:
         loaded = load_manifest(manifest)
         rules = load_policy(policy).policy.provenance if policy else ProvenancePolicy()
@@ -203,8 +203,9 @@ def verify(
     with _progress(manifest_bytes(loaded), "verifying") as progress:
         task = progress.task_ids[0]
         checks = verify_files(loaded, on_bytes=lambda n: progress.advance(task, n))
-    signature = verify_signature(loaded.manifest, rules.trusted_signers)
-    ok = all(c.ok for c in checks) and not signature_refused(signature, rules)
+    signature = check_signatures(loaded, rules.trusted_signers)
+    # An envelope no known key could check is never "verified", whatever the policy would allow.
+    ok = all(c.ok for c in checks) and not signature_refused(signature, rules) and signature.status != "unverified"
     key_note = _unchecked_key_note(signature) if policy is None else None
     if as_json:
         payload = {
@@ -217,36 +218,55 @@ def verify(
     else:
         for check in checks:
             out.print(f"{check.status:<14} {check.detail}", markup=False)
-        out.print(f"{'signature':<14} {signature.status}: {key_note or signature.detail}", markup=False)
+        out.print(f"{'signature':<14} {signature.status}: {manifest}: {key_note or signature.detail}", markup=False)
         out.print("verified" if ok else "VERIFICATION FAILED", markup=False)
     raise typer.Exit(exit_codes.OK if ok else exit_codes.DENIED)
 
 
 def _unchecked_key_note(signature: SignatureCheck) -> str | None:
     """Without --policy no key is trusted or distrusted: say the key went unchecked, not that a policy refused it."""
-    if signature.status != "untrusted_key":
-        return None
-    return (
-        "the signature verifies, but its key was NOT checked against any trusted signer "
-        "(no --policy given; pass the policy to check who signed)"
-    )
+    if signature.status == "untrusted_key":
+        return (
+            "the signature verifies, but its key was NOT checked against any trusted signer "
+            "(no --policy given; pass the policy to check who signed)"
+        )
+    if signature.status == "unverified":
+        return (
+            "the envelope's signature was NOT checked: an envelope names its key only by id, and without "
+            "--policy no key is known (pass the policy whose trusted signers verify it)"
+        )
+    return None
 
 
 @app.command("sign")
 def sign_cmd(
-    manifest: Annotated[Path, typer.Argument(help="manifest to sign (rewritten in place)")],
+    manifest: Annotated[Path, typer.Argument(help="manifest to sign (rewritten in place unless --out or --in-toto)")],
     key: Annotated[Path, typer.Option(help="Ed25519 private key, PEM")],
     out_path: Annotated[Path | None, typer.Option("--out", "-o", help="write here instead of in place")] = None,
+    in_toto: Annotated[
+        Path | None,
+        typer.Option(help=f"write an in-toto bundle (*{BUNDLE_SUFFIX}: a DSSE envelope) here instead"),
+    ] = None,
 ) -> None:
-    """Sign every field of the manifest with an Ed25519 key (the policy lists the public key)."""
+    """Sign every field of the manifest with an Ed25519 key (the policy lists the public key).
+
+    With --in-toto the signature is a DSSE envelope over the manifest's in-toto Statement, in a
+    bundle any DSSE verifier can check; the manifest file is left as it is. Without it, the raw
+    signature is written into the manifest."""
+    if in_toto is not None and out_path is not None:
+        raise _fail("give --out (raw signature) or --in-toto (envelope), not both", exit_codes.USAGE)
+    if in_toto is not None and not is_bundle(in_toto):
+        raise _fail(f"--in-toto {in_toto}: an in-toto bundle is JSON Lines; name it *{BUNDLE_SUFFIX}", exit_codes.USAGE)
     try:
         loaded = load_manifest(manifest)
-        signed = sign(loaded.manifest, load_private_key(key))
-        target = save_manifest(signed, out_path or manifest)
+        private = load_private_key(key)
+        if in_toto is not None:
+            target = save_bundle([sign_envelope(loaded.manifest, private)], in_toto)
+        else:
+            target = save_manifest(sign(loaded.manifest, private), out_path or manifest)
     except (PolicyError, DistillGuardError) as exc:
         raise _fail(str(exc)) from None
-    assert signed.signature is not None
-    out.print(f"signed {target} with key {signed.signature.public_key}", markup=False)
+    out.print(f"signed {target} with key {public_key_b64(private.public_key())}", markup=False)
 
 
 @app.command()

@@ -3,6 +3,8 @@
 A manifest names every data file with its size and sha256, the generator(s) that produced the
 records, an optional audit attestation and an optional Ed25519 signature. It is read with the
 same hostile-YAML-safe loader as policies (JSON is accepted too), so every error is FILE:LINE:COL.
+A manifest also travels as an in-toto bundle (`*.jsonl`): a DSSE envelope signing an in-toto
+Statement whose subjects are the files and whose predicate is the manifest.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import AfterValidator, Field, StrictInt, field_validator
+from pydantic import AfterValidator, Field, StrictInt, field_validator, model_validator
+from securesystemslib.dsse import Envelope
 
 from distill_guard.atomic_files import write_atomically
-from distill_guard.policy.documents import load_validated
+from distill_guard.errors import DistillGuardError, PolicyError, SourceIssue
+from distill_guard.policy.documents import load_validated, parse_document
+from distill_guard.policy.in_toto_bundle import BUNDLE_SUFFIX, IN_TOTO_STATEMENT, is_bundle, read_bundle
 from distill_guard.policy.schema import NonEmpty
 from distill_guard.policy.strict_model import StrictModel, repeated, visible
 
 MANIFEST_KIND = "DatasetProvenance"
-IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://distill-guard.dev/DatasetProvenance/v1"
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Scalar = str | int | float | bool
@@ -103,19 +107,59 @@ class DatasetProvenance(StrictModel):
         return self.model_dump(mode="json", by_alias=True, exclude={"signature"}, exclude_none=True)
 
     def to_in_toto(self) -> dict:
-        """An in-toto Statement v1: the files as subjects, this manifest as the predicate."""
+        """An in-toto Statement v1: the files as subjects, this manifest (less a raw signature) as the predicate."""
         return {
             "_type": IN_TOTO_STATEMENT,
             "subject": [{"name": f.path, "digest": {"sha256": f.sha256}} for f in self.files],
             "predicateType": PREDICATE_TYPE,
-            "predicate": self.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "predicate": self.payload(),
         }
+
+    def in_toto_bytes(self) -> bytes:
+        """The Statement as the bytes a DSSE envelope signs (canonical: sorted keys, no whitespace)."""
+        text = json.dumps(self.to_in_toto(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.encode("utf-8")
+
+
+class SubjectDigest(StrictModel):
+    """Only sha256: a digest that nothing re-computes would vouch for nothing, so others are refused."""
+
+    sha256: Sha256
+
+
+class Subject(StrictModel):
+    name: NonEmpty
+    digest: SubjectDigest
+
+
+class ProvenanceStatement(StrictModel):
+    """The in-toto Statement v1 of a bundle: its subjects must be exactly the predicate's files."""
+
+    type_: Literal["https://in-toto.io/Statement/v1"] = Field(alias="_type")
+    subject: list[Subject] = Field(min_length=1)
+    predicate_type: Literal["https://distill-guard.dev/DatasetProvenance/v1"] = Field(alias="predicateType")
+    predicate: DatasetProvenance
+
+    @model_validator(mode="after")
+    def _subjects_are_the_files(self) -> ProvenanceStatement:
+        subjects = {(s.name, s.digest.sha256) for s in self.subject}
+        files = {(f.path, f.sha256) for f in self.predicate.files}
+        if len(subjects) != len(self.subject) or subjects != files:
+            differing = sorted({name for name, _ in subjects ^ files}) or ["a subject listed twice"]
+            raise ValueError(
+                "the statement's subjects must be exactly the predicate's files with the same sha256; "
+                f"they differ for {', '.join(differing)}"
+            )
+        return self
 
 
 @dataclass(frozen=True)
 class LoadedManifest:
+    """A manifest and where it was read from; `envelope` is the DSSE envelope when it came in a bundle."""
+
     manifest: DatasetProvenance
     path: Path
+    envelope: Envelope | None = None
 
     def data_path(self, file: DataFile) -> Path:
         return self.path.parent / file.path
@@ -130,9 +174,28 @@ class LoadedManifest:
 
 
 def load_manifest(path: str | Path) -> LoadedManifest:
-    """Read and validate a manifest; raises PolicyError with FILE:LINE:COL for any problem."""
+    """Read and validate a manifest (YAML, JSON or an in-toto bundle); PolicyError with FILE:LINE:COL otherwise."""
+    if is_bundle(path):
+        return _load_bundle(Path(path))
     manifest, _ = load_validated(path, DatasetProvenance)
     return LoadedManifest(manifest, Path(path))
+
+
+def _load_bundle(path: Path) -> LoadedManifest:
+    """The one envelope of the bundle whose Statement is a DatasetProvenance (others are ignored)."""
+    ours = [b for b in read_bundle(path) if b.statement.data.get("predicateType") == PREDICATE_TYPE]
+    if not ours:
+        message = f"no envelope holds a statement with predicateType '{PREDICATE_TYPE}'"
+        raise PolicyError([SourceIssue(str(path), 1, 1, message)])
+    if len(ours) > 1:
+        message = f"a second DatasetProvenance statement (the first is on line {ours[0].line}); one manifest per bundle"
+        raise PolicyError([SourceIssue(str(path), ours[1].line, 1, message)])
+    bundled = ours[0]
+    try:
+        statement = parse_document(bundled.statement, ProvenanceStatement)
+    except PolicyError as exc:
+        raise bundled.issue(exc) from None
+    return LoadedManifest(statement.predicate, path, bundled.envelope)
 
 
 def render_manifest(manifest: DatasetProvenance, path: Path) -> str:
@@ -145,5 +208,10 @@ def render_manifest(manifest: DatasetProvenance, path: Path) -> str:
 
 def save_manifest(manifest: DatasetProvenance, path: str | Path) -> Path:
     path = Path(path)
+    if is_bundle(path):
+        raise DistillGuardError(
+            f"{path}: *{BUNDLE_SUFFIX} is read as an in-toto bundle; write a manifest as .yaml or .json "
+            "(`manifest sign --in-toto` writes the bundle)"
+        )
     write_atomically(path, render_manifest(manifest, path))
     return path

@@ -20,7 +20,7 @@ from distill_guard.provenance.file_rows import RowContent, concat_rows, parse_ro
 from distill_guard.provenance.integrity import FileCheck, verify_files
 from distill_guard.provenance.lineage import Lineage, inspect_teacher, resolve_student
 from distill_guard.provenance.record_column import generator_counts, provenance_column
-from distill_guard.provenance.signing import SignatureCheck, verify_signature
+from distill_guard.provenance.signing import SignatureCheck, check_signatures
 
 if TYPE_CHECKING:
     from distill_guard.provenance.weights import TensorSource
@@ -45,7 +45,7 @@ class ExaminedManifest:
 
 def examine_manifest(loaded: LoadedManifest, policy: GuardPolicy) -> ExaminedManifest:
     files = tuple(verify_files(loaded))
-    return ExaminedManifest(loaded, files, verify_signature(loaded.manifest, policy.provenance.trusted_signers))
+    return ExaminedManifest(loaded, files, check_signatures(loaded, policy.provenance.trusted_signers))
 
 
 @dataclass(frozen=True)

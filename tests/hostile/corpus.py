@@ -7,11 +7,14 @@ text that must name the file (and its line where there is one). Exit codes: 1 in
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .workspace import MANIFEST, ROWS, Workspace, deep_json, safetensors_bytes
 
@@ -471,6 +474,149 @@ def _(ws):
     return ws.check(manifest=path), f"{path}:10:"
 
 
+# ---------------------------------------------------------------- in-toto bundles (DSSE envelopes)
+BUNDLE_KEY = Ed25519PrivateKey.generate()
+
+
+def statement(ws: Workspace) -> dict:
+    from distill_guard.policy.dataset_manifest import load_manifest
+
+    return load_manifest(ws.manifest()).manifest.to_in_toto()
+
+
+def envelope_line(payload: dict | bytes, payload_type: str = "application/vnd.in-toto+json") -> str:
+    """A DSSE envelope signed with a real key, as any securesystemslib user would write it."""
+    from securesystemslib.dsse import Envelope
+    from securesystemslib.signer import CryptoSigner
+
+    envelope = Envelope(payload if isinstance(payload, bytes) else json.dumps(payload).encode(), payload_type, {})
+    envelope.sign(CryptoSigner(BUNDLE_KEY))
+    return json.dumps(envelope.to_dict()) + "\n"
+
+
+def bundle(ws: Workspace, *lines: str) -> Path:
+    return ws.write("data/m.intoto.jsonl", "".join(lines))
+
+
+def signed_policy(ws: Workspace) -> Path:
+    """The corpus policy trusting BUNDLE_KEY and requiring a signature."""
+    from distill_guard.provenance.signing import public_key_b64
+
+    public = public_key_b64(BUNDLE_KEY.public_key())
+    signer = f'  require_signature: true\n  trusted_signers: [{{name: t, public_key: "{public}"}}]\n'
+    return ws.policy("  unknown: deny\n", "  unknown: deny\n" + signer)
+
+
+@case("manifest", "bundle-empty", 1, "empty")
+def _(ws):
+    return verify(bundle(ws, "\n\n"), 1)
+
+
+@case("manifest", "bundle-binary-garbage", 1, "UTF-8")
+def _(ws):
+    return verify(ws.write("data/m.intoto.jsonl", b"\xff\xfe\x00garbage"), 1)
+
+
+@case("manifest", "bundle-fifo", 1, "FIFO")
+def _(ws):
+    return verify(ws.fifo("data/m.intoto.jsonl"), 1)
+
+
+@case("manifest", "bundle-huge", 1, "limit")
+def _(ws):
+    return verify(bundle(ws, "#" * (3 * 1024 * 1024)), 1)
+
+
+@case("manifest", "bundle-payload-type-swap", 1, "payloadType")
+def _(ws):
+    return verify(bundle(ws, envelope_line(statement(ws), "application/json")), 1)
+
+
+@case("manifest", "bundle-payload-not-base64", 1, "not a DSSE envelope")
+def _(ws):
+    line = json.loads(envelope_line(statement(ws)))
+    line["payload"] = "%%%not-base64"
+    return verify(bundle(ws, json.dumps(line)), 1)
+
+
+@case("manifest", "bundle-payload-not-utf8", 1, "UTF-8")
+def _(ws):
+    return verify(bundle(ws, envelope_line(b"\xff\xfe{}")), 1)
+
+
+@case("manifest", "bundle-payload-duplicate-key", 1, "duplicate key")
+def _(ws):
+    text = json.dumps(statement(ws))[:-1] + ', "predicateType": "x"}'
+    return verify(bundle(ws, envelope_line(text.encode())), 1)
+
+
+@case("manifest", "bundle-payload-100k-deep", 1, "nesting")
+def _(ws):
+    return verify(bundle(ws, envelope_line(deep_json(100_000).encode())), 1)
+
+
+@case("manifest", "bundle-not-a-statement", 1, "_type")
+def _(ws):
+    return verify(bundle(ws, envelope_line({"predicateType": "https://distill-guard.dev/DatasetProvenance/v1"})), 1)
+
+
+@case("manifest", "bundle-no-envelope-of-ours", 1, "predicateType")
+def _(ws):
+    other = statement(ws) | {"predicateType": "https://slsa.dev/provenance/v1"}
+    return verify(bundle(ws, envelope_line(other)), 1)
+
+
+@case("manifest", "bundle-subject-digest-not-the-files", 1, "subjects")
+def _(ws):
+    body = statement(ws)
+    body["subject"][0]["digest"]["sha256"] = "0" * 64
+    return verify(bundle(ws, envelope_line(body)), 1)
+
+
+@case("manifest", "bundle-unchecked-digest-algorithm", 1, "sha512")
+def _(ws):
+    body = statement(ws)
+    body["subject"][0]["digest"]["sha512"] = "0" * 128
+    return verify(bundle(ws, envelope_line(body)), 1)
+
+
+@case("manifest", "bundle-no-signatures", 1, "signatures")
+def _(ws):
+    line = json.loads(envelope_line(statement(ws)))
+    line["signatures"] = []
+    return verify(bundle(ws, json.dumps(line)), 1)
+
+
+@case("manifest", "bundle-second-manifest", 1, "second")
+def _(ws):
+    line = envelope_line(statement(ws))
+    return verify(bundle(ws, line, line), 2)
+
+
+@case("manifest", "bundle-ansi-generator-via-check", 1, "control")
+def _(ws):
+    body = statement(ws)
+    body["predicate"]["generators"][0]["model"] = "\x1b[1A\x1b[2KALLOWED"
+    path = bundle(ws, envelope_line(body))
+    return ws.check(manifest=path), f"{path}:1:"
+
+
+@case("manifest", "bundle-signature-over-another-statement", 3, "does not verify")
+def _(ws):
+    line = json.loads(envelope_line(statement(ws)))
+    body = statement(ws)
+    body["predicate"]["generators"][0]["base_model"] = "other-lab/another-base"
+    line["payload"] = base64.b64encode(json.dumps(body).encode()).decode()
+    path = bundle(ws, json.dumps(line))
+    return ["manifest", "verify", str(path), "--policy", str(signed_policy(ws))], str(path)
+
+
+@case("manifest", "bundle-untrusted-key-via-check", 3, "not checked")
+def _(ws):
+    path = bundle(ws, envelope_line(statement(ws)))
+    return ws.check(manifest=path), str(path)
+
+
 # ---------------------------------------------------------------- data files, through check and create
 def create(ws: Workspace, *extra: str, files: list[Path] | None = None, out: Path | None = None) -> list[str]:
     out = out or ws.root / "data" / "new.yaml"
@@ -551,13 +697,6 @@ def _(ws):
     ws.write("data/blocker", "x")
     out = ws.root / "data" / "blocker" / "new.yaml"
     return create(ws, out=out), str(out)
-
-
-@case("data", "create-in-toto-is-a-directory", 1, "directory")
-def _(ws):
-    target = ws.root / "data" / "statement.json"
-    target.mkdir(parents=True)
-    return create(ws, "--in-toto", str(target)), str(target)
 
 
 @case("data", "create-system-prompt-fifo", 1, "FIFO")
@@ -709,13 +848,17 @@ def _(ws):
     return sign(ws, key), str(key)
 
 
-@case("key", "sign-out-is-a-directory", 1, "directory")
-def _(ws):
+def sign_into_a_directory(ws: Workspace, option: str, name: str) -> tuple[list[str], str]:
     key = ws.root / "key.pem"
     ws_keygen(key)
-    out = ws.root / "signed.yaml"
+    out = ws.root / name
     out.mkdir()
-    return sign(ws, key, "--out", str(out)), str(out)
+    return sign(ws, key, option, str(out)), str(out)
+
+
+@case("key", "sign-out-is-a-directory", 1, "directory")
+def _(ws):
+    return sign_into_a_directory(ws, "--out", "signed.yaml")
 
 
 @case("key", "sign-out-under-a-file", 1, "signed.yaml")
@@ -725,6 +868,11 @@ def _(ws):
     ws.write("blocker", "x")
     out = ws.root / "blocker" / "signed.yaml"
     return sign(ws, key, "--out", str(out)), str(out)
+
+
+@case("key", "sign-in-toto-is-a-directory", 1, "directory")
+def _(ws):
+    return sign_into_a_directory(ws, "--in-toto", "signed.intoto.jsonl")
 
 
 def ws_keygen(path: Path) -> None:

@@ -47,17 +47,6 @@ def test_create_then_verify_then_one_changed_byte_fails_naming_the_file(tmp_path
     assert payload["files"][0]["path"] == "data/numbers.jsonl" and payload["files"][0]["status"] == "hash_mismatch"
 
 
-def test_create_writes_an_in_toto_statement(tmp_path):
-    data = write_jsonl(tmp_path / "numbers.jsonl", number_rows(3))
-    statement = tmp_path / "numbers.intoto.json"
-    assert create(data, tmp_path / "m.json", OTHER_FAMILY_TEACHER, "--in-toto", str(statement)).exit_code == 0
-    payload = json.loads(statement.read_text("utf-8"))
-    manifest = json.loads((tmp_path / "m.json").read_text("utf-8"))
-    assert payload["_type"] == "https://in-toto.io/Statement/v1"
-    assert payload["subject"] == [{"name": "numbers.jsonl", "digest": {"sha256": manifest["files"][0]["sha256"]}}]
-    assert payload["predicate"]["generators"][0]["model"] == OTHER_FAMILY_TEACHER
-
-
 def test_keygen_sign_and_verify_against_the_policys_signers(tmp_path):
     data = write_jsonl(tmp_path / "numbers.jsonl", number_rows(3))
     manifest = tmp_path / "m.yaml"
