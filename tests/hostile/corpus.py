@@ -905,6 +905,28 @@ def _(ws):
     return ws.check(extra=("--audit-log", str(fifo))), str(fifo)
 
 
+REPORT_LINE = '{"event": "probes", "run_id": "r", "step": 2, "reports": []}'
+AUDIT_LINES: list[tuple[str, str, str]] = [
+    # (name, the audit log's first line, message after FILE:1), read by `distill-guard report`
+    ("report-nested-too-deeply", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("report-value-nested-too-deeply", '{"event": "probes", "a": ' + deep_json(100_000) + "}", "nested too deeply"),
+    ("report-5000-digit-step", REPORT_LINE.replace('"step": 2', '"step": ' + "9" * 5000), "digits"),
+    ("report-nan-drift", REPORT_LINE.replace("[]", '[{"probe": "p", "step": 2, "drift": NaN}]'), "NaN is not JSON"),
+    ("report-infinity-limit", REPORT_LINE.replace("[]", '[{"probe": "p", "step": 2, "limit": -Infinity}]'), "JSON"),
+    ("report-policy-is-an-object", REPORT_LINE.replace("{", '{"policy": {"name": "x"}, ', 1), "'policy' must be a str"),
+    ("report-policy-sha-is-a-number", REPORT_LINE.replace("{", '{"policy_sha256": 5, ', 1), "'policy_sha256'"),
+]
+
+
+def report_of(ws: Workspace, first_line: str) -> tuple[list[str], str]:
+    log = ws.write("run/guard-audit.jsonl", first_line + "\n" + REPORT_LINE + "\n")
+    return ["report", str(log.parent), "--out", str(ws.root / "report")], f"{log}:1"
+
+
+for _name, _line, _message in AUDIT_LINES:
+    case("audit", _name, 1, _message)(lambda ws, line=_line: report_of(ws, line))
+
+
 # ---------------------------------------------------------------- checkpoint folders
 def as_teacher(ws: Workspace, relative: str) -> tuple[list[str], str]:
     return ws.check(teacher=ws.teacher), str(ws.teacher / relative)
