@@ -69,7 +69,10 @@ def write_card_section(folder: Path, section: dict[str, Any]) -> Path:
 
     path = folder / MODEL_CARD_NAME
     if path.is_file():
-        card = ModelCard.load(path)
+        try:
+            card = ModelCard.load(path)
+        except TypeError:  # ModelCardData(**front_matter) with a key like `1:` or `~:`
+            raise ValueError(f"{path}: a front matter key is not a string (a number, null or boolean)") from None
     else:
         text = f"# {folder.name}\n\nTrained under the distill-guard policy `{section['policy']}`; the guard's findings"
         front = ModelCardData(distill_guard=section).to_yaml()

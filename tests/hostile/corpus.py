@@ -1018,6 +1018,10 @@ FILE_CONTENTS: list[tuple[str, str, Callable[[Workspace], bytes | str], str]] = 
         lambda ws: "\n---\nbase_model: other-lab/a\nbase_model: distill-guard/tiny-base\n---\n",
         "duplicate key",
     ),
+    # huggingface_hub passes the front matter's keys as keyword arguments: a non-string key was a TypeError
+    ("card-null-key", "README.md", lambda ws: "---\n~: x\nbase_model: other-lab/a\n---\n", "key"),
+    ("card-integer-key", "README.md", lambda ws: "---\nbase_model: other-lab/a\n1: x\n---\n", "key"),
+    ("card-boolean-key", "README.md", lambda ws: "---\nbase_model: other-lab/a\ntrue: x\n---\n", "key"),
     ("adapter-config-garbage", "adapter_config.json", lambda ws: os.urandom(64), "JSON"),
     (
         "adapter-config-base-is-int",
