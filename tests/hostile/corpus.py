@@ -870,6 +870,21 @@ def _(ws):
     return sign(ws, key, "--out", str(out)), str(out)
 
 
+@case("key", "sign-in-toto-onto-the-data-file", 1, "the data file numbers.jsonl it lists")
+def _(ws):
+    key = ws.root / "key.pem"
+    ws_keygen(key)
+    data = ws.root / "data" / "numbers.jsonl"
+    return sign(ws, key, "--in-toto", str(data)), str(data)
+
+
+@case("key", "sign-out-onto-the-private-key", 1, "the private key")
+def _(ws):
+    key = ws.root / "key.pem"
+    ws_keygen(key)
+    return sign(ws, key, "--out", str(key)), str(key)
+
+
 @case("key", "sign-in-toto-is-a-directory", 1, "directory")
 def _(ws):
     return sign_into_a_directory(ws, "--in-toto", "signed.intoto.jsonl")
