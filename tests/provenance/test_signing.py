@@ -94,7 +94,7 @@ def test_signing_never_writes_over_a_data_file_or_the_key(tmp_path, signed, data
 
     path, _ = signed
     key = tmp_path / "signer.pem"
-    for target in ([data_file, key] if option == "--out" else [data_file]):
+    for target in [data_file, key] if option == "--out" else [data_file]:
         before = target.read_bytes()
         result = CliRunner().invoke(app, ["manifest", "sign", str(path), "--key", str(key), option, str(target)])
         assert result.exit_code == 1 and "refusing to overwrite" in result.output
