@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "distill_guard"
 
 LAYERS: list[set[str]] = [
-    {"errors", "_version", "model_identity", "bundled"},  # foundations: no distill_guard imports
+    {"errors", "_version", "model_identity", "bundled", "quarantine"},  # foundations: no distill_guard imports
     {"atomic_files", "input_files"},  # reading untrusted files and writing whole ones; raise errors
     {"policy"},  # reviewed file formats: GuardPolicy, ProbeSuite, DatasetProvenance, built-in suites
     {"dist"},  # rank logic and every collective
