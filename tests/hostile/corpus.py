@@ -870,19 +870,22 @@ def _(ws):
     return sign(ws, key, "--out", str(out)), str(out)
 
 
-@case("key", "sign-in-toto-onto-the-data-file", 1, "the data file numbers.jsonl it lists")
-def _(ws):
+def sign_over(ws: Workspace, option: str, target: Path | None) -> tuple[list[str], str]:
+    """Sign with a fresh key, writing the output over `target` (None: over the key itself)."""
     key = ws.root / "key.pem"
     ws_keygen(key)
-    data = ws.root / "data" / "numbers.jsonl"
-    return sign(ws, key, "--in-toto", str(data)), str(data)
+    target = target or key
+    return sign(ws, key, option, str(target)), str(target)
+
+
+@case("key", "sign-in-toto-onto-the-data-file", 1, "the data file numbers.jsonl it lists")
+def _(ws):
+    return sign_over(ws, "--in-toto", ws.root / "data" / "numbers.jsonl")
 
 
 @case("key", "sign-out-onto-the-private-key", 1, "the private key")
 def _(ws):
-    key = ws.root / "key.pem"
-    ws_keygen(key)
-    return sign(ws, key, "--out", str(key)), str(key)
+    return sign_over(ws, "--out", None)
 
 
 @case("key", "sign-in-toto-is-a-directory", 1, "directory")
