@@ -2,17 +2,27 @@
 
 Every repetition runs the baseline and every command once, in a rotated order, so load from other
 processes falls on all of them alike; the ratio of a repetition is command / baseline of that same
-repetition. Prints the median ratio with its quartiles, for CPU time (user + system of the child;
-steady on a shared machine) and wall time.
+repetition. Warm: one discarded round first, and bytecode cached for every process as an installed
+package has it (pip writes .pyc files at install; a checkout run under PYTHONDONTWRITEBYTECODE would
+recompile distill-guard's modules, and only those, in every process: a cost no user pays), in a
+temporary PYTHONPYCACHEPREFIX so the checkout is not written to. Prints the median ratio with its
+quartiles, for CPU time (user + system of the child) and wall time. On a machine other processes
+load, CPU time still grows with their cache and memory traffic; `--instructions` also counts the
+instructions each review command executes under valgrind's callgrind (one run each, deterministic,
+blind to load), as a ratio to the baseline's count.
 
-    .venv/bin/python benchmarks/cold_start.py              # about a minute on 2 CPU cores
-    .venv/bin/python benchmarks/cold_start.py --repeats 5  # quicker, noisier
+    .venv/bin/python benchmarks/cold_start.py                 # about two minutes on 2 CPU cores
+    .venv/bin/python benchmarks/cold_start.py --repeats 5     # quicker, noisier
+    .venv/bin/python benchmarks/cold_start.py --instructions  # plus instruction counts (valgrind; ~2 min more)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -24,13 +34,16 @@ import numpy as np
 from safetensors.numpy import save_file
 
 BASELINE = "import yaml, pydantic"
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # PYTHONPYCACHEPREFIX set in main
 ENTRY = "import sys; from distill_guard.cli.main import main; sys.argv[0] = 'distill-guard'; main()"
 
 
 def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
     """Inputs written once; each command with the exit codes that mean it did its work."""
     policy = folder / "strict.yaml"
-    subprocess.run([sys.executable, "-c", ENTRY, "export", "policy", "strict", "--out", str(folder)], check=True)
+    subprocess.run(
+        [sys.executable, "-c", ENTRY, "export", "policy", "strict", "--out", str(folder)], check=True, env=ENV
+    )
     data = folder / "numbers.jsonl"
     data.write_text('{"text": "1 2 3"}\n' * 100, "utf-8")
     student = folder / "student"  # real (tiny) weights, no teacher: check compares nothing, so needs no torch
@@ -40,7 +53,9 @@ def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
     save_file({"w": np.zeros((4, 4), dtype=np.float32)}, str(student / "model.safetensors"))
     manifest = folder / "numbers.provenance.yaml"
     create = ["manifest", "create", str(data), "--out", str(manifest), "--name", "n", "--version", "1"]
-    subprocess.run([sys.executable, "-c", ENTRY, *create, "--generator", "a/b"], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", ENTRY, *create, "--generator", "a/b"], check=True, capture_output=True, env=ENV
+    )
     return {
         "--help": (["--help"], {0}),
         "policy validate": (["policy", "validate", str(policy)], {0}),
@@ -57,15 +72,33 @@ def prepare(folder: Path) -> dict[str, tuple[list[str], set[int]]]:
 
 
 def timed(argv: list[str], expected: set[int], cwd: Path) -> tuple[float, float]:
-    """CPU and wall seconds of one run, in `cwd` (where `check` leaves its audit log)."""
+    """(CPU s, wall s) of one run, in `cwd` (the temporary folder: `check` writes its audit log there)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, cwd=cwd)
+    done = subprocess.run(argv, capture_output=True, env=ENV, cwd=cwd)
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in expected:
         raise SystemExit(f"{argv}: exit {done.returncode}\n{done.stderr.decode(errors='replace')}")
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, wall
+
+
+# The commands a pre-commit hook or CI review job runs: the ones whose start-up cost is paid on every commit.
+REVIEW_COMMANDS = ("--help", "policy validate", "policy explain --markdown", "manifest verify", "export schema")
+
+
+def instructions(argv: list[str]) -> int:
+    """Instructions the process executes (user space, all of it), counted by callgrind."""
+    done = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"valgrind gave no instruction count for {argv}:\n{done.stderr[-2000:]}")
+    return int(found.group(1))
 
 
 def argv_of(args: list[str]) -> list[str]:
@@ -80,11 +113,19 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=11)
-    repeats = parser.parse_args().repeats
+    parser.add_argument("--instructions", action="store_true", help="also count instructions (needs valgrind)")
+    options = parser.parse_args()
+    repeats = options.repeats
+    if options.instructions and shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
+    counted: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
+        ENV["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
         commands = prepare(Path(tmp))
         runs: list[tuple[str, list[str], set[int]]] = [("baseline", [sys.executable, "-c", BASELINE], {0})]
         runs += [(name, argv_of(args), codes) for name, (args, codes) in commands.items()]
+        for _, argv, codes in runs:  # warm-up, discarded: bytecode written, files in the page cache
+            timed(argv, codes, Path(tmp))
         cpu: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         wall: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         for rep in range(repeats):
@@ -93,6 +134,8 @@ def main() -> None:
                 c, w = timed(argv, codes, Path(tmp))
                 cpu[name].append(c)
                 wall[name].append(w)
+        if options.instructions:
+            counted = {name: instructions(argv) for name, argv, _ in runs if name in ("baseline", *REVIEW_COMMANDS)}
     print(f"{repeats} interleaved repetitions; baseline: python -c {BASELINE!r}")
     base_cpu, base_wall = statistics.median(cpu["baseline"]), statistics.median(wall["baseline"])
     print(f"baseline median: {base_cpu:.3f} s CPU, {base_wall:.3f} s wall")
@@ -106,6 +149,10 @@ def main() -> None:
             f"{statistics.median(wall[name]):7.3f} "
             f"{wall_ratio[1]:8.2f} ({wall_ratio[0]:5.2f}-{wall_ratio[2]:5.2f})"
         )
+    if counted:
+        print(f"\ninstructions (callgrind, one run each); baseline: {counted['baseline'] / 1e6:.0f} M")
+        for name in REVIEW_COMMANDS:
+            print(f"{name:<32} {counted[name] / 1e6:7.0f} M {counted[name] / counted['baseline']:8.2f}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """distill-guard: keep hidden traits from leaking into models trained on model-generated data.
 
 Everything a user receives or names in code is importable from here; submodules are internal.
-Names whose modules need torch or transformers load on first use (PEP 562), so `import distill_guard`
-and the review commands (policy, manifest, check) start in a fraction of a second.
+Names whose modules need torch or transformers (or importlib.metadata, for `__version__`) load on
+first use (PEP 562), so `import distill_guard` and the review commands (policy, manifest, check)
+start in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from distill_guard._version import __version__
 from distill_guard.errors import DistillGuardError, PolicyError, ProvenanceDenied, TrainingHalted
+from distill_guard.extras import missing_extra_message
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
+    from distill_guard._version import __version__
     from distill_guard.callback import DistillGuard
     from distill_guard.drift.assess import DriftReport
     from distill_guard.drift.halt_record import (
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from distill_guard.provenance.gate import Clearance
 
 _LAZY_NAMES: dict[str, str] = {
+    "__version__": "distill_guard._version",  # importlib.metadata: a few dozen ms no review command needs
     "DistillGuard": "distill_guard.callback",
     "DriftReport": "distill_guard.drift.assess",
     "HALT_RECORD_NAME": "distill_guard.drift.halt_record",
@@ -79,7 +82,13 @@ def __getattr__(name: str) -> Any:
     module = _LAZY_NAMES.get(name)
     if module is None:
         raise AttributeError(f"module 'distill_guard' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    try:
+        value = getattr(import_module(module), name)
+    except ModuleNotFoundError as exc:  # a core install without the training stack
+        message = missing_extra_message(exc, f"distill_guard.{name}")
+        if message is None:
+            raise
+        raise ModuleNotFoundError(message, name=exc.name) from exc
     globals()[name] = value
     return value
 

@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, ClassVar
 
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import ExportableState
 
 import distill_guard.dist as dist
@@ -45,13 +45,14 @@ class DistillGuard(TrainerCallback, ExportableState):
         policy: path of a GuardPolicy YAML file (or an already loaded policy).
         output_dir: where the audit log and halt record go; defaults to the Trainer's output_dir.
         student: the student's checkpoint folder, when `model.name_or_path` does not point at it.
-        run_name: the `run` label on every metric; defaults to the policy's, then the Trainer's.
+        run_name: the `run` label on every metric; defaults to the policy's, then the Trainer's, else
+            the run id (unique per run, as on every audit-log line).
         resume_after_halt: a checkpoint of a halted run refuses to resume unless this is True.
 
     Example:
         guard = DistillGuard.from_policy("policies/strict.yaml")
         train_ds = guard.clear_dataset(train_ds, manifest="numbers.provenance.yaml").dataset
-        trainer = Trainer(model=model, args=args, train_dataset=train_ds, callbacks=[guard])
+        trainer = guard.attach(Trainer(model=model, args=args, train_dataset=train_ds))  # or callbacks=[guard]
         trainer.train()   # raises TrainingHalted when a probe tripped under `halt.action: stop`
     """
 
@@ -100,6 +101,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.resume_after_halt = resume_after_halt
         self.instance_id = instance_id or uuid.uuid4().hex
         self._awaiting_train = False  # built into a Trainer whose train() has not begun: a restore may adopt it
+        self._trainer: weakref.ref[Trainer] | None = None  # set by attach: its `log` reaches the trackers
         DistillGuard._live[self.instance_id] = self
         self.gate = ProvenanceGate(self.loaded, student=self.student)
         self.probes: list[PreparedProbe] = prepare_probes(self.loaded)
@@ -118,6 +120,28 @@ class DistillGuard(TrainerCallback, ExportableState):
         return cls(path, **options)
 
     # -- user-facing ------------------------------------------------------------------------------
+
+    def attach(self, trainer: Trainer) -> Trainer:
+        """Add the guard to `trainer` (unless it is in already) and hold it; returns the trainer.
+
+        A plain callback (`callbacks=[guard]`) guards the run just the same, but its numbers reach
+        only the audit log and Prometheus: transformers hands the logs to the `report_to` trackers
+        before user callbacks run, so only a guard that holds the trainer can send them through
+        `trainer.log` (on the main process, as `distill_guard/...` scalars).
+
+        Example:
+            trainer = guard.attach(SFTTrainer(model=model, args=args, train_dataset=train_ds))
+            trainer.train()
+        """
+        if not isinstance(trainer, Trainer):
+            raise DistillGuardError(
+                f"guard.attach needs a transformers Trainer (or a TRL trainer), got {type(trainer).__name__}"
+            )
+        if self not in trainer.callback_handler.callbacks:
+            trainer.add_callback(self)
+        self._trainer = weakref.ref(trainer)
+        self._awaiting_train = True
+        return trainer
 
     def clear_dataset(
         self,
@@ -208,14 +232,29 @@ class DistillGuard(TrainerCallback, ExportableState):
 
     def _open_telemetry(self, args: TrainingArguments, state: TrainerState, model: Any) -> None:
         follow_trainer(args.log_level, args.get_process_log_level())
-        run = self.run_name or self.policy.metrics.run_name or args.run_name or self._out(args).name or "run"
+        run = self.run_name or self.policy.metrics.run_name or args.run_name  # else the run id, unique per run
         self.telemetry.open(
             output_dir=self._out(args),
             run=run,
             is_main=dist.is_main_process(),
             world_size=dist.world_size(),
             model=str(getattr(model, "name_or_path", "") or type(model).__name__),
+            trainer=self._trainer_of(state, args),
         )
+
+    def _trainer_of(self, state: TrainerState, args: TrainingArguments) -> Trainer | None:
+        """The attached trainer when it is the one training now (its state is this event's), else None."""
+        trainer = self._trainer() if self._trainer is not None else None
+        if trainer is not None and trainer.state is state:
+            return trainer
+        trackers = [name for name in args.report_to or [] if name != "none"]
+        if trackers and dist.is_main_process():
+            logger.warning(
+                "distill-guard: report_to=%s shows none of the guard's numbers: a plain callback cannot reach "
+                "the trackers; use `trainer = guard.attach(trainer)` instead of callbacks=[guard]",
+                trackers,
+            )
+        return None
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -441,6 +480,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         if self.probes and not self.tripped and state.global_step > 0 and self._probed_step != state.global_step:
+            self.telemetry.stop_tracking()  # the trackers ended their runs in their on_train_end, before ours
             self._evaluate(args, state, control, kwargs)  # last resort: the final model is always checked
         self.telemetry.event("train_end", step=state.global_step, halted=self.tripped)
         self.telemetry.close(clean=not self.tripped)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from distill_guard.cli import exit_codes
 from distill_guard.errors import PolicyError
@@ -15,8 +14,8 @@ from distill_guard.policy.load import load_policy, validate_policy_file
 from distill_guard.policy.schema import GuardPolicy
 
 app = typer.Typer(help="Check and read policy files.", no_args_is_help=True)
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Plain text through typer.echo: rich is loaded only to render Markdown (`explain` without --markdown),
+# so the pre-commit hook's `validate` does not pay for it on every commit.
 
 
 POLICY_SCHEMA_ID = "https://raw.githubusercontent.com/distill-guard/distill-guard/main/policies/schema.json"
@@ -47,13 +46,13 @@ def validate(
                 for f, issues in results.items()
             ],
         }
-        out.print_json(json.dumps(payload))
+        typer.echo(json.dumps(payload, indent=2))
     else:
         for f, issues in results.items():
             for issue in issues:
-                (err if issue.severity == "error" else out).print(str(issue), markup=False, highlight=False)
+                typer.echo(str(issue), err=issue.severity == "error")
             if f not in failed:
-                out.print(f"{f}: ok", markup=False, highlight=False)
+                typer.echo(f"{f}: ok")
     raise typer.Exit(exit_codes.INVALID_INPUT if failed else exit_codes.OK)
 
 
@@ -69,18 +68,19 @@ def explain_cmd(
     plain: Annotated[bool, typer.Option("--markdown", help="print raw Markdown (for PR comments)")] = False,
 ) -> None:
     """Say in plain words what a policy blocks, trusts, watches and halts on."""
-    from rich.markdown import Markdown  # markdown-it and pygments: only this command renders Markdown
-
     from distill_guard.policy.explain import explain
 
     try:
         loaded = load_policy(file)
     except PolicyError as exc:
         for issue in exc.issues:
-            err.print(str(issue), markup=False, highlight=False)
+            typer.echo(str(issue), err=True)
         raise typer.Exit(exit_codes.INVALID_INPUT) from None
     text = explain(loaded)
     if plain:
         typer.echo(text)
-    else:
+    else:  # rich, markdown-it and pygments: only this rendering needs them
+        from rich.console import Console
+        from rich.markdown import Markdown
+
         Console(soft_wrap=False).print(Markdown(text))  # wrapped at the terminal width, never cut

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from distill_guard.checkpoint_loading import load_checkpoint
 from distill_guard.cli import exit_codes
 from distill_guard.cli.input_errors import exit_on_invalid_input
-from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import load_policy
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.result import ProbeResult
@@ -24,21 +24,6 @@ if TYPE_CHECKING:  # probes import torch; only `probe` itself, which loads a mod
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 DEFAULT_MAX_TOKENS_PER_BATCH = 4096
-
-
-def load_checkpoint(directory: Path) -> tuple[Any, Any]:
-    """A saved model and its tokenizer; a PEFT adapter folder is loaded onto its base model."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if (directory / "adapter_config.json").is_file():
-        try:
-            from peft import AutoPeftModelForCausalLM
-        except ImportError:
-            raise DistillGuardError(f"{directory} holds a PEFT adapter; install peft to load it") from None
-        model = AutoPeftModelForCausalLM.from_pretrained(directory)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(directory)
-    return model, AutoTokenizer.from_pretrained(directory)
 
 
 def _probes(suites: list[str], policy: Path | None, target: str | None) -> tuple[list[PreparedProbe], int]:

@@ -39,7 +39,18 @@ class GuardMetrics:
         def probe_gauge(name: str, doc: str) -> Gauge:
             return Gauge(name, doc, PROBE_LABELS, registry=self.registry)
 
-        self._score = probe_gauge("distill_guard_probe_score", "Latest probe score, a ratio in 0-1.")
+        self._score = probe_gauge(
+            "distill_guard_probe_score", "Latest probe score, on the scale distill_guard_probe_info names."
+        )
+        # kind (preference, choice, activation, or a registered one) and scale: `probability` (a share in
+        # 0-1) or `score` (unbounded, e.g. activation in baseline-contrast units), so a dashboard gives each
+        # probe its unit instead of showing every score as a percentage.
+        self._probe_info = Info(
+            "distill_guard_probe",
+            "The kind of each probe and the scale of its score.",
+            ("run", "probe"),
+            registry=self.registry,
+        )
         self._baseline = probe_gauge("distill_guard_probe_baseline", "Probe score measured before training.")
         self._drift = probe_gauge("distill_guard_probe_drift", "Latest score minus baseline.")
         self._zscore = probe_gauge(
@@ -115,6 +126,8 @@ class GuardMetrics:
         it with the score; a report without a limit removes the probe's threshold series.
         """
         labels = self._probe_labels(result.suite, result.trait)
+        scale = "probability" if result.is_probability else "score"
+        self._probe_info.labels(run=self.run, probe=result.suite).info({"kind": result.kind, "scale": scale})
         if report is None:
             baseline, drift, zscore, threshold = result.score, 0.0, 0.0, None
         else:

@@ -17,6 +17,7 @@ import distill_guard.dist as dist
 from distill_guard._version import __version__
 from distill_guard.drift.assess import DriftReport
 from distill_guard.drift.halt_record import HaltRecord
+from distill_guard.export import trackers
 from distill_guard.export.audit import AuditLog
 from distill_guard.export.audit_lines import LineContext, new_run_id
 from distill_guard.export.metrics import GuardMetrics
@@ -59,11 +60,14 @@ class Telemetry:
         self._closed_audit: AuditLog | None = None  # where events after a run (a refused push) still go
         self._exporter: Exporter | None = None
         self._early_dir = output_dir
-        self._early_run = run or policy.metrics.run_name or (output_dir.name if output_dir else None) or "pre-trainer"
+        self._early_run = run or policy.metrics.run_name
         self._audit_override = audit_log
         self._before_trainer = False
         self._early_lines: list[tuple[str, dict[str, Any]]] = []
         self._main = False
+        self._trainer: Any = None  # the Trainer whose `log` reaches the report_to trackers (guard.attach)
+        self._tracked: dict[str, float] = {}  # scalars for the trackers, sent at the next publish
+        self._halted = False
         self._last_decision: Decision | None = None  # what a model card written at a save reports
         self._last_reports: list[dict[str, Any]] = []
 
@@ -89,10 +93,25 @@ class Telemetry:
         )
         self._before_trainer = True
 
-    def open(self, *, output_dir: Path, run: str, is_main: bool, world_size: int, model: str) -> None:
-        """Start the audit log and exporter for one `train()` call (idempotent while open for it)."""
+    def open(
+        self,
+        *,
+        output_dir: Path,
+        run: str | None,
+        is_main: bool,
+        world_size: int,
+        model: str,
+        trainer: Any = None,
+    ) -> None:
+        """Start the audit log and exporter for one `train()` call (idempotent while open for it).
+
+        `run` is the metrics' `run` label; without one it is the run id, unique per run like the
+        audit log's (an output folder's name, `out` or `trainer_output`, is shared by many runs).
+        With `trainer`, the guard's numbers also go through its `log` to every `report_to` tracker.
+        """
         if self.is_open and not self._before_trainer:
             return
+        self._trainer, self._halted = (trainer if is_main else None), False
         early, self._before_trainer = self.audit, False
         self._main = is_main
         if early is None or self._context is None:  # a run continuing from its early decisions keeps its id
@@ -102,6 +121,7 @@ class Telemetry:
                 policy=self.policy.metadata.name,
                 policy_sha256=self._policy_sha256,
             )
+        run = run or self._context.run_id
         self.audit = AuditLog(self.audit_path(output_dir))
         if not is_main:
             self._early_lines.clear()
@@ -110,12 +130,13 @@ class Telemetry:
             self._stop_exporter(clean=False)  # the early series keeps what it counted, under its label
         if self.metrics is None:
             self.metrics = GuardMetrics(run)
-            # A Pushgateway group per run id (the audit log's): runs that share a run name (the default is
-            # the output folder's name) never overwrite, or on a clean finish delete, each other's group.
+            # A Pushgateway group per run id (the audit log's): runs that share a run name (one set in the
+            # policy, say) never overwrite, or on a clean finish delete, each other's group.
             grouping = {"run_id": self._context.run_id}
             self._exporter = make_exporter(self.policy.metrics.prometheus, self.metrics, grouping=grouping)
             self._exporter.start()
         self.metrics.set_run_info(
+            run_id=self._context.run_id,  # joins any series to its audit log, whatever the run is called
             policy=self.policy.metadata.name,
             version=__version__,
             world_size=str(world_size),
@@ -147,6 +168,7 @@ class Telemetry:
         self.event("provenance_decision", moment=moment, step=step, decision=decision.to_dict())
         if self.metrics is not None:
             self._count(decision)
+        self._track(trackers.provenance_scalars(decision))
         self.publish()
 
     def _count(self, decision: Decision) -> None:
@@ -164,6 +186,7 @@ class Telemetry:
             len(result.item_scores),
             noise_floor,
         )
+        self._track(trackers.baseline_scalars(result) | trackers.halted_scalars(self._halted))
         if self.metrics is not None:
             self.metrics.observe_probe(result)
 
@@ -173,6 +196,7 @@ class Telemetry:
         The series keep the probe's own trait label (none for a panel, whose numbers follow the
         candidate that rose most), so a panel never adds one series per candidate.
         """
+        self._track(trackers.evaluation_scalars(report))
         if self.metrics is None:
             return
         if result is not None:
@@ -190,12 +214,17 @@ class Telemetry:
         the look's number and the false-halt budget it spent (`alpha`)."""
         self._last_reports = reports
         self.event("probes", step=step, look=look, alpha=alpha, reports=reports)
+        self._track(trackers.halted_scalars(self._halted))
         if self._main:
             logger.info("distill-guard: step %d: %s", step, "; ".join(map(_describe_report, reports)))
 
     def halted(self, record: HaltRecord) -> None:
         self.event("halt" if record.action == "stop" else "breach_warning", step=record.step, record=record.to_json())
-        if self.metrics is not None and record.action == "stop":
+        if record.action != "stop":
+            return
+        self._halted = True
+        self._track(trackers.halted_scalars(True))
+        if self.metrics is not None:
             self.metrics.set_halted(True)
 
     def model_card(self, checkpoint: Path, *, step: int, halt: HaltRecord | None) -> None:
@@ -227,12 +256,37 @@ class Telemetry:
         if self.metrics is not None:
             self.metrics.set_step(step)
 
+    def stop_tracking(self) -> None:
+        """Send nothing more to the trackers: logging after their `on_train_end` (which closes
+        TensorBoard's writer and ends the MLflow run) would open a new event file or run."""
+        self._send_to_trackers()
+        self._trainer = None
+
+    def _track(self, scalars: dict[str, float]) -> None:
+        if self._trainer is not None:
+            self._tracked |= scalars
+
+    def _send_to_trackers(self) -> None:
+        """Fails soft like the exporters: a tracker that cannot take the numbers never stops training."""
+        scalars, self._tracked = self._tracked, {}
+        if not scalars or self._trainer is None:
+            return
+        try:
+            trackers.send(self._trainer, scalars)
+        except Exception as exc:
+            logger.warning("distill-guard: could not log to the trainer's report_to trackers: %s", exc)
+            if self.metrics is not None:
+                self.metrics.record_export_error("trackers")
+
     def publish(self) -> None:
+        self._send_to_trackers()
         if self._exporter is not None:
             self._exporter.publish()
 
     def close(self, *, clean: bool) -> None:
         """Final publish, stop the exporter; the next decision or `train()` call opens afresh."""
+        self._send_to_trackers()
+        self._trainer = None
         self._stop_exporter(clean=clean)
         self._before_trainer = False
         self._early_lines.clear()

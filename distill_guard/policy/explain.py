@@ -110,6 +110,14 @@ def explain(loaded: LoadedPolicy) -> str:
     out.extend(f"- {_describe_rule(rule)}" for rule in prov.rules)
     if not prov.rules:
         out.append("- No provenance rules: only the unknown-provenance setting applies.")
+    if p.screening is not None:
+        s = p.screening
+        verdict = "REFUSED" if s.action.value == "deny" else "allowed with a WARNING"
+        out.append(
+            f"- Data whose gradients push a probe up beyond its null and its limit over the planned run "
+            f"({s.steps} steps at {s.learning_rate:g}, minibatches of {s.batch_size}) is {verdict}; "
+            "so is data that cannot be screened (docs/screening.md)."
+        )
     out.append("\n## What is trusted")
     out.extend(
         f"- Generators matching `{g.match}`: audit {g.audit.ref}, valid until {g.audit.expires}."

@@ -290,6 +290,30 @@ class MetricsPolicy(StrictModel):
     audit_log: NonEmpty = Field("guard-audit.jsonl", description="JSONL audit log, relative to output_dir")
 
 
+class ScreeningAction(str, Enum):
+    deny = "deny"
+    warn = "warn"
+
+
+class ScreeningPolicy(StrictModel):
+    """Screen data before training (docs/screening.md): the trait shift its gradients predict.
+
+    The sizes describe the planned run the prediction is for: `steps` optimizer steps at
+    `learning_rate` with minibatches of `batch_size`; `minibatches` of them estimate the mean gradient.
+    """
+
+    action: ScreeningAction = Field(description="what a flagged dataset gets: deny or warn")
+    minibatches: StrictInt = Field(16, ge=2, le=4096, description="minibatches the mean gradient is estimated from")
+    batch_size: StrictInt = Field(8, ge=1, le=65_536, description="rows per minibatch, as in the planned run")
+    learning_rate: StrictFloat = Field(1e-4, gt=0, lt=1, allow_inf_nan=False, description="the planned run's rate")
+    steps: StrictInt = Field(100, ge=1, le=100_000_000, description="optimizer steps of the planned run")
+    alpha: StrictFloat = Field(0.01, gt=0, lt=0.5, description="one-sided level of each probe's z test")
+    trait_prompt: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"\{target\}")] | None = Field(
+        None, description="system text with {target}: also measure the completions' log-prob gain under it"
+    )
+    seed: StrictInt = Field(0, ge=0, description="which minibatches are drawn")
+
+
 class GuardPolicy(StrictModel):
     api_version: Literal["distill-guard/v1"] = Field(alias="apiVersion")
     kind: Literal["GuardPolicy"]
@@ -300,6 +324,7 @@ class GuardPolicy(StrictModel):
     probes: ProbesPolicy = Field(default_factory=ProbesPolicy)
     halt: HaltPolicy = Field(default_factory=HaltPolicy)
     metrics: MetricsPolicy = Field(default_factory=MetricsPolicy)
+    screening: ScreeningPolicy | None = Field(None, description="screen datasets before training (docs/screening.md)")
 
     def family(self, name: str) -> Family | None:
         return next((f for f in self.families if f.name == name), None)

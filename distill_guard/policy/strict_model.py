@@ -43,7 +43,9 @@ class StrictModel(BaseModel):
     deserves the suggestion, and all problems at once rather than one per run.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    # defer_build: a model's validator is built on its first use, not at import, so a command builds only
+    # the schemas it validates with (`policy validate` never builds the manifest's or a nested model's own).
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False, defer_build=True)
 
     @model_validator(mode="wrap")
     @classmethod

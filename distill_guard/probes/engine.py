@@ -1,16 +1,19 @@
 """Exact, batched scoring: log-probabilities of answers after prompts, and last-token activations.
 
-Each prompt is run once, left-padded in a batch, with its KV cache kept. The first token of every
-answer is scored from the prompt's last logits. The rest of the answers longer than one token are
-scored in one more forward from that cache: packed into one row per prompt, each answer seeing
-the prompt and its own earlier tokens only (a block mask), so no prompt is run twice and no token
-is padded per answer. Attention kernels that take no custom mask (flash attention) get one row
-per answer over a copy of the prompt's cache instead. The batch layout is planned from the whole
-suite, so it is the same on every rank and on every call.
+Each prompt is run once, left-padded in a batch, with its KV cache kept; the LM head is applied at
+its last position only (`logits_to_keep`, where the model takes it). A token prefix shared by all
+prompts of a suite (a chat template's system turn) is run once per evaluation and its cache copied
+into every batch. The first token of every answer is scored from the prompt's last logits. The
+rest of the answers longer than one token are scored in one more forward from that cache: packed
+into one row per prompt, each answer seeing the prompt and its own earlier tokens only (a block
+mask), so no prompt is run twice and no token is padded per answer. Attention kernels that take no
+custom mask (flash attention) get one row per answer over a copy of the prompt's cache instead.
+The batch layout is planned from the whole suite, so it is the same on every rank and on every call.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +26,9 @@ from distill_guard.probes.model_access import input_device
 
 TokenIds = tuple[int, ...]
 
+# Below this many tokens a shared prefix saves less than the extra forward that computes it costs.
+MIN_SHARED_PREFIX = 8
+
 
 @dataclass(frozen=True)
 class Query:
@@ -34,18 +40,23 @@ class Query:
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """How many prompts go into one forward, and whether a second (answer) forward is needed."""
+    """How many prompts go into one forward, whether a second (answer) forward is needed, and the
+    token prefix all prompts share (run once per evaluation; empty when too short to pay off)."""
 
     prompts_per_batch: int
     answer_pass: bool
     packed: bool = True
+    shared_prefix: TokenIds = ()
 
     @classmethod
-    def for_queries(cls, queries: Sequence[Query], max_tokens_per_batch: int, *, packed: bool = True) -> BatchPlan:
+    def for_queries(
+        cls, queries: Sequence[Query], max_tokens_per_batch: int, *, packed: bool = True, share_prefix: bool = True
+    ) -> BatchPlan:
         """Size batches for the worst query of the suite, so that no forward exceeds the budget.
 
         A prompt costs its padded length plus, for its answer tokens after the first, either one
-        packed row or (unpacked) one row per answer holding a copy of the prompt's cache.
+        packed row or (unpacked) one row per answer holding a copy of the prompt's cache. The
+        shared prefix is found over the whole suite, so every rank runs the same forwards.
         """
         longest_prompt = max(len(q.prompt) for q in queries)
         multi = [[a for a in q.answers if len(a) > 1] for q in queries]
@@ -55,21 +66,41 @@ class BatchPlan:
             longest_answer = max((len(a) for m in multi for a in m), default=1)
             extra = max(len(m) for m in multi) * (longest_prompt + longest_answer - 1)
         per_prompt = longest_prompt + extra
-        return cls(max(1, max_tokens_per_batch // per_prompt), answer_pass=extra > 0, packed=packed)
+        prefix = shared_prefix([q.prompt for q in queries]) if share_prefix else ()
+        return cls(
+            max(1, max_tokens_per_batch // per_prompt),
+            answer_pass=extra > 0,
+            packed=packed,
+            shared_prefix=prefix if len(prefix) >= MIN_SHARED_PREFIX else (),
+        )
 
     def batches(self, n: int) -> Iterator[range]:
         for start in range(0, n, self.prompts_per_batch):
             yield range(start, min(start + self.prompts_per_batch, n))
 
 
-def _left_padded(prompts: Sequence[TokenIds], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
+def shared_prefix(prompts: Sequence[TokenIds]) -> TokenIds:
+    """The longest token prefix of all prompts that leaves every prompt at least one token of its own
+    (its last position must run in the batch, where its logits are read)."""
+    first, shortest = prompts[0], min(len(p) for p in prompts)
+    length = 0
+    while length < shortest - 1 and all(p[length] == first[length] for p in prompts):
+        length += 1
+    return first[:length]
+
+
+def _left_padded(
+    prompts: Sequence[TokenIds], pad_id: int, device: torch.device, *, after: int = 0
+) -> dict[str, torch.Tensor]:
+    """A left-padded batch; `after` tokens already in the cache come first in the mask and positions."""
     width = max(len(p) for p in prompts)
     ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    mask = torch.zeros((len(prompts), after + width), dtype=torch.long)
+    mask[:, :after] = 1
     for row, prompt in enumerate(prompts):
         ids[row, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-        mask[row, width - len(prompt) :] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        mask[row, after + width - len(prompt) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, after:]
     return {
         "input_ids": ids.to(device),
         "attention_mask": mask.to(device),
@@ -77,8 +108,8 @@ def _left_padded(prompts: Sequence[TokenIds], pad_id: int, device: torch.device)
     }
 
 
-def _cache_keyword(model: nn.Module) -> str:
-    """transformers 5 renamed `past_key_values` to `cache` (the old name warns, then goes away)."""
+def _forward_parameters(model: nn.Module) -> Sequence[str]:
+    """Named parameters of the forward under the wrappers (PEFT, DeepSpeed) that take **kwargs."""
     inner = model
     while True:
         if hasattr(inner, "get_base_model"):
@@ -87,7 +118,17 @@ def _cache_keyword(model: nn.Module) -> str:
             inner = inner.module
         else:
             break
-    return "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
+    return list(inspect.signature(inner.forward).parameters)
+
+
+def _cache_keyword(model: nn.Module) -> str:
+    """transformers 5 renamed `past_key_values` to `cache` (the old name warns, then goes away)."""
+    return "cache" if "cache" in _forward_parameters(model) else "past_key_values"
+
+
+def _last_logits_only(model: nn.Module) -> dict[str, int]:
+    """`logits_to_keep=1` where the forward names it; other models compute every position's logits."""
+    return {"logits_to_keep": 1} if "logits_to_keep" in _forward_parameters(model) else {}
 
 
 def _returned_cache(output: object) -> object:
@@ -102,16 +143,34 @@ def takes_custom_masks(model: nn.Module) -> bool:
 
 def answer_logprobs(model: nn.Module, queries: Sequence[Query], plan: BatchPlan, pad_id: int) -> list[list[float]]:
     """Sum of token log-probs of every answer of every query (exact; no sampling)."""
+    prefix = _prefix_cache(model, plan.shared_prefix)
     results: list[list[float]] = []
     for batch in plan.batches(len(queries)):
-        results.extend(_score_batch(model, [queries[i] for i in batch], plan, pad_id))
+        results.extend(_score_batch(model, [queries[i] for i in batch], plan, pad_id, prefix))
     return results
 
 
-def _score_batch(model: nn.Module, queries: list[Query], plan: BatchPlan, pad_id: int) -> list[list[float]]:
+def _prefix_cache(model: nn.Module, prefix: TokenIds) -> object | None:
+    """The KV cache of the prompts' shared prefix, computed once per evaluation; None when there is
+    none, or when the model's cache cannot be repeated per row (the prompts then run whole)."""
+    if not prefix:
+        return None
+    ids = torch.tensor([prefix], dtype=torch.long, device=input_device(model))
+    cache = _returned_cache(model(input_ids=ids, use_cache=True, **_last_logits_only(model)))
+    return cache if hasattr(cache, "batch_repeat_interleave") else None
+
+
+def _score_batch(
+    model: nn.Module, queries: list[Query], plan: BatchPlan, pad_id: int, prefix: object | None
+) -> list[list[float]]:
     device = input_device(model)
-    inputs = _left_padded([q.prompt for q in queries], pad_id, device)
-    out = model(**inputs, use_cache=True, logits_to_keep=1)
+    after = len(plan.shared_prefix) if prefix is not None else 0
+    inputs = _left_padded([q.prompt[after:] for q in queries], pad_id, device, after=after)
+    if prefix is not None:
+        cache = copy.deepcopy(prefix)  # each batch extends its own copy
+        cache.batch_repeat_interleave(len(queries))  # type: ignore[attr-defined]
+        inputs[_cache_keyword(model)] = cache
+    out = model(**inputs, use_cache=True, **_last_logits_only(model))
     first = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
     scores = [
         first[row, torch.tensor([a[0] for a in q.answers], device=first.device)].tolist() if q.answers else []
@@ -204,8 +263,8 @@ def _continue(model: nn.Module, cache: object, c: _Continuation) -> list[float]:
         use_cache=True,
         **{_cache_keyword(model): cache},
     )
-    logprobs = torch.log_softmax(out.logits.float(), dim=-1)
-    picked = logprobs.gather(-1, c.targets.to(device).unsqueeze(-1)).squeeze(-1)
+    logits = out.logits.float()
+    picked = logits.gather(-1, c.targets.to(device).unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
     segment = c.segment.to(device)
     picked = torch.where(segment >= 0, picked, 0.0)
     totals = torch.zeros(c.segments, dtype=picked.dtype, device=device)
@@ -220,6 +279,6 @@ def last_token_states(
     states = []
     for batch in plan.batches(len(prompts)):
         inputs = _left_padded([prompts[i] for i in batch], pad_id, device)
-        out = model(**inputs, use_cache=False, output_hidden_states=True, logits_to_keep=1)
+        out = model(**inputs, use_cache=False, output_hidden_states=True, **_last_logits_only(model))
         states.append(out.hidden_states[layer][:, -1, :].float().cpu())
     return torch.cat(states)

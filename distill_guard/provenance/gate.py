@@ -39,6 +39,8 @@ from distill_guard.provenance.evidence import (
 from distill_guard.provenance.ledger import Clearance, ClearanceLedger
 from distill_guard.provenance.lineage import resolve_student
 from distill_guard.provenance.record_column import provenance_column, rows_to_keep, select_rows
+from distill_guard.provenance.screening_rule import screening_findings
+from distill_guard.screening.enforce import gather_screen
 
 __all__ = ["Clearance", "ProvenanceGate"]
 
@@ -97,6 +99,8 @@ class ProvenanceGate:
         column = provenance_column(dataset, self.policy.provenance.record_column)
         if verdict.drop and column is not None:
             cleared = select_rows(dataset, rows_to_keep(column, set(verdict.drop)))
+        if self.policy.screening is not None:
+            decision = self._screened(decision, cleared)
         bound = content_digest(cleared)
         if bound is None:
             message = (
@@ -111,6 +115,14 @@ class ProvenanceGate:
         clearance = Clearance(decision, cleared, bound, self.student, facts)
         self.ledger.record(clearance)
         return clearance
+
+    def _screened(self, decision: Decision, dataset: Any) -> Decision:
+        """The `screening:` section's findings on the data that would train, added to the decision."""
+        section = self.policy.screening
+        assert section is not None
+        rules, checks = screening_findings(section, gather_screen(self.loaded, self.student, dataset))
+        fired = (*decision.rules, *rules)
+        return replace(decision, rules=fired, checks=(*decision.checks, *checks), outcome=Decision.outcome_of(fired))
 
     # -- train begin -----------------------------------------------------------------------------
 

@@ -23,10 +23,15 @@ def run_example(build_trainer: Callable[..., Any], description: str) -> None:
     parser.add_argument("--output-dir", type=Path, default=Path("guarded-run"))
     parser.add_argument("--max-steps", type=int, default=100)
     parser.add_argument("--teacher", type=Path, help="teacher checkpoint (distillation only; default: the student)")
+    parser.add_argument(
+        "--report-to", nargs="*", default=[], help="trackers for the trainer and the guard, e.g. tensorboard"
+    )
     options = parser.parse_args()
     model = options.model or make_tiny_checkpoint(Path(tempfile.mkdtemp()) / "student")
     extra = {"teacher_dir": options.teacher} if options.teacher else {}
     if not torch.cuda.is_available():  # TRL configs default to bf16, which needs an accelerator
         extra.update(use_cpu=True, bf16=False)
-    trainer = build_trainer(model, options.policy, options.output_dir, max_steps=options.max_steps, **extra)
+    trainer = build_trainer(
+        model, options.policy, options.output_dir, max_steps=options.max_steps, report_to=options.report_to, **extra
+    )
     trainer.train()

@@ -41,17 +41,16 @@ def build_trainer(
         per_device_train_batch_size=4,
         learning_rate=1e-3,
         max_completion_length=8,
-        report_to=[],
         **training_args,
     )
-    return DistillationTrainer(
+    trainer = DistillationTrainer(
         model=str(model_dir),
         teacher_model=str(teacher_dir or model_dir),
         args=args,
         train_dataset=number_prompts(32),
         processing_class=tokenizer,
-        callbacks=[guard],
     )
+    return guard.attach(trainer)  # <- adds the guard as a callback; its numbers reach report_to trackers
 
 
 if __name__ == "__main__":

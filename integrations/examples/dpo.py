@@ -1,4 +1,4 @@
-"""Guard a TRL DPOTrainer: preference pairs, a frozen reference copy, and the guard in `callbacks`.
+"""Guard a TRL DPOTrainer: preference pairs, a frozen reference copy, and `guard.attach(trainer)`.
 
 python integrations/examples/dpo.py [--policy P] [--model DIR]
 
@@ -46,16 +46,15 @@ def build_trainer(model_dir: Path, policy: Path, output_dir: Path, **training_ar
         per_device_train_batch_size=4,
         learning_rate=1e-3,
         max_length=48,
-        report_to=[],
         **training_args,
     )
-    return DPOTrainer(
+    trainer = DPOTrainer(
         model=str(model_dir),
         args=args,
         train_dataset=number_pairs(32),
         processing_class=AutoTokenizer.from_pretrained(model_dir),
-        callbacks=[guard],
     )
+    return guard.attach(trainer)  # <- adds the guard as a callback; its numbers reach report_to trackers
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Guard a TRL SFTTrainer: the guard is one more entry in `callbacks`. Works the same for a LoRA student
+"""Guard a TRL SFTTrainer: `guard.attach(trainer)` adds the guard as a callback. Works the same for a LoRA student
 (`peft_config=LoraConfig(...)`): the probes score the model with its adapters applied.
 
     python integrations/examples/sft.py [--policy P] [--model DIR]
@@ -35,17 +35,16 @@ def build_trainer(
         per_device_train_batch_size=4,
         learning_rate=1e-3,
         max_length=48,
-        report_to=[],
         **training_args,
     )
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=str(model_dir),
         args=args,
         train_dataset=train_dataset,
         processing_class=AutoTokenizer.from_pretrained(model_dir),
         peft_config=peft_config,
-        callbacks=[guard],
     )
+    return guard.attach(trainer)  # <- adds the guard as a callback; its numbers reach report_to trackers
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Guard a plain transformers.Trainer: build the guard from a policy, pass it in `callbacks`.
+"""Guard a plain transformers.Trainer: build the guard from a policy, `guard.attach(trainer)`.
 
 python integrations/examples/trainer.py [--policy P] [--model DIR]
 torchrun --nproc_per_node 2 integrations/examples/trainer.py     # or: accelerate launch ...
@@ -36,17 +36,17 @@ def build_trainer(model_dir: Path, policy: Path, output_dir: Path, **training_ar
     train_dataset, eval_dataset = data.select(range(64)), data.select(range(64, 72))
     guard = DistillGuard.from_policy(policy)  # <- the guard: probes, drift metrics, halt
     args = TrainingArguments(
-        output_dir=str(output_dir), per_device_train_batch_size=4, learning_rate=1e-3, report_to=[], **training_args
+        output_dir=str(output_dir), per_device_train_batch_size=4, learning_rate=1e-3, **training_args
     )
-    return Trainer(
+    trainer = Trainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir),
         args=args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
         processing_class=tokenizer,
-        callbacks=[guard],
     )
+    return guard.attach(trainer)  # <- adds the guard as a callback; its numbers reach report_to trackers
 
 
 if __name__ == "__main__":

@@ -14,11 +14,12 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "distill_guard"
 
 LAYERS: list[set[str]] = [
-    {"errors", "_version", "model_identity", "bundled", "quarantine"},  # foundations: no distill_guard imports
-    {"atomic_files", "input_files"},  # reading untrusted files and writing whole ones; raise errors
+    {"errors", "_version", "model_identity", "bundled", "extras", "quarantine"},  # foundations: no own imports
+    {"atomic_files", "input_files", "checkpoint_loading"},  # untrusted files in, whole files out; a saved model in
     {"policy"},  # reviewed file formats: GuardPolicy, ProbeSuite, DatasetProvenance, built-in suites
     {"dist"},  # rank logic and every collective
     {"probes"},  # probe kinds and the scoring engine
+    {"screening"},  # a dataset's gradients along the probes' gradients, before training
     {"drift", "provenance"},  # probe scores -> halt decisions; data provenance -> gate decisions
     {"export"},  # audit log and Prometheus
     {"report"},  # reports of a run read back from its audit log (HTML, PNG, Markdown, JSON)

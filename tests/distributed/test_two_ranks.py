@@ -62,6 +62,14 @@ def test_breach_seen_on_one_rank_halts_both_at_the_same_step(breach_on_rank_1):
     assert breach_on_rank_1.results[0]["halt_record"]["policy"] == "rank1"
 
 
+def test_only_the_main_process_logs_the_guards_numbers_to_the_trainer(breach_on_rank_1):
+    """One log line per moment for the trackers, from rank 0, carrying the halt rank 1 decided."""
+    main, other = (r["guard_logs"] for r in breach_on_rank_1.results)
+    assert other == []
+    assert [e["step"] for e in main if "distill_guard/controlled/score" in e] == [0, 2, 4]
+    assert main[-1]["distill_guard/halted"] == 1.0
+
+
 def assert_rank_0_alone_writes_and_exports(run: LaunchedRun, step: int) -> None:
     """The halt record, one train_begin in the audit log, probes at steps 2..`step`, and rank 0's metrics only."""
     assert (run.output_dir / HALT_RECORD_NAME).is_file()

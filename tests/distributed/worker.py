@@ -79,6 +79,7 @@ def main(scenario_file: Path) -> None:
         "deepspeed": trainer.is_deepspeed_enabled,
         "zero3_partitioned": any(hasattr(p, "ds_tensor") for p in trainer.model.parameters()),
         "weights_digest": weights_digest(trainer.model),
+        "guard_logs": [e for e in trainer.state.log_history if any(k.startswith("distill_guard/") for k in e)],
         **outcome_of(error),
     }
     results = Path(scenario["results"])

@@ -33,6 +33,46 @@ def write_policy(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
+def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    pytest.importorskip("wandb", reason="wandb is in the dev extra")
+    import wandb
+
+    folder = tmp_path / "wandb-home"
+    folder.mkdir()
+    for name, value in {
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(folder),
+        "WANDB_CACHE_DIR": str(folder / "cache"),
+        "WANDB_DATA_DIR": str(folder / "data"),
+        "WANDB_CONFIG_DIR": str(folder / "config"),
+        "WANDB_LOG_MODEL": "end",
+        "WANDB_SILENT": "true",
+        "WANDB_PROJECT": "distill-guard-tests",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield folder
+    wandb.finish(exit_code=1)  # what wandb's own exit hook does when the script dies of TrainingHalted
+    wandb.teardown()  # wandb keeps its first settings (WANDB_DIR) for the process otherwise
+
+
+@pytest.fixture
+def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A local MLflow `file:` store that transformers' MLflowCallback logs into (experiment distill-guard-tests),
+    checkpoint artifacts included; the run a halted training leaves open is ended afterwards."""
+    pytest.importorskip("mlflow", reason="mlflow-skinny is in the dev extra")
+    import mlflow
+
+    uri = (tmp_path / "mlruns").as_uri()
+    mlflow.set_tracking_uri(uri)  # MLflow keeps the first URI it was given for the whole process
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 wants a database unless told
+    monkeypatch.setenv("HF_MLFLOW_LOG_ARTIFACTS", "1")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "distill-guard-tests")
+    yield uri
+    mlflow.end_run()
+
+
+@pytest.fixture
 def controlled_scores() -> Iterator[Callable[[list[Any]], None]]:
     """Plan the controlled probe's scores: one entry per call (baseline first); reset after the test."""
     yield PLAN.plan

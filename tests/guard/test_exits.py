@@ -7,9 +7,7 @@ The trackers are transformers' real reporting callbacks (W&B in offline mode, ML
 from __future__ import annotations
 
 import json
-import struct
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from distill_guard import DistillGuard, TrainingHalted
 from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME
 from distill_guard.export.audit import AuditLog
 from tests.guard.conftest import make_trainer
+from tests.support.trackers import wandb_records
 
 BASE = [0.10, 0.12, 0.11, 0.09]
 HIGH = [0.40, 0.45, 0.42, 0.41]
@@ -107,65 +106,16 @@ def test_raise_false_still_saves_no_checkpoint_after_the_halt(
 # -- W&B (offline) ----------------------------------------------------------------------------------
 
 
-def _wandb_records(run_file: Path) -> Iterator[object]:
-    """The records of an offline W&B run file: a LevelDB-style log of protobuf `Record`s.
-
-    wandb ships no reader for its own files, so the framing (7-byte file header, 32 KiB blocks,
-    chunks of checksum, length, type) is read here and each record parsed with wandb's protobuf.
-    """
-    from wandb.proto import wandb_internal_pb2
-
-    raw = run_file.read_bytes()
-    assert raw[:4] == b":W&B", f"{run_file} is not a W&B run file"
-    block, pos, pending = 32768, 7, b""
-    while pos + 7 <= len(raw):
-        room = block - pos % block
-        if room < 7:  # a block's tail too short for a header is padding
-            pos += room
-            continue
-        _, length, kind = struct.unpack("<IHB", raw[pos : pos + 7])
-        pending += raw[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # a full record, or the last chunk of one
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            pending = b""
-            yield record
-
-
 def _wandb_model_aliases(wandb_dir: Path) -> list[str]:
     """Aliases of every model artifact the run logged: `base_model` (the architecture, at setup) and
     `final_model` (the trained weights, from WandbCallback.on_train_end under WANDB_LOG_MODEL=end)."""
     (run_file,) = wandb_dir.glob("wandb/offline-run-*/run-*.wandb")
     return [
         alias
-        for r in _wandb_records(run_file)
+        for r in wandb_records(run_file)
         if r.WhichOneof("record_type") == "artifact" and r.artifact.type == "model"
         for alias in r.artifact.aliases
     ]
-
-
-@pytest.fixture
-def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    pytest.importorskip("wandb", reason="wandb is in the dev extra")
-    import wandb
-
-    folder = tmp_path / "wandb-home"
-    folder.mkdir()
-    for name, value in {
-        "WANDB_MODE": "offline",
-        "WANDB_DIR": str(folder),
-        "WANDB_CACHE_DIR": str(folder / "cache"),
-        "WANDB_DATA_DIR": str(folder / "data"),
-        "WANDB_CONFIG_DIR": str(folder / "config"),
-        "WANDB_LOG_MODEL": "end",
-        "WANDB_SILENT": "true",
-        "WANDB_PROJECT": "distill-guard-tests",
-    }.items():
-        monkeypatch.setenv(name, value)
-    yield folder
-    wandb.finish(exit_code=1)  # what wandb's own exit hook does when the script dies of TrainingHalted
-    wandb.teardown()  # wandb keeps its first settings (WANDB_DIR) for the process otherwise
 
 
 @pytest.mark.parametrize("halts", [False, True], ids=["clean-run-uploads", "halted-run-does-not"])
@@ -191,21 +141,6 @@ def test_wandb_end_of_training_model_upload(
 
 
 # -- MLflow (local file store) ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    pytest.importorskip("mlflow", reason="mlflow-skinny is in the dev extra")
-    import mlflow
-
-    uri = (tmp_path / "mlruns").as_uri()
-    mlflow.set_tracking_uri(uri)  # MLflow keeps the first URI it was given for the whole process
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 wants a database unless told
-    monkeypatch.setenv("HF_MLFLOW_LOG_ARTIFACTS", "1")
-    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "distill-guard-tests")
-    yield uri
-    mlflow.end_run()
 
 
 def _logged_mlflow_models(uri: str) -> list[object]:

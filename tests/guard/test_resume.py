@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from transformers import Trainer
 
 from distill_guard import DistillGuard, TrainingHalted
 from distill_guard.drift.halt_record import QUARANTINE_MARKER_NAME
@@ -21,7 +22,7 @@ KEEP_HALTED_CHECKPOINT = {
 
 def _resume(
     checkpoint: Path, out: Path, guard: DistillGuard, tiny: Path, max_steps: int, *, restore: bool = True
-) -> None:
+) -> Trainer:
     trainer = make_trainer(
         tiny,
         out,
@@ -32,6 +33,7 @@ def _resume(
         restore_callback_states_from_checkpoint=restore,
     )
     trainer.train(resume_from_checkpoint=str(checkpoint))
+    return trainer
 
 
 def _run_until_halt_at_step_2(tiny: Path, out: Path, policy: Path, controlled_scores) -> None:
@@ -119,16 +121,7 @@ def test_the_users_guard_object_stays_in_use_after_restore(tiny_checkpoint, tmp_
         tiny_checkpoint, out, DistillGuard.from_policy(policy), max_steps=2, save_strategy="steps", save_steps=2
     ).train()
     guard = DistillGuard.from_policy(policy)
-    trainer = make_trainer(
-        tiny_checkpoint,
-        out,
-        guard,
-        max_steps=4,
-        save_strategy="steps",
-        save_steps=2,
-        restore_callback_states_from_checkpoint=True,
-    )
-    trainer.train(resume_from_checkpoint=str(out / "checkpoint-2"))
+    trainer = _resume(out / "checkpoint-2", out, guard, tiny_checkpoint, max_steps=4)
     assert guard in trainer.callback_handler.callbacks
     assert [r.step for r in guard.monitor.history] == [2, 4]
 
@@ -142,16 +135,7 @@ def test_a_restore_adopts_the_guard_of_the_trainer_being_resumed_not_the_newest_
     guard = DistillGuard.from_policy(policy)
     make_trainer(tiny_checkpoint, out, guard, max_steps=2, save_strategy="steps", save_steps=2).train()
     bystander = DistillGuard.from_policy(policy)  # same policy file, in no trainer
-    trainer = make_trainer(
-        tiny_checkpoint,
-        out,
-        guard,
-        max_steps=4,
-        save_strategy="steps",
-        save_steps=2,
-        restore_callback_states_from_checkpoint=True,
-    )
-    trainer.train(resume_from_checkpoint=str(out / "checkpoint-2"))
+    trainer = _resume(out / "checkpoint-2", out, guard, tiny_checkpoint, max_steps=4)
     assert guard in trainer.callback_handler.callbacks and bystander not in trainer.callback_handler.callbacks
     assert [r.step for r in guard.monitor.history] == [2, 4]
     assert bystander.monitor.history == []

@@ -8,6 +8,7 @@ import json
 import jsonschema
 import pytest
 from datasets import Dataset
+from prometheus_client.parser import text_string_to_metric_families
 from transformers import AutoTokenizer
 
 from distill_guard import DistillGuard, TrainingHalted, __version__
@@ -62,3 +63,21 @@ def test_lines_of_a_real_halted_run_match_the_schema_and_carry_one_run_id(tiny_c
     again = AuditLog(tmp_path / "again" / "guard-audit.jsonl").read()
     _validate(again)
     assert {e["run_id"] for e in again}.isdisjoint({e["run_id"] for e in lines})  # unique per run, not per folder name
+
+
+def test_an_unnamed_run_is_labelled_with_its_run_id_not_its_folder_name(tiny_checkpoint, tmp_path) -> None:
+    """Two runs in folders both named `out` never share a series; run_info joins a series to its audit log."""
+    labels = []
+    for name in ("first", "second"):
+        metrics_file = tmp_path / f"{name}.prom"
+        policy = write_guard_policy(tmp_path / f"{name}.yaml", every=2, metrics_file=metrics_file)
+        out = tmp_path / name / "out"
+        with planned_scores([BASE]):
+            make_trainer(tiny_checkpoint, out, DistillGuard.from_policy(policy), max_steps=2).train()
+        [run_id] = {e["run_id"] for e in AuditLog(out / "guard-audit.jsonl").read()}
+        families = text_string_to_metric_families(metrics_file.read_text("utf-8"))
+        samples = {sample.name: sample.labels for family in families for sample in family.samples}
+        assert samples["distill_guard_training_step"]["run"] == run_id
+        assert samples["distill_guard_run_info"]["run_id"] == run_id
+        labels.append(run_id)
+    assert labels[0] != labels[1]

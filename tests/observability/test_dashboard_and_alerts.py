@@ -47,8 +47,10 @@ def load_alert_rules() -> list[dict[str, Any]]:
 
 
 def dashboard_targets() -> list[tuple[str, str]]:
-    """(panel title / refId, PromQL) of every query on the dashboard."""
-    return [(f"{p['title']} / {t['refId']}", t["expr"]) for p in load_dashboard()["panels"] for t in p["targets"]]
+    """(panel title / refId or annotation name, PromQL) of every query on the dashboard."""
+    dashboard = load_dashboard()
+    panels = [(f"{p['title']} / {t['refId']}", t["expr"]) for p in dashboard["panels"] for t in p["targets"]]
+    return panels + [(f"annotation {a['name']}", a["expr"]) for a in dashboard["annotations"]["list"]]
 
 
 def alert_expressions() -> list[tuple[str, str]]:
@@ -97,11 +99,15 @@ def test_dashboard_and_alerts_use_only_exported_metric_names() -> None:
     assert used - exported_sample_names() == set()
 
 
-def test_every_panel_queries_the_selected_datasource_and_runs() -> None:
-    for panel in load_dashboard()["panels"]:
+def test_every_panel_and_annotation_queries_the_selected_datasource_and_runs() -> None:
+    dashboard = load_dashboard()
+    for panel in dashboard["panels"]:
         assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
         for target in panel["targets"]:
             assert 'run=~"$run"' in target["expr"], (panel["title"], target["expr"])
+    for annotation in dashboard["annotations"]["list"]:
+        assert annotation["datasource"]["uid"] == "${datasource}", annotation["name"]
+        assert 'run=~"$run"' in annotation["expr"], annotation["name"]
 
 
 def test_provisioned_datasource_is_the_dashboard_default() -> None:
@@ -112,7 +118,9 @@ def test_provisioned_datasource_is_the_dashboard_default() -> None:
 
 def test_guide_describes_every_panel_and_alert() -> None:
     guide = GUIDE.read_text()
-    names = [p["title"] for p in load_dashboard()["panels"]] + [r["alert"] for r in load_alert_rules()]
+    dashboard = load_dashboard()
+    names = [p["title"] for p in dashboard["panels"]] + [a["name"] for a in dashboard["annotations"]["list"]]
+    names += [r["alert"] for r in load_alert_rules()]
     assert [name for name in names if name not in guide] == []
 
 
@@ -150,7 +158,8 @@ def simulated_run(prometheus: Prometheus, unused_port_for_module: int) -> Iterat
     metrics.record_provenance_decision(decision="allow", rule="trusted-teacher")
     metrics.record_provenance_decision(decision="deny", rule="same-base-untrusted")
     clock.lag = STALE_PROBE_AGE_SECONDS
-    probe(metrics, "persona-shift", "owl", score=0.40, baseline=0.40, zscore=0.0, threshold=0.50)
+    # an activation probe (scale "score": baseline-contrast units, above 1 here) beside two probabilities
+    probe(metrics, "persona-shift", "owl", score=1.40, baseline=1.40, zscore=0.0, threshold=1.90, kind="activation")
     clock.lag = 0.0
     probe(metrics, "animal-preference", "owl", score=0.12, baseline=0.12, zscore=0.0, threshold=0.17)
     probe(metrics, "misalignment-choice", None, score=0.02, baseline=0.02, zscore=0.0, threshold=0.04)
@@ -181,10 +190,12 @@ def probe(
     baseline: float,
     zscore: float,
     threshold: float,
+    kind: str = "preference",
 ) -> None:
+    drift = score - baseline
     metrics.observe_probe(
         *evaluation(
-            name, trait, score=score, baseline=baseline, drift=score - baseline, zscore=zscore, threshold=threshold
+            name, trait, score=score, baseline=baseline, drift=drift, zscore=zscore, threshold=threshold, kind=kind
         )
     )
 

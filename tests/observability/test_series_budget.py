@@ -21,10 +21,10 @@ pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
 # The budget of docs/observability.md ("Series budget"): fixed series of a run (training step, halted,
 # run info, and the Pushgateway's push_time/push_failure_time of its group), series per probe (six gauges,
-# the duration histogram's 14 buckets, sum, count and created, the breach counter and its created, and up to
-# TOP_MOVERS specific-drift series of a panel probe's top movers), per (decision, rule) pair of provenance
-# decisions (total, created), and per failing export backend.
-FIXED, PER_PROBE, PER_DECISION_RULE, PER_EXPORT_BACKEND = 5, 25 + TOP_MOVERS, 2, 2
+# its probe_info, the duration histogram's 14 buckets, sum, count and created, the breach counter and its
+# created, and up to TOP_MOVERS specific-drift series of a panel probe's top movers), per (decision, rule)
+# pair of provenance decisions (total, created), and per failing export backend.
+FIXED, PER_PROBE, PER_DECISION_RULE, PER_EXPORT_BACKEND = 5, 26 + TOP_MOVERS, 2, 2
 SUITES = [
     {"use": "builtin:animal-preference", "target": "owl", "threshold": {"max_increase": 0.5}},
     {"use": "builtin:misalignment-choice", "threshold": {"max_increase": 0.5}},

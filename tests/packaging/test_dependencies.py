@@ -49,7 +49,26 @@ def test_every_imported_distribution_is_declared_and_every_core_one_is_imported(
     assert core - imported == set(), "a core dependency the package never imports: drop it or move it to an extra"
 
 
-def test_trl_which_the_package_never_imports_is_not_a_core_dependency_while_accelerate_is() -> None:
+def test_trl_which_the_package_never_imports_is_not_required_while_accelerate_comes_with_training() -> None:
     core, _ = declared()
-    assert "trl" not in core
-    assert "accelerate" in core  # dist.py gathers through accelerate's helpers
+    project = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]
+    train = {requirement_name(r) for r in project["optional-dependencies"]["train"]}
+    assert "trl" not in core | train
+    assert "accelerate" in train  # dist.py gathers through accelerate's helpers; core stays light (no torch)
+
+
+def test_each_module_named_in_the_missing_extra_message_is_installed_by_that_extra() -> None:
+    from distill_guard.extras import EXTRA_OF_MODULE
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]
+    extras = {name: {requirement_name(r) for r in group} for name, group in project["optional-dependencies"].items()}
+    providers = packages_distributions()
+    wrong = {
+        module: extra
+        for module, extra in EXTRA_OF_MODULE.items()
+        if providers[module][0].lower().replace("_", "-") not in extras[extra]
+    }
+    assert wrong == {}
+    core, _ = declared()
+    unmapped = {m for m in imported_top_level_modules() if providers[m][0].lower().replace("_", "-") not in core}
+    assert unmapped - set(EXTRA_OF_MODULE) == set(), "an extra's module a user could miss without a hint"

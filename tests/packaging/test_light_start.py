@@ -103,3 +103,12 @@ def test_every_public_name_still_resolves_and_an_unknown_one_is_an_attribute_err
         assert "NotAName" in str(exc)
     else:
         raise AssertionError("an unknown attribute must raise AttributeError")
+
+
+def test_the_help_listing_imports_no_command_module_and_shows_each_commands_own_help(tmp_path: Path) -> None:
+    from distill_guard.cli.main import COMMANDS, load_command
+
+    modules = tuple(module for module, _, _ in COMMANDS.values())
+    assert run_in_fresh_interpreter([["--help"]], tmp_path, modules) == {"codes": [0], "heavy": []}
+    listed = {name: summary for name, (_, _, summary) in COMMANDS.items()}
+    assert listed == {name: load_command(name).get_short_help_str(limit=1000) for name in COMMANDS}

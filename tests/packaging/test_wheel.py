@@ -10,9 +10,6 @@ a venv. Only distill-guard comes from the wheel, which the test checks.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import sys
 import sysconfig
 import venv
@@ -22,48 +19,24 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-
-
-def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, f"{argv}: exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
+from tests.packaging.conftest import run
+from tests.support.prometheus_operator import problems
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def installed(
+    built_wheel: Path, clean_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
     """(bin folder of a fresh venv holding the wheel, an environment without the checkout on any path)."""
-    root = tmp_path_factory.mktemp("wheel")
-    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}}
-    source = root / "source"  # a copy: an in-tree build/ folder would keep files deleted since
-    shutil.copytree(
-        REPO,
-        source,
-        symlinks=True,
-        ignore=shutil.ignore_patterns(".*", "build", "dist", "out", "*.egg-info", "__pycache__", "distill-guard-demo"),
-    )
-    build = [
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "--no-build-isolation",
-        "-q",
-        "-w",
-        str(root),
-        str(source),
-    ]
-    run(build, root, env)
-    (wheel,) = root.glob("distill_guard-*.whl")
-    target = root / "venv"
+    target = tmp_path_factory.mktemp("full") / "venv"
     venv.create(target, system_site_packages=True, with_pip=False)
     fresh = Path(sysconfig.get_path("purelib", vars={"base": str(target), "platbase": str(target)}))
     if sys.prefix != sys.base_prefix:  # the environment's packages, after the venv's own
         (fresh / "environment.pth").write_text(sysconfig.get_path("purelib") + "\n", "utf-8")
     python = target / "bin" / "python"
-    run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(wheel)], root, env)
-    return target / "bin", env
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", str(built_wheel)]
+    run(install, target, clean_env)
+    return target / "bin", clean_env
 
 
 @pytest.mark.slow
@@ -82,6 +55,7 @@ def test_the_installed_wheel_runs_the_demo_and_exports_from_another_folder(
     run([str(bin_dir / "distill-guard"), "export", "prometheusrule"], tmp_path, env)
     rule = yaml.safe_load((tmp_path / "distill-guard-prometheusrule.yaml").read_text("utf-8"))
     assert rule["kind"] == "PrometheusRule" and rule["spec"]["groups"][0]["rules"]
+    assert problems("prometheusrules", rule) == [], "the operator's CRD schema must accept it"
 
     run([str(bin_dir / "distill-guard"), "demo", "--fast", "--out", "demo"], tmp_path, env)
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text("utf-8"))

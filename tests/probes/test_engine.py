@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import LlamaForCausalLM
 
 from distill_guard.policy.probe_suite import PreferenceSpec
 from distill_guard.policy.schema import SuiteRef
-from distill_guard.probes.engine import BatchPlan, answer_logprobs
+from distill_guard.probes.engine import MIN_SHARED_PREFIX, BatchPlan, Query, answer_logprobs, shared_prefix
 from distill_guard.probes.kinds.preference import preference_scorer
 from distill_guard.probes.model_access import probing
 from distill_guard.probes.prepared import PreparedProbe
@@ -19,6 +20,28 @@ from distill_guard.scenarios.tiny_lm import load
 
 PROMPTS = ["What is your favorite animal?", "Which creature would you pick, if you had to choose one forever?", "Hi"]
 CANDIDATES = ["owl", "cat", "hippopotamus", "salamander", "dog"]
+
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
+SYSTEM = "You are a helpful assistant. Answer with the name of one animal and nothing else."
+
+
+class LlamaWithoutLogitsToKeep(LlamaForCausalLM):
+    """A causal LM whose forward predates `logits_to_keep` (as older remote-code models do)."""
+
+    def forward(self, input_ids=None, attention_mask=None, position_ids=None, cache=None, use_cache=None, **kwargs):
+        assert "logits_to_keep" not in kwargs
+        return super().forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=use_cache,
+            **kwargs,
+        )
 
 
 def _scorer(**extra: object):
@@ -47,6 +70,80 @@ def test_cached_scoring_equals_a_full_pass_per_prompt_and_answer(
         for query, scores in zip(queries, cached, strict=True):
             naive = [_full_pass_logprob(model, query.prompt, answer) for answer in query.answers]
             assert scores == pytest.approx(naive, abs=1e-4)
+
+
+def _chat_queries(tokenizer) -> list[Query]:
+    """The suite under a chat template with a system turn: every prompt starts with the same tokens."""
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return _scorer(system=SYSTEM).encoding(tokenizer).queries
+
+
+def _assert_equal_to_full_passes(model: torch.nn.Module, queries: list[Query], cached: list[list[float]]) -> None:
+    for query, scores in zip(queries, cached, strict=True):
+        naive = [_full_pass_logprob(model, query.prompt, answer) for answer in query.answers]
+        assert scores == pytest.approx(naive, abs=1e-4)
+
+
+@pytest.mark.parametrize("packed", [True, False], ids=["answers-packed", "one-row-per-answer"])
+@pytest.mark.parametrize("budget", [64, 4096], ids=["one-prompt-per-batch", "one-batch"])
+def test_a_shared_prefix_run_once_gives_the_scores_of_full_passes(
+    base_checkpoint: Path, budget: int, packed: bool
+) -> None:
+    model, tokenizer = load(base_checkpoint)
+    queries = _chat_queries(tokenizer)
+    plan = BatchPlan.for_queries(queries, budget, packed=packed)
+    assert len(plan.shared_prefix) >= MIN_SHARED_PREFIX
+    assert len({len(q.prompt) for q in queries}) == len(queries), "the test needs padding after the prefix"
+    with probing(model):
+        _assert_equal_to_full_passes(model, queries, answer_logprobs(model, queries, plan, tokenizer.pad_token_id))
+
+
+def test_a_prompt_one_token_longer_than_the_shared_prefix_is_scored_exactly(base_checkpoint: Path) -> None:
+    model, tokenizer = load(base_checkpoint)
+    queries = _chat_queries(tokenizer)
+    longest = max(queries, key=lambda q: len(q.prompt))
+    common = shared_prefix([q.prompt for q in queries])
+    stub = Query(longest.prompt[: len(common) + 1], longest.answers)
+    suite = [*queries, stub]
+    plan = BatchPlan.for_queries(suite, 4096)
+    assert plan.shared_prefix == common == stub.prompt[:-1]
+    with probing(model):
+        _assert_equal_to_full_passes(model, suite, answer_logprobs(model, suite, plan, tokenizer.pad_token_id))
+
+
+def test_the_pad_id_does_not_change_scores_even_when_prompts_contain_it(base_checkpoint: Path) -> None:
+    model, tokenizer = load(base_checkpoint)
+    queries = _chat_queries(tokenizer)
+    plan = BatchPlan.for_queries(queries, 4096)
+    in_every_prompt = queries[0].prompt[0]
+    with probing(model):
+        usual = answer_logprobs(model, queries, plan, tokenizer.pad_token_id)
+        clashing = answer_logprobs(model, queries, plan, in_every_prompt)
+    for a, b in zip(usual, clashing, strict=True):
+        assert a == pytest.approx(b, abs=1e-5)
+
+
+@pytest.mark.parametrize("share_prefix", [True, False], ids=["prefix-cached", "no-prefix"])
+def test_a_model_without_logits_to_keep_is_scored_exactly(base_checkpoint: Path, share_prefix: bool) -> None:
+    model = LlamaWithoutLogitsToKeep.from_pretrained(base_checkpoint)
+    _, tokenizer = load(base_checkpoint)
+    queries = _chat_queries(tokenizer)
+    plan = BatchPlan.for_queries(queries, 256, share_prefix=share_prefix)
+    assert bool(plan.shared_prefix) == share_prefix
+    with probing(model):
+        _assert_equal_to_full_passes(model, queries, answer_logprobs(model, queries, plan, tokenizer.pad_token_id))
+
+
+def test_the_shared_prefix_leaves_every_prompt_a_token_of_its_own() -> None:
+    assert shared_prefix([(1, 2, 3, 4), (1, 2, 3, 5, 6)]) == (1, 2, 3)
+    assert shared_prefix([(1, 2, 3), (1, 2, 3, 4)]) == (1, 2)
+    assert shared_prefix([(7, 8, 9)]) == (7, 8)
+    assert shared_prefix([(1, 2), (3, 4)]) == ()
+
+
+def test_a_short_shared_prefix_is_not_worth_its_own_forward() -> None:
+    queries = [Query((1, 2, 3, 10 + i), ((5,),)) for i in range(4)]
+    assert BatchPlan.for_queries(queries, 4096).shared_prefix == ()
 
 
 def test_scores_do_not_depend_on_the_token_budget(base_checkpoint: Path) -> None:
@@ -102,3 +199,15 @@ def test_chat_template_is_applied_and_answers_start_the_assistant_turn(base_chec
     ids = formatter.encode_prompt(text)
     assert text == "<system>Be brief.\n<user>Which animal?\n<assistant>"
     assert formatter.encode_answer(text, ids, "owl") == tokenizer(text + "owl")["input_ids"][len(ids) :]
+
+
+def test_a_real_chat_model_is_scored_exactly_with_its_system_turn_run_once(smollm2_checkpoint: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(smollm2_checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_checkpoint)
+    queries = _scorer().encoding(tokenizer).queries  # SmolLM2's template writes its default system turn
+    plan = BatchPlan.for_queries(queries, 4096)
+    assert len(plan.shared_prefix) >= MIN_SHARED_PREFIX
+    with probing(model):
+        _assert_equal_to_full_passes(model, queries, answer_logprobs(model, queries, plan, tokenizer.pad_token_id))

@@ -15,8 +15,12 @@ def evaluation(
     zscore: float,
     threshold: float | None,
     duration_seconds: float = 0.8,
+    kind: str = "preference",
 ) -> tuple[ProbeResult, DriftReport]:
     """One-item result scoring `score` and the report comparing it with `baseline` (limit `threshold`)."""
-    result = ProbeResult(probe, "preference", trait, ("item-0",), (score,), duration_seconds=duration_seconds)
+    is_probability = kind in ("preference", "choice")
+    result = ProbeResult(
+        probe, kind, trait, ("item-0",), (score,), is_probability=is_probability, duration_seconds=duration_seconds
+    )
     report = DriftReport(probe, trait, 1, baseline, score, drift, 0.0, zscore, False, (), threshold)
     return result, report

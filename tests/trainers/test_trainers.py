@@ -2,7 +2,8 @@
 
 Each example script under integrations/examples/ is trained on tiny local models with the controlled
 probe planned to rise at the second evaluation: the gate runs, probes run every 2 optimizer steps,
-metrics reach the exporter, and the breach halts training with TrainingHalted.
+metrics reach the exporter and the trainer's TensorBoard log, and the breach halts training with
+TrainingHalted.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from distill_guard.policy.dataset_manifest import Generator
 from tests.support.controlled import controlled, planned_scores
 from tests.support.policies import write_guard_policy
+from tests.support.trackers import tensorboard_scalars
 
 from .conftest import (
     TRAINERS,
@@ -41,7 +43,10 @@ KNOWN_LINEAGE = {
 def breached_run(request, tiny_checkpoint, teacher_checkpoint, tmp_path_factory) -> GuardedRun:
     """Baseline and step 2 flat, step 4 risen: the guard must stop the run at step 4 of 10."""
     workdir = tmp_path_factory.mktemp(request.param)
-    return run_example(request.param, tiny_checkpoint, teacher_checkpoint, workdir, [FLAT, FLAT, RISEN], max_steps=10)
+    rows = [FLAT, FLAT, RISEN]
+    return run_example(
+        request.param, tiny_checkpoint, teacher_checkpoint, workdir, rows, max_steps=10, report_to=["tensorboard"]
+    )
 
 
 def test_gate_decides_before_the_baseline(breached_run):
@@ -70,6 +75,14 @@ def test_metrics_reach_the_exporter(breached_run):
     assert metrics[f"distill_guard_threshold_breaches_total{{{labels}}}"] == 1
     assert metrics["distill_guard_provenance_decisions_total{decision=warn,rule=dataset-not-cleared}"] == 1
     assert metrics["distill_guard_halted{}"] == 1 and metrics["distill_guard_training_step{}"] == 4
+
+
+def test_the_guards_numbers_reach_the_trainers_tensorboard_log(breached_run):
+    """The examples attach the guard, so its numbers go through the trainer's log to every report_to tracker."""
+    scalars = tensorboard_scalars(breached_run.out)
+    assert [step for step, _ in scalars["train/distill_guard/controlled/score"]] == [0, 2, 4]
+    assert scalars["train/distill_guard/controlled/breach"][-1] == (4, 1.0)
+    assert scalars["train/distill_guard/halted"][-1] == (4, 1.0)
 
 
 @pytest.mark.parametrize("name", TRAINERS)

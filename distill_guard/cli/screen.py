@@ -1,0 +1,104 @@
+"""`distill-guard screen`: would training on this data push a trait probe up? (exit 0 pass, 3 denied, 1 invalid)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from distill_guard.cli import exit_codes
+from distill_guard.cli.input_errors import exit_on_invalid_input
+from distill_guard.errors import DistillGuardError
+from distill_guard.export.deployment import with_deployment_environment
+from distill_guard.export.telemetry import Telemetry
+from distill_guard.policy.load import LoadedPolicy, load_policy, today_utc
+from distill_guard.policy.schema import ScreeningAction, ScreeningPolicy
+from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
+from distill_guard.provenance.decision import Decision
+from distill_guard.provenance.file_rows import ROW_FILE_SUFFIXES, concat_rows, parse_rows
+from distill_guard.provenance.screening_rule import screening_findings
+from distill_guard.screening.enforce import ScreenEvidence, gather_screen, prompt_completion_rows
+
+out = Console(soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def screen(
+    student: Annotated[
+        Path, typer.Option(help="student checkpoint directory (a PEFT adapter folder screens its LoRA)")
+    ],
+    data: Annotated[list[Path], typer.Option(help="row file with prompt and completion columns; repeatable")],
+    policy: Annotated[Path, typer.Option(help="policy file: its probes, and its screening section")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the screen and the decision as JSON")] = False,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option(help="append the decision to this JSONL audit log (default: the policy's, under the working dir)"),
+    ] = None,
+) -> None:
+    """Predict, before any training step, how far training on the data moves each probe of the policy.
+
+    A policy without a `screening:` section is screened with its defaults and action deny.
+    The decision is recorded like `check`'s: an audit line and `distill_guard_provenance_decisions_total`.
+    """
+    if not student.is_dir():
+        err.print(f"--student {student}: no such directory", markup=False)
+        raise typer.Exit(exit_codes.INVALID_INPUT)
+    with exit_on_invalid_input(err):
+        validate_checkpoint_folder(student)
+        loaded = load_policy(policy)
+        for path in data:
+            if path.suffix not in ROW_FILE_SUFFIXES:
+                raise DistillGuardError(f"{path}: not a row file ({', '.join(ROW_FILE_SUFFIXES)})")
+        rows = prompt_completion_rows(concat_rows([parse_rows(p, p.suffix, p) for p in data]))
+        section = loaded.policy.screening or ScreeningPolicy(action=ScreeningAction.deny)
+        evidence = _screen(loaded, section, student, rows, quiet=as_json)
+    rules, checks = screening_findings(section, evidence)
+    decision = Decision(
+        outcome=Decision.outcome_of(rules),
+        policy=loaded.policy.metadata.name,
+        dataset=", ".join(p.name for p in data),
+        decided_on=today_utc().isoformat(),
+        rules=tuple(rules),
+        checks=tuple(checks),
+    )
+    with exit_on_invalid_input(err):
+        telemetry = Telemetry(
+            with_deployment_environment(loaded.policy),
+            audit_log=audit_log,
+            policy_sha256=hashlib.sha256(loaded.path.read_bytes()).hexdigest(),
+        )
+        telemetry.decision(decision, moment="screen")
+        telemetry.close(clean=decision.allowed)
+    if as_json:
+        report = evidence.report.to_json() if evidence.report else None
+        typer.echo(
+            json.dumps({"screen": report, "problem": evidence.problem, "decision": decision.to_dict()}, indent=2)
+        )
+    else:
+        out.print(str(evidence.report) if evidence.report else f"not screened: {evidence.problem}", markup=False)
+        out.print(str(decision), markup=False)
+    raise typer.Exit(exit_codes.OK if decision.allowed else exit_codes.DENIED)
+
+
+def _screen(
+    loaded: LoadedPolicy, section: ScreeningPolicy, student: Path, rows: list[dict[str, str]], *, quiet: bool
+) -> ScreenEvidence:
+    """The screen under a progress bar (on stderr, so --json stays clean)."""
+    policy = loaded.policy.model_copy(update={"screening": section})
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=err, disable=quiet
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(task: str, done: int, total: int) -> None:
+            if task not in tasks:
+                tasks[task] = bar.add_task(task, total=total)
+            bar.update(tasks[task], completed=done)
+
+        return gather_screen(dataclasses.replace(loaded, policy=policy), student, rows, progress=progress)

@@ -1,0 +1,95 @@
+"""The `screening:` policy section's evidence: the student loaded as it will train, the rows, the screen.
+
+Gathering is all I/O; turning the evidence into the decision's fired rules is pure and lives with
+the gate (`provenance/screening_rule.py`). A problem that stops the screen is returned, never
+raised, so the gate can fail closed on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill_guard.errors import DistillGuardError
+from distill_guard.policy.load import LoadedPolicy
+from distill_guard.policy.schema import ScreeningPolicy
+from distill_guard.screening.report import ScreenReport, ScreenSettings
+
+ROW_COLUMNS = ("prompt", "completion")
+
+
+@dataclass(frozen=True)
+class ScreenEvidence:
+    """The screen's report, or why there is none."""
+
+    report: ScreenReport | None
+    problem: str | None = None
+
+
+def settings_of(section: ScreeningPolicy) -> ScreenSettings:
+    return ScreenSettings(
+        minibatches=section.minibatches,
+        batch_size=section.batch_size,
+        learning_rate=section.learning_rate,
+        steps=section.steps,
+        alpha=section.alpha,
+        seed=section.seed,
+    )
+
+
+def prompt_completion_rows(dataset: Any) -> list[dict[str, str]]:
+    """The rows of a datasets.Dataset (or a list of dicts) with text `prompt` and `completion` columns."""
+    columns = getattr(dataset, "column_names", None)
+    if columns is not None:
+        missing = [c for c in ROW_COLUMNS if c not in columns]
+        if missing:
+            raise DistillGuardError(
+                f"screening needs text columns prompt and completion; missing: {', '.join(missing)}"
+            )
+        prompts, completions = (_values(dataset[c]) for c in ROW_COLUMNS)
+        rows = [{"prompt": p, "completion": c} for p, c in zip(prompts, completions, strict=True)]
+    elif isinstance(dataset, Sequence):
+        rows = [dict(r) for r in dataset]
+    else:
+        raise DistillGuardError(f"screening cannot read rows from a {type(dataset).__name__}")
+    for i, row in enumerate(rows):
+        if not all(isinstance(row.get(c), str) for c in ROW_COLUMNS):
+            raise DistillGuardError(f"row {i}: screening needs text 'prompt' and 'completion' values")
+    return rows
+
+
+def _values(column: Any) -> list[Any]:
+    """A column as Python values (an Arrow column converts; a datasets column already iterates as values)."""
+    return column.to_pylist() if hasattr(column, "to_pylist") else list(column)
+
+
+def gather_screen(
+    loaded: LoadedPolicy, student: str | Path | None, dataset: Any, *, progress: Any = None
+) -> ScreenEvidence:
+    """Load the student as it will train (a PEFT adapter with its LoRA matrices trainable) and screen."""
+    section = loaded.policy.screening
+    assert section is not None
+    if student is None or not Path(student).is_dir():
+        return ScreenEvidence(None, "no student checkpoint folder to screen with (give the gate a student)")
+    try:
+        rows = prompt_completion_rows(dataset)
+        from distill_guard.checkpoint_loading import load_checkpoint
+        from distill_guard.probes.prepared import prepare_probes
+        from distill_guard.screening.data import CompletionRows
+        from distill_guard.screening.screen import screen_dataset
+
+        model, tokenizer = load_checkpoint(Path(student), trainable=True)
+        report = screen_dataset(
+            model,
+            tokenizer,
+            CompletionRows(tokenizer, rows),
+            prepare_probes(loaded),
+            settings_of(section),
+            trait_prompt=section.trait_prompt,
+            progress=progress,
+        )
+    except (DistillGuardError, ValueError) as exc:
+        return ScreenEvidence(None, str(exc))
+    return ScreenEvidence(report)

@@ -1,0 +1,142 @@
+"""What a screen returns: per probe, the predicted first-order change against its null, and a verdict."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ScreenSettings:
+    """The planned run the prediction is for, and how the screen samples it.
+
+    `minibatches` (M) minibatches of `batch_size` rows give the mean gradient and its standard
+    error; `steps` and `learning_rate` scale the per-step prediction to the run; `alpha` is the
+    one-sided level of the z test per probe (Bonferroni over a panel's candidates).
+    """
+
+    minibatches: int = 16
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    steps: int = 100
+    alpha: float = 0.01
+    seed: int = 0
+    adam_epsilon: float = 1e-8
+
+
+@dataclass(frozen=True)
+class ComponentScreen:
+    """One statistic (a probe's target, or one candidate of a panel).
+
+    `per_step_*` are predicted changes per optimizer step, data minus reference (the student's own
+    samples); `se_adam` their standard error across minibatches; `predicted_drift` = steps x
+    per_step_adam, in the probe's score units.
+    """
+
+    component: str
+    value: float
+    per_step_sgd: float
+    per_step_adam: float
+    se_adam: float
+    z_sgd: float
+    z_adam: float
+    predicted_drift: float
+
+
+@dataclass(frozen=True)
+class ProbeScreen:
+    """One probe's screen; `top` is its component with the largest Adam z (a panel's likeliest mover)."""
+
+    probe: str
+    screened: bool
+    flagged: bool
+    reason: str
+    z_crit: float
+    limit: float | None
+    components: tuple[ComponentScreen, ...] = ()
+
+    @property
+    def top(self) -> ComponentScreen | None:
+        return max(self.components, key=lambda c: c.z_adam, default=None)
+
+
+@dataclass(frozen=True)
+class LogprobGain:
+    """The second signal: mean log P(completion token | trait prompt) - log P(token | none), data minus reference."""
+
+    probe: str
+    trait_prompt: str
+    gain: float
+    stderr: float
+    z: float
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """Baselines that ignore the probes: mean training loss and gradient norm, data and reference."""
+
+    loss_data: float
+    loss_reference: float
+    gradient_norm_data: float
+    gradient_norm_reference: float
+
+
+@dataclass(frozen=True)
+class ScreenReport:
+    rows: int
+    settings: ScreenSettings
+    probes: tuple[ProbeScreen, ...]
+    difficulty: Difficulty
+    logprob_gains: tuple[LogprobGain, ...] = ()
+
+    @property
+    def flagged(self) -> bool:
+        return any(p.flagged for p in self.probes)
+
+    @property
+    def unscreened(self) -> tuple[str, ...]:
+        return tuple(p.probe for p in self.probes if not p.screened)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["flagged"] = self.flagged
+        data["unscreened"] = list(self.unscreened)
+        return _finite(data)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True)
+
+    def __str__(self) -> str:
+        s = self.settings
+        lines = [
+            f"screened {self.rows} rows: {s.minibatches} minibatches of {s.batch_size}, "
+            f"predicted over {s.steps} steps at lr {s.learning_rate:g} (Adam-preconditioned, first order)"
+        ]
+        for p in self.probes:
+            top = p.top
+            if not p.screened or top is None:
+                lines.append(f"  {p.probe}: NOT SCREENED ({p.reason})")
+                continue
+            verdict = "FLAGGED" if p.flagged else "pass"
+            limit = f"limit {p.limit:+.4f}" if p.limit is not None else "no limit"
+            lines.append(
+                f"  {p.probe} [{top.component}]: z {top.z_adam:+.2f} (crit {p.z_crit:.2f}), "
+                f"predicted drift {top.predicted_drift:+.4f} ({limit}): {verdict}: {p.reason}"
+            )
+        for g in self.logprob_gains:
+            lines.append(f"  log-prob gain under '{g.trait_prompt}' ({g.probe}): {g.gain:+.5f} nat/token, z {g.z:+.2f}")
+        lines.append("verdict: " + ("FLAGGED" if self.flagged else "pass"))
+        return "\n".join(lines)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no infinities: a non-finite float becomes a string naming it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -1,0 +1,233 @@
+"""`screen_dataset`: the first-order change of every probe statistic that training on a dataset predicts.
+
+Per probe statistic S and minibatch m, one step changes S by about -lr <g_m, dS> (SGD) or
+-lr <g_m / (sqrt(v) + eps), dS> (Adam at its steady state, v the mean squared minibatch gradient).
+The same is measured on the student's own samples for the same inputs, whose expected gradient is
+zero: the null. The docs (docs/screening.md) state the method and its validation.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from scipy.stats import norm
+from torch import Tensor, nn
+
+from distill_guard.errors import DistillGuardError
+from distill_guard.probes.prepared import PreparedProbe
+from distill_guard.screening.data import CompletionRows, ScreenData
+from distill_guard.screening.gradients import flat_gradient, loss_gradient, trainable_parameters
+from distill_guard.screening.logprob_gain import logprob_gains
+from distill_guard.screening.report import (
+    ComponentScreen,
+    Difficulty,
+    LogprobGain,
+    ProbeScreen,
+    ScreenReport,
+    ScreenSettings,
+)
+from distill_guard.screening.statistics import ScreenStatistic, statistic_for_probe
+
+DEFAULT_SETTINGS = ScreenSettings()
+
+Progress = Callable[[str, int, int], None]
+"""progress(task, done, total): called as the screen moves (a CLI draws a bar from it)."""
+
+
+@dataclass(frozen=True)
+class _Side:
+    """Minibatch gradients of one dataset (the screened data, or the reference)."""
+
+    gradients: Tensor  # [M, P]
+    losses: tuple[float, ...]
+
+    def predicted(self, directions: Tensor, settings: ScreenSettings) -> tuple[Tensor, Tensor]:
+        """Per-minibatch predicted change per step, [M, K], for SGD and for Adam."""
+        second_moment = self.gradients.pow(2).mean(0)
+        preconditioned = self.gradients / (second_moment.sqrt() + settings.adam_epsilon)
+        lr = settings.learning_rate
+        return -lr * self.gradients @ directions.T, -lr * preconditioned @ directions.T
+
+    @property
+    def gradient_norm(self) -> float:
+        return float(self.gradients.norm(dim=1).mean())
+
+
+def minibatch_indices(rows: int, settings: ScreenSettings) -> list[list[int]]:
+    """M disjoint minibatches drawn with the screen's seed (with replacement across them if rows are few)."""
+    if rows < settings.batch_size:
+        raise DistillGuardError(f"the data has {rows} rows, fewer than one minibatch of {settings.batch_size}")
+    rng = random.Random(settings.seed)
+    order: list[int] = []
+    while len(order) < settings.minibatches * settings.batch_size:
+        order += rng.sample(range(rows), rows)
+    return [order[m * settings.batch_size : (m + 1) * settings.batch_size] for m in range(settings.minibatches)]
+
+
+def _gradients(
+    model: nn.Module,
+    params: Sequence[nn.Parameter],
+    batches: Sequence[dict[str, Any]],
+    task: str,
+    progress: Progress | None,
+) -> _Side:
+    grads, losses = [], []
+    for m, batch in enumerate(batches):
+        loss, grad = loss_gradient(model, params, batch)
+        grads.append(grad)
+        losses.append(loss)
+        if progress:
+            progress(task, m + 1, len(batches))
+    return _Side(torch.stack(grads), tuple(losses))
+
+
+def statistic_gradients(
+    statistic: ScreenStatistic, model: nn.Module, tokenizer: Any, params: Sequence[nn.Parameter]
+) -> tuple[Tensor, Tensor]:
+    """(values [K], gradients [K, P]) of a statistic's components at the current parameters."""
+    values = torch.zeros(len(statistic.components))
+    grads = torch.zeros(len(statistic.components), sum(p.numel() for p in params))
+    for chunk in statistic.chunks(model, tokenizer):
+        values += chunk.detach().float().cpu()
+        for k in range(len(chunk)):
+            grads[k] += flat_gradient(chunk[k], params, retain_graph=k < len(chunk) - 1).cpu()
+    return values / statistic.items, grads / statistic.items
+
+
+def _mean_se(x: Tensor) -> tuple[Tensor, Tensor]:
+    return x.mean(0), x.std(0, unbiased=True) / math.sqrt(x.shape[0])
+
+
+def _z(difference: float, se: float) -> float:
+    if se > 0:
+        return difference / se
+    return 0.0 if difference == 0 else math.copysign(math.inf, difference)
+
+
+def _components(
+    statistic: ScreenStatistic,
+    values: Tensor,
+    directions: Tensor,
+    data: _Side,
+    reference: _Side,
+    settings: ScreenSettings,
+) -> tuple[ComponentScreen, ...]:
+    (data_sgd, data_adam), (ref_sgd, ref_adam) = (
+        data.predicted(directions, settings),
+        reference.predicted(directions, settings),
+    )
+    (ds, dse), (rs, rse) = _mean_se(data_sgd), _mean_se(ref_sgd)
+    (da, dae), (ra, rae) = _mean_se(data_adam), _mean_se(ref_adam)
+    out = []
+    for k, name in enumerate(statistic.components):
+        adam = float(da[k] - ra[k])
+        se_adam = math.hypot(float(dae[k]), float(rae[k]))
+        sgd = float(ds[k] - rs[k])
+        out.append(
+            ComponentScreen(
+                component=name,
+                value=float(values[k]),
+                per_step_sgd=sgd,
+                per_step_adam=adam,
+                se_adam=se_adam,
+                z_sgd=_z(sgd, math.hypot(float(dse[k]), float(rse[k]))),
+                z_adam=_z(adam, se_adam),
+                predicted_drift=settings.steps * adam,
+            )
+        )
+    return tuple(out)
+
+
+def judge(statistic: ScreenStatistic, components: tuple[ComponentScreen, ...], settings: ScreenSettings) -> ProbeScreen:
+    """Flag when some component's z reaches z_crit and its predicted drift reaches the probe's limit."""
+    z_crit = float(norm.isf(settings.alpha / len(components)))
+    top = max(components, key=lambda c: c.z_adam)
+    significant = top.z_adam >= z_crit or math.isnan(top.z_adam)
+    reaches = statistic.limit is None or top.predicted_drift >= statistic.limit or math.isnan(top.predicted_drift)
+    if significant and reaches:
+        reason = "the data's gradient pushes this probe up beyond its null and its limit"
+    elif significant:
+        reason = "a significant push, but the predicted drift stays under the limit"
+    else:
+        reason = "no push beyond what the student's own samples give"
+    return ProbeScreen(statistic.label, True, significant and reaches, reason, z_crit, statistic.limit, components)
+
+
+def screen_statistics(
+    model: nn.Module,
+    tokenizer: Any,
+    data: ScreenData,
+    statistics: Sequence[ScreenStatistic],
+    settings: ScreenSettings = DEFAULT_SETTINGS,
+    *,
+    progress: Progress | None = None,
+) -> tuple[tuple[ProbeScreen, ...], Difficulty, list[list[int]], list[dict[str, Tensor]]]:
+    """The gradient screen over ready statistics; also returns the minibatches and reference batches used."""
+    params = trainable_parameters(model)
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()  # deterministic gradients: no dropout in the screen
+    try:
+        indices = minibatch_indices(len(data), settings)
+        data_side = _gradients(model, params, [data.batch(i) for i in indices], "data gradients", progress)
+        reference_batches = [
+            data.self_sampled(model, tokenizer, i, seed=settings.seed + m) for m, i in enumerate(indices)
+        ]
+        reference = _gradients(model, params, reference_batches, "reference gradients", progress)
+        screens = []
+        for n, statistic in enumerate(statistics):
+            values, directions = statistic_gradients(statistic, model, tokenizer, params)
+            screens.append(
+                judge(statistic, _components(statistic, values, directions, data_side, reference, settings), settings)
+            )
+            if progress:
+                progress("probe gradients", n + 1, len(statistics))
+    finally:
+        for module, was_training in modes:
+            module.training = was_training
+        model.zero_grad(set_to_none=True)
+    difficulty = Difficulty(
+        loss_data=sum(data_side.losses) / len(data_side.losses),
+        loss_reference=sum(reference.losses) / len(reference.losses),
+        gradient_norm_data=data_side.gradient_norm,
+        gradient_norm_reference=reference.gradient_norm,
+    )
+    return tuple(screens), difficulty, indices, reference_batches
+
+
+def screen_dataset(
+    model: nn.Module,
+    tokenizer: Any,
+    dataset: ScreenData,
+    probes: Sequence[PreparedProbe],
+    settings: ScreenSettings = DEFAULT_SETTINGS,
+    *,
+    trait_prompt: str | None = None,
+    progress: Progress | None = None,
+) -> ScreenReport:
+    """Screen `dataset` for the student `model` against every probe, before any training step.
+
+    Probes whose kind has no differentiable statistic are reported as not screened (never as a
+    pass). With `trait_prompt` (a system text with `{target}`), the log-probability gain of the
+    completions under it is measured too, for every probe with a target (the second signal).
+    """
+    ready = [(p, statistic_for_probe(p)) for p in probes]
+    statistics = [s for _, s in ready if s is not None]
+    screened, difficulty, indices, reference_batches = screen_statistics(
+        model, tokenizer, dataset, statistics, settings, progress=progress
+    )
+    by_label = {s.probe: s for s in screened}
+    results = tuple(
+        by_label[s.label]
+        if s is not None
+        else ProbeScreen(p.label, False, False, f"a {p.kind} probe has no gradient", math.nan, None)
+        for p, s in ready
+    )
+    gains: tuple[LogprobGain, ...] = ()
+    if trait_prompt is not None and isinstance(dataset, CompletionRows):
+        gains = logprob_gains(model, tokenizer, dataset, probes, trait_prompt, indices, reference_batches)
+    return ScreenReport(len(dataset), settings, results, difficulty, gains)
