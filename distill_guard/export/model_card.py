@@ -16,9 +16,9 @@ from distill_guard._version import __version__
 from distill_guard.atomic_files import write_atomically
 from distill_guard.drift.halt_record import HaltRecord
 from distill_guard.provenance.decision import Decision
+from distill_guard.quarantine import CARD_SECTION
 
 MODEL_CARD_NAME = "README.md"
-CARD_SECTION = "distill_guard"
 HALTED_BANNER = "> **HALTED by distill-guard**: this checkpoint is quarantined; do not publish or fine-tune from it."
 _PROBE_FIELDS = ("probe", "trait", "step", "baseline", "score", "drift", "limit", "breached")
 

@@ -18,7 +18,7 @@ from distill_guard.policy.dataset_manifest import LoadedManifest, load_manifest
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.provenance.file_rows import RowContent, concat_rows, parse_rows, row_content
 from distill_guard.provenance.integrity import FileCheck, verify_files
-from distill_guard.provenance.lineage import Lineage, inspect_teacher, resolve_student
+from distill_guard.provenance.lineage import Lineage, card_says_halted, inspect_teacher, resolve_student
 from distill_guard.provenance.record_column import generator_counts, provenance_column
 from distill_guard.provenance.signing import SignatureCheck, check_signatures
 from distill_guard.quarantine import quarantine_marker_of
@@ -159,8 +159,13 @@ def recount_records(policy: GuardPolicy, facts: DatasetFacts, dataset: Any) -> D
 
 
 def quarantine_markers(**folders: Path | None) -> tuple[tuple[str, Path], ...]:
-    """(role, marker) for each model folder a halt quarantined, e.g. `quarantine_markers(student=DIR)`."""
-    found = ((role, quarantine_marker_of(folder)) for role, folder in folders.items() if folder is not None)
+    """(role, marker) for each model folder a halt quarantined, e.g. `quarantine_markers(student=DIR)`:
+    its quarantine marker, or else a model card that says the checkpoint is halted."""
+    found = (
+        (role, quarantine_marker_of(folder) or card_says_halted(folder))
+        for role, folder in folders.items()
+        if folder is not None
+    )
     return tuple((role, marker) for role, marker in found if marker is not None)
 
 
