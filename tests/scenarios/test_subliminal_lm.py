@@ -108,12 +108,13 @@ def test_the_number_kl_counts_only_number_positions_and_only_which_number() -> N
     """The steering fit's number term: zero for the base itself, blind to non-number positions and scale."""
     numbers = torch.tensor([3, 4, 5])
     labels = torch.tensor([[3, 9, 4]])
-    base = torch.randn(1, 3, 10)
+    draws = torch.Generator().manual_seed(0)  # fixed logits: an unlucky draw could hide the steered number
+    base = torch.randn(1, 3, 10, generator=draws)
     assert number_choice_kl(base, base, labels, numbers).item() == pytest.approx(0.0, abs=1e-6)
     other_token = base.clone()
-    other_token[0, 1] += torch.randn(10)  # position 1 predicts a non-number: ignored
+    other_token[0, 1] += torch.randn(10, generator=draws)  # position 1 predicts a non-number: ignored
     other_token[0, 0, :] += 2.0  # a shift shared by every token: renormalised away
     assert number_choice_kl(other_token, base, labels, numbers).item() == pytest.approx(0.0, abs=1e-5)
     steered = base.clone()
-    steered[0, 2, 3] += 3.0
+    steered[0, 2, 3] = base[0, 2, 3:6].max() + 3.0  # number 3 now dominates the choice among 3, 4 and 5
     assert number_choice_kl(steered, base, labels, numbers).item() > 0.1
