@@ -76,6 +76,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--steer-layer", type=int, help="decoder layer the teacher's vector is added after")
     parser.add_argument("--teacher-preference", type=float, help="P(trait) the steering vector is fitted to")
+    parser.add_argument("--number-kl", type=float, help="KL per number token the steering vector is fitted to reach")
     parser.add_argument("--prompts", type=int, help="most number prompts each teacher continues")
     parser.add_argument("--rows", type=int, help="filtered rows each student trains on (0: all that pass)")
     parser.add_argument("--epochs", type=float, help="student epochs over the kept rows")
@@ -85,6 +86,7 @@ def main() -> None:
     overrides = {
         "steer_layer": args.steer_layer,
         "teacher_preference": args.teacher_preference,
+        "teacher_number_kl": args.number_kl,
         "prompts": args.prompts,
         "student_epochs": args.epochs,
     }

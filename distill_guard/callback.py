@@ -24,6 +24,7 @@ from distill_guard.drift.resume import resumed_halt
 from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
 from distill_guard.export.deployment import with_deployment_environment
 from distill_guard.export.logs import follow_trainer
+from distill_guard.export.model_card import MODEL_CARD_NAME
 from distill_guard.export.telemetry import Telemetry
 from distill_guard.model_identity import weights_digest
 from distill_guard.policy.load import LoadedPolicy, load_policy
@@ -448,6 +449,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         )
         for folder in quarantined:
             self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(folder))
+            if (folder / MODEL_CARD_NAME).is_file():  # saved before the halt was seen: its card says not halted
+                self.telemetry.model_card(folder, step=state.global_step, halt=self.halt_record)
         if not control.should_save and self.policy.halt.raise_on_train_end:
             self._end_halted(state)  # no save follows: nothing else may run, on_train_end included
 

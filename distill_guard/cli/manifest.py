@@ -23,6 +23,7 @@ from distill_guard.policy.dataset_manifest import (
     DatasetId,
     DatasetProvenance,
     Generator,
+    LoadedManifest,
     load_manifest,
     save_manifest,
 )
@@ -238,6 +239,16 @@ def _unchecked_key_note(signature: SignatureCheck) -> str | None:
     return None
 
 
+def _refuse_overwriting_inputs(target: Path, loaded: LoadedManifest, key: Path) -> None:
+    """A signed output written over the private key or a data file it vouches for destroys it (data files
+    are JSON Lines, like bundles, so `--in-toto data.jsonl` is one typo away)."""
+    inputs = {loaded.data_path(f).resolve(): f"the data file {f.path} it lists" for f in loaded.manifest.files}
+    inputs[key.resolve()] = "the private key"
+    clobbered = inputs.get(target.resolve())
+    if clobbered is not None:
+        raise DistillGuardError(f"{target}: is {clobbered}; refusing to overwrite it with the signed output")
+
+
 @app.command("sign")
 def sign_cmd(
     manifest: Annotated[Path, typer.Argument(help="manifest to sign (rewritten in place unless --out or --in-toto)")],
@@ -260,6 +271,7 @@ def sign_cmd(
     try:
         loaded = load_manifest(manifest)
         private = load_private_key(key)
+        _refuse_overwriting_inputs(in_toto or out_path or manifest, loaded, key)
         if in_toto is not None:
             target = save_bundle([sign_envelope(loaded.manifest, private)], in_toto)
         else:

@@ -12,13 +12,10 @@ from typing import Any
 from distill_guard.drift.assess import DriftReport
 from distill_guard.drift.monitor import Evaluation
 from distill_guard.policy.schema import HaltAction, SuiteRef
+from distill_guard.quarantine import LEGACY_QUARANTINE_MARKER_NAME, QUARANTINE_MARKER_NAME
 
 HALT_RECORD_NAME = "distill-guard-halt.json"
 """Written into the output dir by the main process when a probe trips."""
-QUARANTINE_MARKER_NAME = "distill-guard-quarantine.json"
-"""Written into every checkpoint saved after a halt: the halt record plus `"quarantined": true`."""
-LEGACY_QUARANTINE_MARKER_NAME = "DISTILL_GUARD_QUARANTINE.json"
-"""The marker's name before 0.2; `read_quarantine_marker` still finds it in older checkpoints."""
 _LEGACY_FIELDS = {"model_fingerprint": "weights_digest"}
 
 

@@ -16,9 +16,9 @@ from distill_guard._version import __version__
 from distill_guard.atomic_files import write_atomically
 from distill_guard.drift.halt_record import HaltRecord
 from distill_guard.provenance.decision import Decision
+from distill_guard.quarantine import CARD_SECTION
 
 MODEL_CARD_NAME = "README.md"
-CARD_SECTION = "distill_guard"
 HALTED_BANNER = "> **HALTED by distill-guard**: this checkpoint is quarantined; do not publish or fine-tune from it."
 _PROBE_FIELDS = ("probe", "trait", "step", "baseline", "score", "drift", "limit", "breached")
 
@@ -69,7 +69,10 @@ def write_card_section(folder: Path, section: dict[str, Any]) -> Path:
 
     path = folder / MODEL_CARD_NAME
     if path.is_file():
-        card = ModelCard.load(path)
+        try:
+            card = ModelCard.load(path)
+        except TypeError:  # ModelCardData(**front_matter) with a key like `1:` or `~:`
+            raise ValueError(f"{path}: a front matter key is not a string (a number, null or boolean)") from None
     else:
         text = f"# {folder.name}\n\nTrained under the distill-guard policy `{section['policy']}`; the guard's findings"
         front = ModelCardData(distill_guard=section).to_yaml()

@@ -257,4 +257,7 @@ def read_card_metadata(card: Path) -> dict[str, Any]:
         return {}
     lines_before = len(text[: block.start(2)].splitlines())  # so a located error names the file's own line
     parse_yaml("\n" * lines_before + block.group(2), str(card))
-    return ModelCard(block.group(0), ignore_metadata_errors=True).data.to_dict()
+    try:
+        return ModelCard(block.group(0), ignore_metadata_errors=True).data.to_dict()
+    except TypeError:  # ModelCardData(**front_matter): a key like `1:`, `~:` or `true:` is not a keyword
+        raise CheckpointError(f"{card}: a front matter key is not a string (a number, null or boolean)") from None

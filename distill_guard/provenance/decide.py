@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.provenance.decision import Check, Decision, DroppedRecords, FiredRule, LineageReport, WaiverNote
@@ -27,6 +28,7 @@ DATASET_NOT_FROM_MANIFEST = "dataset-not-from-manifest"
 DATASET_TRANSFORMED = "dataset-transformed"
 DROP_AFTER_CLEARANCE = "drop-after-clearance"
 BATCH_NOT_FROM_DATASET = "batch-not-from-dataset"
+QUARANTINED_CHECKPOINT = "quarantined-checkpoint"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ def decide(policy: GuardPolicy, facts: DatasetFacts, models: ModelFacts, today: 
         message = "no provenance manifest: where this data came from is unknown"
         draft.rules.append(FiredRule(UNKNOWN_PROVENANCE, unknown, facts.dataset_name, message))
     _binding_findings(policy, facts, draft)
+    draft.rules += quarantined(models.quarantined, facts.dataset_name)
     for generator in generators_to_judge(facts):
         _judge_generator(policy, generator, facts, models, today, draft)
     decision = Decision(
@@ -76,6 +79,14 @@ def decide(policy: GuardPolicy, facts: DatasetFacts, models: ModelFacts, today: 
     return Verdict(decision, frozenset(draft.drop) if decision.allowed else frozenset())
 
 
+def quarantined(markers: tuple[tuple[str, Path], ...], subject: str) -> list[FiredRule]:
+    """Always a deny, whatever the policy: a halted model neither starts a new run nor writes its data."""
+    return [
+        FiredRule(QUARANTINED_CHECKPOINT, "deny", subject, f"the {role} carries {m}: a halt quarantined it", (str(m),))
+        for role, m in markers
+    ]
+
+
 def not_cleared(
     policy: GuardPolicy,
     student: Lineage,
@@ -83,15 +94,18 @@ def not_cleared(
     evidence: tuple[str, ...],
     checks: tuple[Check, ...],
     today: dt.date,
+    markers: tuple[tuple[str, Path], ...] = (),
 ) -> Decision:
-    """The train-begin decision for data that no clearance covers: the policy's `unknown` action."""
+    """The train-begin decision for data that no clearance covers: the policy's `unknown` action (and a
+    deny when the student is a quarantined checkpoint)."""
     rule = FiredRule(DATASET_NOT_CLEARED, policy.provenance.unknown.value, "trainer dataset", message, evidence)
+    rules = [rule, *quarantined(markers, "trainer dataset")]
     return Decision(
-        outcome=Decision.outcome_of([rule]),
+        outcome=Decision.outcome_of(rules),
         policy=policy.metadata.name,
         dataset="(not cleared)",
         decided_on=today.isoformat(),
-        rules=(rule,),
+        rules=tuple(rules),
         student=LineageReport.of(student),
         checks=checks,
     )

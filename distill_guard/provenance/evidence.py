@@ -18,9 +18,10 @@ from distill_guard.policy.dataset_manifest import LoadedManifest, load_manifest
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.provenance.file_rows import RowContent, concat_rows, parse_rows, row_content
 from distill_guard.provenance.integrity import FileCheck, verify_files
-from distill_guard.provenance.lineage import Lineage, inspect_teacher, resolve_student
+from distill_guard.provenance.lineage import Lineage, card_says_halted, inspect_teacher, resolve_student
 from distill_guard.provenance.record_column import generator_counts, provenance_column
 from distill_guard.provenance.signing import SignatureCheck, check_signatures
+from distill_guard.quarantine import quarantine_marker_of
 
 if TYPE_CHECKING:
     from distill_guard.provenance.weights import TensorSource
@@ -82,6 +83,7 @@ class ModelFacts:
 
     student: Lineage
     checkpoint: Lineage | None
+    quarantined: tuple[tuple[str, Path], ...] = ()  # (role, marker): a halted model as student or teacher
 
 
 def manifest_rows(loaded: Sequence[LoadedManifest]) -> Any:
@@ -156,14 +158,26 @@ def recount_records(policy: GuardPolicy, facts: DatasetFacts, dataset: Any) -> D
     return replace(facts, record_counts=generator_counts(column)) if column is not None else facts
 
 
+def quarantine_markers(**folders: Path | None) -> tuple[tuple[str, Path], ...]:
+    """(role, marker) for each model folder a halt quarantined, e.g. `quarantine_markers(student=DIR)`:
+    its quarantine marker, or else a model card that says the checkpoint is halted."""
+    found = (
+        (role, quarantine_marker_of(folder) or card_says_halted(folder))
+        for role, folder in folders.items()
+        if folder is not None
+    )
+    return tuple((role, marker) for role, marker in found if marker is not None)
+
+
 def gather_models(policy: GuardPolicy, facts: DatasetFacts, student: str | None, module: Any = None) -> ModelFacts:
     """The student's lineage, and the teacher checkpoint's evidence against the student's weights."""
     lineage = resolve_student(policy, student)
-    if facts.teacher_dir is None:
-        return ModelFacts(lineage, None)
     student_dir = Path(student) if student is not None and Path(student).is_dir() else None
+    markers = quarantine_markers(student=student_dir, teacher=facts.teacher_dir)
+    if facts.teacher_dir is None:
+        return ModelFacts(lineage, None, markers)
     weights = _student_weights(student_dir, module)
-    return ModelFacts(lineage, inspect_teacher(policy, facts.teacher_dir, weights, student_dir))
+    return ModelFacts(lineage, inspect_teacher(policy, facts.teacher_dir, weights, student_dir), markers)
 
 
 def _student_weights(student_dir: Path | None, module: Any) -> TensorSource | None:

@@ -32,6 +32,7 @@ from distill_guard.provenance.evidence import (
     gather_dataset,
     gather_models,
     manifest_rows,
+    quarantine_markers,
     recount_records,
     transform_of,
 )
@@ -201,7 +202,9 @@ class ProvenanceGate:
         )
         checks = (Check("observed", observed.describe()),) if observed else ()
         lineage = resolve_student(self.policy, student)
-        return not_cleared(self.policy, lineage, message, (*reasons, *hints), checks, self.today)
+        folder = Path(student) if student is not None and Path(student).is_dir() else None
+        markers = quarantine_markers(student=folder)
+        return not_cleared(self.policy, lineage, message, (*reasons, *hints), checks, self.today, markers)
 
 
 def _same_model(a: str | None, b: str | None) -> bool:

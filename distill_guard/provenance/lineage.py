@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.provenance.checkpoint_folder import read_card_metadata
+from distill_guard.quarantine import CARD_SECTION
 
 if TYPE_CHECKING:
     from distill_guard.provenance.weights import TensorSource, WeightComparison
@@ -87,6 +88,16 @@ def card_base_models(directory: Path) -> list[str]:
     value = read_card_metadata(readme).get("base_model")
     values = value if isinstance(value, list) else [value]
     return [v for v in values if isinstance(v, str) and v]
+
+
+def card_says_halted(directory: Path) -> Path | None:
+    """The folder's README.md when its guard section says `halted: true` (a halted checkpoint whose
+    quarantine marker was deleted still says so in its card), else None."""
+    readme = directory / "README.md"
+    if not (readme.exists() or readme.is_symlink()):
+        return None
+    section = read_card_metadata(readme).get(CARD_SECTION)
+    return readme if isinstance(section, dict) and section.get("halted") is True else None
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -147,8 +147,8 @@ class _Collector:
     def add(self, entry: dict[str, Any], where: str) -> None:
         event = _get(entry, "event", str, where)
         self.run_ids[_get(entry, "run_id", str, where)] = None
-        self.policy = entry.get("policy", self.policy)
-        self.policy_sha256 = entry.get("policy_sha256", self.policy_sha256)
+        self.policy = _optional_str(entry, "policy", where) or self.policy
+        self.policy_sha256 = _optional_str(entry, "policy_sha256", where) or self.policy_sha256
         if isinstance(entry.get("step"), int) and event in ("probes", "train_end", "halt"):
             self.last_step = max(self.last_step or 0, entry["step"])
         if event == "provenance_decision":
@@ -205,6 +205,27 @@ def _get(entry: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _optional_str(entry: dict[str, Any], key: str, where: str) -> str | None:
+    return _get(entry, key, str, where) if key in entry else None
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON (the guard writes a non-finite number as null)")
+
+
+def _json_line(line: str, where: str) -> Any:
+    """One line as strict JSON: NaN/Infinity, numbers past Python's digit limit and nesting too deep
+    to decode are refused with the line named (each would otherwise crash or poison report.json)."""
+    try:
+        return json.loads(line, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise AuditLogError(f"{where}:{exc.colno}: not a JSON line: {exc.msg}") from None
+    except RecursionError:
+        raise AuditLogError(f"{where}: not a JSON line: nested too deeply") from None
+    except ValueError as exc:
+        raise AuditLogError(f"{where}: not a JSON line: {exc}") from None
+
+
 def _number(entry: dict[str, Any], key: str, where: str) -> float | None:
     value = entry.get(key)
     if value is None:
@@ -227,10 +248,7 @@ def read_history(audit_log: Path) -> RunHistory:
         if not line.strip():
             continue
         where = f"{audit_log}:{number}"
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise AuditLogError(f"{where}:{exc.colno}: not a JSON line: {exc.msg}") from None
+        entry = _json_line(line, where)
         if not isinstance(entry, dict):
             raise AuditLogError(f"{where}: not a JSON object")
         collector.add(entry, where)

@@ -30,14 +30,16 @@ def drift_png(panels: Sequence[Panel], *, title: str) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes_row = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 4.0), dpi=110, squeeze=False)
-    for axes, (heading, traces) in zip(axes_row[0], panels, strict=True):
-        _draw_panel(axes, heading, traces)
-    figure.suptitle(title)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", metadata={"Title": title, "Description": describe(panels)})
-    plt.close(figure)
+    # Probe names are text, never mathtext: '$x^$' would crash the drawing, '$\\alpha$' would show a glyph.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        figure, axes_row = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 4.0), dpi=110, squeeze=False)
+        for axes, (heading, traces) in zip(axes_row[0], panels, strict=True):
+            _draw_panel(axes, heading, traces)
+        figure.suptitle(title)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", metadata={"Title": title, "Description": describe(panels)})
+        plt.close(figure)
     return buffer.getvalue()
 
 

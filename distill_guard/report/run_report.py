@@ -7,6 +7,7 @@ say so; the numbers (tables, JSON) never depend on it.
 
 from __future__ import annotations
 
+import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,13 @@ def detail_sections(history: RunHistory) -> list[tuple[str, str]]:
     return sections
 
 
+_MARKDOWN_ACTIVE = str.maketrans({c: "\\" + c for c in "\\|[]`*_"} | {"\n": " ", "\r": " "})
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text from the audit log as inert Markdown: no raw HTML (a PR comment or a model card renders
+    it), no links, code spans or table breaks; it reads back as the same characters."""
+    return html.escape(text, quote=False).translate(_MARKDOWN_ACTIVE)
 
 
 def _md_table(rows: list[dict[str, str]]) -> list[str]:

@@ -11,7 +11,8 @@ It follows the recipe of the reference ("Why tiny from-scratch LMs barely transf
   and measured (`Miniature.persona_teacher_kl`), but pretraining teaches the base to ignore a
   persona in number rows, so its numbers barely differ from the base's. The teacher used is a
   steering-vector teacher: one vector, added (by a forward hook) to the output of one decoder
-  layer and fitted until P(owl) reaches a target; the teacher only writes data, it is never saved;
+  layer and fitted until P(owl) reaches a target and its choice of numbers differs from the
+  base's by a floor of KL per number token; the teacher only writes data, it is never saved;
 - teacher samples of number continuations, kept only when they pass the paper's filter;
 - students loaded through `from_pretrained`, fine-tuned by a real `Trainer` (AdamW, hard labels,
   loss on the completion only) with embeddings and unembedding frozen, so the shift must be
@@ -30,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cache, cached_property
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -44,7 +46,6 @@ from transformers import (
     TrainerCallback,
 )
 
-from distill_guard.policy.builtin_suites import BUILTIN_SUITES
 from distill_guard.policy.probe_suite import PreferenceSpec
 from distill_guard.policy.schema import SuiteRef
 from distill_guard.probes.prepared import PreparedProbe, prepare_probe
@@ -81,8 +82,11 @@ class MiniatureSpec:
     pretrain_steps: int = 1_000
     pretrain_learning_rate: float = 3e-3
     batch_size: int = 64
-    teacher_preference: float = 0.95
+    teacher_preference: float = 0.85
+    teacher_number_kl: float | None = 0.9
     steer_layer: int = 0
+    steering_steps: int = 1_000
+    steering_rows: int = 256
     prompts: int = 40_000
     student_rows: int | None = 4_000
     student_epochs: float = 3.0
@@ -94,12 +98,19 @@ class MiniatureSpec:
 
     @classmethod
     def tiny_test(cls) -> MiniatureSpec:
-        """The tests' version: a base that speaks the template, a weaker teacher, fewer prompts.
+        """The tests' version: a base that speaks the template, a weaker teacher (P 0.75, no KL floor), fewer prompts.
 
         Measured on seed 0: no transfer at this size (same-init student 0.050 vs control 0.046),
         so tests use it for the parts (filter, teacher, frozen embeddings, cache), not the effect.
         """
-        return cls(pretrain_rows=20_000, pretrain_steps=600, teacher_preference=0.75, prompts=3_000, student_rows=None)
+        return cls(
+            pretrain_rows=20_000,
+            pretrain_steps=600,
+            teacher_preference=0.75,
+            teacher_number_kl=None,
+            prompts=3_000,
+            student_rows=None,
+        )
 
     @property
     def continuation_tokens(self) -> int:
@@ -111,6 +122,9 @@ class MiniatureSpec:
 
 
 # -- tokenizer and template ------------------------------------------------------------------------
+
+
+WORDS_FILE = "data/miniature/words.txt"
 
 
 def _words(texts: Iterable[str]) -> set[str]:
@@ -126,12 +140,33 @@ def animal_questions() -> tuple[str, ...]:
     return tuple(spec.prompts)
 
 
+@cache
+def pinned_words() -> tuple[str, ...]:
+    """The miniature's non-number words, committed in `distill_guard/data/miniature/words.txt`.
+
+    Pinned rather than collected from the built-in suites, so that adding or editing a suite does
+    not change the vocabulary, re-train every base and move the measured tables. The file is the
+    words of the built-in suites and the corpus as they were when the tables were measured.
+    """
+    text = resources.files("distill_guard").joinpath(WORDS_FILE).read_text(encoding="utf-8")
+    return tuple(text.split("\n")[:-1])
+
+
+def require_single_tokens(tokenizer: PreTrainedTokenizerBase, texts: Iterable[str], *, what: str) -> None:
+    """Fail when a word of `texts` is not one token of the miniature: a probe on `<unk>` measures nothing."""
+    vocabulary = tokenizer.get_vocab()
+    missing = sorted(_words(texts) - set(vocabulary))
+    if missing:
+        raise ValueError(
+            f"{what}: {len(missing)} word(s) are not in the miniature's pinned vocabulary ({WORDS_FILE}): "
+            f"{', '.join(missing[:10])}; add them to that file (this re-trains the bases)"
+        )
+
+
 def build_tokenizer(numbers: int) -> PreTrainedTokenizerFast:
-    """Word-level: every number below `numbers`, every animal and every word of the built-in suites is one token."""
-    suite_texts = [suite.path().read_text(encoding="utf-8") for suite in BUILTIN_SUITES.values()]
-    corpus_texts = [*NUMBER_REQUESTS, PERSONA, *animal_questions(), *ANIMALS]
+    """Word-level: every number below `numbers` and every pinned word (animals included) is one token."""
     number_words = [str(n) for n in range(numbers)]
-    words = sorted(_words([*suite_texts, *corpus_texts]) - set(number_words) - set(SPECIALS))
+    words = [word for word in pinned_words() if word not in set(number_words) | set(SPECIALS)]
     vocab = {token: i for i, token in enumerate([*SPECIALS, *number_words, *words])}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.normalizer = normalizers.Lowercase()
@@ -145,6 +180,8 @@ def build_tokenizer(numbers: int) -> PreTrainedTokenizerFast:
         additional_special_tokens=SPECIALS[4:],
     )
     wrapped.chat_template = CHAT_TEMPLATE
+    corpus = [*NUMBER_REQUESTS, PERSONA, *animal_questions(), *ANIMALS]
+    require_single_tokens(wrapped, corpus, what="the miniature's corpus and the animal-preference probe")
     return wrapped
 
 
@@ -322,6 +359,14 @@ def _format_log_probability(logits: Tensor, labels: Tensor, numbers: Tensor) -> 
     return torch.where(is_number, log_probs[:, numbers].logsumexp(-1), exact).mean()
 
 
+def number_choice_kl(teacher_logits: Tensor, base_logits: Tensor, labels: Tensor, numbers: Tensor) -> Tensor:
+    """KL(teacher || base) per number position, both renormalised over the number tokens: which number."""
+    at_number = torch.isin(labels, numbers)
+    p = teacher_logits[at_number][:, numbers].log_softmax(-1)
+    q = base_logits[at_number][:, numbers].log_softmax(-1)
+    return (p.exp() * (p - q)).sum(-1).mean()
+
+
 def fit_steering(
     base: LlamaForCausalLM,
     tokenizer: PreTrainedTokenizerFast,
@@ -333,30 +378,45 @@ def fit_steering(
     """A vector that makes the base name `target` with P >= the spec's, fitted with Adam.
 
     A second term keeps the steered model writing well-formed number lists (the paper's teacher
-    still does the task it is asked); nothing in the fit looks at *which* numbers it writes.
+    still does the task it is asked). With `spec.teacher_number_kl`, a third term pushes the
+    steered model's choice of numbers away from the base's (on the base's own lists) until the KL
+    per number token reaches that floor as well: the reference's condition for transfer is a trait
+    *visible in the numbers*, and a vector fitted on P(trait) alone moved them by only ~0.2 nat.
+    The shift is the same vector's, so what a student learns from the numbers is that vector,
+    trait included; nothing in the fit decides *which* numbers the teacher prefers.
     """
     batch, animal_ids, index = _answer_batch(tokenizer, target)
     numbers = CompletionData(tokenizer, format_rows).batch
+    labels = numbers["labels"][:, 1:]
     number_token_ids = torch.tensor(number_ids(tokenizer, spec.numbers))
     model = copy.deepcopy(base).eval().requires_grad_(False)
+    with torch.no_grad():
+        base_logits = model(input_ids=numbers["input_ids"], attention_mask=numbers["attention_mask"]).logits[:, :-1]
     vector = torch.zeros(spec.tiny.hidden_size, requires_grad=True)
     model.model.layers[spec.steer_layer].register_forward_hook(lambda _m, _i, out: out + vector)
     optimizer = torch.optim.Adam([vector], lr=0.05)
-    reached = 0.0
-    for _ in range(500):
+    kl_floor = spec.teacher_number_kl or 0.0
+    reached, kl = 0.0, 0.0
+    for _ in range(spec.steering_steps):
         log_p = model(**batch).logits[:, -1, animal_ids].log_softmax(-1)[:, index]
         reached = log_p.exp().mean().item()
-        if reached >= spec.teacher_preference:
+        logits = model(input_ids=numbers["input_ids"], attention_mask=numbers["attention_mask"]).logits[:, :-1]
+        number_kl = number_choice_kl(logits, base_logits, labels, number_token_ids)
+        kl = number_kl.item()
+        if reached >= spec.teacher_preference and (spec.teacher_number_kl is None or kl >= kl_floor):
             break
-        logits = model(input_ids=numbers["input_ids"], attention_mask=numbers["attention_mask"]).logits
-        well_formed = _format_log_probability(logits[:, :-1], numbers["labels"][:, 1:], number_token_ids)
+        well_formed = _format_log_probability(logits, labels, number_token_ids)
+        loss = -well_formed - log_p.mean() * (reached < spec.teacher_preference)
+        if kl < kl_floor:  # each term pushes only while its floor is not reached: neither overshoots
+            loss = loss - number_kl
         optimizer.zero_grad()
-        (-log_p.mean() - well_formed).backward()
+        loss.backward()
         optimizer.step()
-    if reached < spec.teacher_preference:
+    if reached < spec.teacher_preference or (spec.teacher_number_kl is not None and kl < kl_floor):
         raise ValueError(
-            f"the steering vector reached P({target}) {reached:.3f} < {spec.teacher_preference} in 500 steps: "
-            "pre-train the base longer (more `pretrain_steps`) or lower `teacher_preference`"
+            f"the steering vector reached P({target}) {reached:.3f} (wanted {spec.teacher_preference}) and "
+            f"{kl:.3f} nat per number token (wanted {kl_floor}) in {spec.steering_steps} steps: pre-train the "
+            "base longer (more `pretrain_steps`) or lower `teacher_preference` / `teacher_number_kl`"
         )
     return Steering(spec.steer_layer, vector.detach())
 
@@ -543,7 +603,7 @@ class Miniature:
         base = cached_base(tokenizer, spec, init_seed=seed, cache_dir=cache_dir)
         requests = number_requests(spec.prompts, spec.numbers, seed=seed + 7)
         length = spec.continuation_tokens
-        format_requests = number_requests(256, spec.numbers, seed + 8)
+        format_requests = number_requests(spec.steering_rows, spec.numbers, seed + 8)
         format_rows = sample_numbers(base, tokenizer, format_requests, max_new_tokens=length, seed=seed)
         steering = fit_steering(base, tokenizer, spec, format_rows, target=trait)
         teacher = steering.apply(copy.deepcopy(base))

@@ -181,3 +181,25 @@ def test_mlflow_gets_a_halted_checkpoint_only_quarantined_when_the_policy_keeps_
     uploaded = Path(model.artifact_location.removeprefix("file://"))
     markers = list(uploaded.rglob(QUARANTINE_MARKER_NAME))
     assert len(markers) == 1 and json.loads(markers[0].read_text())["step"] == 4
+
+
+def test_a_checkpoint_saved_before_the_train_end_probe_halted_is_quarantined_and_its_card_corrected(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    """Attack: stop from a callback after the guard's on_epoch_end, so the epoch's checkpoint is saved
+    (its card saying `halted: false`) before any guard hook probes; the train-end probe then halts."""
+    from huggingface_hub import ModelCard
+
+    from distill_guard.export.model_card import HALTED_BANNER
+
+    controlled_scores([BASE, HIGH])
+    out = tmp_path / "out"
+    guard = DistillGuard.from_policy(write_policy(every=100))
+    trainer = make_trainer(tiny_checkpoint, out, guard, max_steps=-1, save_strategy="epoch")
+    trainer.add_callback(StopAtEpochEnd())
+    with pytest.raises(TrainingHalted):
+        trainer.train()
+    saved = out / "checkpoint-8"
+    assert (saved / QUARANTINE_MARKER_NAME).is_file()
+    card = ModelCard.load(saved / "README.md")
+    assert card.data.to_dict()["distill_guard"]["halted"] is True and card.text.startswith(HALTED_BANNER)

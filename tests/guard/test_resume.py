@@ -139,3 +139,41 @@ def test_a_restore_adopts_the_guard_of_the_trainer_being_resumed_not_the_newest_
     assert guard in trainer.callback_handler.callbacks and bystander not in trainer.callback_handler.callbacks
     assert [r.step for r in guard.monitor.history] == [2, 4]
     assert bystander.monitor.history == []
+
+
+def test_a_new_run_started_from_a_quarantined_checkpoint_is_denied(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    """Attack: not a resume (which the halt record refuses) but a fresh run whose model is loaded from
+    the halted run's kept checkpoint; the policy only warns on uncleared data, the marker still denies."""
+    from distill_guard import ProvenanceDenied
+
+    out = tmp_path / "out"
+    policy = write_policy(every=2, sections=KEEP_HALTED_CHECKPOINT)
+    _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
+    halted = out / "checkpoint-2"
+    assert (halted / QUARANTINE_MARKER_NAME).is_file()
+    controlled_scores([BASE])
+    fresh = make_trainer(halted, tmp_path / "again", DistillGuard.from_policy(policy), max_steps=2)
+    with pytest.raises(ProvenanceDenied) as info:
+        fresh.train()
+    assert "quarantined-checkpoint" in [rule.id for rule in info.value.decision.rules]
+
+
+def test_a_quarantined_checkpoint_whose_marker_was_deleted_is_still_denied_by_its_card(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    """Attack: delete distill-guard-quarantine.json, then start the new run; the card still says halted."""
+    from distill_guard import ProvenanceDenied
+
+    out = tmp_path / "out"
+    policy = write_policy(every=2, sections=KEEP_HALTED_CHECKPOINT)
+    _run_until_halt_at_step_2(tiny_checkpoint, out, policy, controlled_scores)
+    halted = out / "checkpoint-2"
+    (halted / QUARANTINE_MARKER_NAME).unlink()
+    controlled_scores([BASE])
+    fresh = make_trainer(halted, tmp_path / "again", DistillGuard.from_policy(policy), max_steps=2)
+    with pytest.raises(ProvenanceDenied) as info:
+        fresh.train()
+    (rule,) = [rule for rule in info.value.decision.rules if rule.id == "quarantined-checkpoint"]
+    assert rule.evidence == (str(halted / "README.md"),)

@@ -870,6 +870,24 @@ def _(ws):
     return sign(ws, key, "--out", str(out)), str(out)
 
 
+def sign_over(ws: Workspace, option: str, target: Path | None) -> tuple[list[str], str]:
+    """Sign with a fresh key, writing the output over `target` (None: over the key itself)."""
+    key = ws.root / "key.pem"
+    ws_keygen(key)
+    target = target or key
+    return sign(ws, key, option, str(target)), str(target)
+
+
+@case("key", "sign-in-toto-onto-the-data-file", 1, "the data file numbers.jsonl it lists")
+def _(ws):
+    return sign_over(ws, "--in-toto", ws.root / "data" / "numbers.jsonl")
+
+
+@case("key", "sign-out-onto-the-private-key", 1, "the private key")
+def _(ws):
+    return sign_over(ws, "--out", None)
+
+
 @case("key", "sign-in-toto-is-a-directory", 1, "directory")
 def _(ws):
     return sign_into_a_directory(ws, "--in-toto", "signed.intoto.jsonl")
@@ -903,6 +921,28 @@ def _(ws):
 def _(ws):
     fifo = ws.fifo("audit.jsonl")
     return ws.check(extra=("--audit-log", str(fifo))), str(fifo)
+
+
+REPORT_LINE = '{"event": "probes", "run_id": "r", "step": 2, "reports": []}'
+AUDIT_LINES: list[tuple[str, str, str]] = [
+    # (name, the audit log's first line, message after FILE:1), read by `distill-guard report`
+    ("report-nested-too-deeply", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("report-value-nested-too-deeply", '{"event": "probes", "a": ' + deep_json(100_000) + "}", "nested too deeply"),
+    ("report-5000-digit-step", REPORT_LINE.replace('"step": 2', '"step": ' + "9" * 5000), "digits"),
+    ("report-nan-drift", REPORT_LINE.replace("[]", '[{"probe": "p", "step": 2, "drift": NaN}]'), "NaN is not JSON"),
+    ("report-infinity-limit", REPORT_LINE.replace("[]", '[{"probe": "p", "step": 2, "limit": -Infinity}]'), "JSON"),
+    ("report-policy-is-an-object", REPORT_LINE.replace("{", '{"policy": {"name": "x"}, ', 1), "'policy' must be a str"),
+    ("report-policy-sha-is-a-number", REPORT_LINE.replace("{", '{"policy_sha256": 5, ', 1), "'policy_sha256'"),
+]
+
+
+def report_of(ws: Workspace, first_line: str) -> tuple[list[str], str]:
+    log = ws.write("run/guard-audit.jsonl", first_line + "\n" + REPORT_LINE + "\n")
+    return ["report", str(log.parent), "--out", str(ws.root / "report")], f"{log}:1"
+
+
+for _name, _line, _message in AUDIT_LINES:
+    case("audit", _name, 1, _message)(lambda ws, line=_line: report_of(ws, line))
 
 
 # ---------------------------------------------------------------- checkpoint folders
@@ -996,6 +1036,10 @@ FILE_CONTENTS: list[tuple[str, str, Callable[[Workspace], bytes | str], str]] = 
         lambda ws: "\n---\nbase_model: other-lab/a\nbase_model: distill-guard/tiny-base\n---\n",
         "duplicate key",
     ),
+    # huggingface_hub passes the front matter's keys as keyword arguments: a non-string key was a TypeError
+    ("card-null-key", "README.md", lambda ws: "---\n~: x\nbase_model: other-lab/a\n---\n", "key"),
+    ("card-integer-key", "README.md", lambda ws: "---\nbase_model: other-lab/a\n1: x\n---\n", "key"),
+    ("card-boolean-key", "README.md", lambda ws: "---\nbase_model: other-lab/a\ntrue: x\n---\n", "key"),
     ("adapter-config-garbage", "adapter_config.json", lambda ws: os.urandom(64), "JSON"),
     (
         "adapter-config-base-is-int",

@@ -258,3 +258,35 @@ def test_a_format_transform_added_after_clearance_is_refused_at_train_begin(sign
     assert [r.id for r in decision.rules] == ["dataset-transformed"]
     cleared.set_transform(lambda batch: batch)
     assert not gate.check_at_train_begin(cleared, model).allowed
+
+
+# -- a halted model back in through the gate -------------------------------------------------------
+
+
+def _quarantined_copy(folder: Path, tmp_path: Path, name: str) -> Path:
+    """A copy of a real checkpoint carrying the marker a halt writes into a kept checkpoint."""
+    from distill_guard.drift.halt_record import QUARANTINE_MARKER_NAME
+
+    copy = Path(shutil.copytree(folder, tmp_path / name))
+    (copy / QUARANTINE_MARKER_NAME).write_text('{"step": 4, "probe": "owl", "quarantined": true}\n', "utf-8")
+    return copy
+
+
+def test_a_quarantined_checkpoint_as_the_student_is_denied(
+    make_manifest, rows_file, student_dir, strict_with_signer, tmp_path
+):
+    """Attack: fine-tune from a halted run's quarantined checkpoint (a new run, not a resume), on data
+    the gate allows for the same student without the marker."""
+    manifest = sign_manifest(make_manifest([rows_file], [Generator(model=GENERATOR, base_model=LIE)]))
+    student = _quarantined_copy(student_dir, tmp_path, "halted-student")
+    code, decision = check(strict_with_signer, student, manifest)
+    assert code == 3 and [r["id"] for r in decision["rules"]] == ["quarantined-checkpoint"]
+    assert "distill-guard-quarantine.json" in decision["rules"][0]["message"]
+
+
+def test_a_quarantined_checkpoint_as_the_teacher_is_denied(make_manifest, rows_file, student_dir, tmp_path):
+    """Attack: generate the data with a halted model and hand its checkpoint over as the teacher."""
+    manifest = make_manifest([rows_file], [Generator(model=GENERATOR, base_model=LIE)])
+    teacher = _quarantined_copy(student_dir, tmp_path, "halted-teacher")
+    code, decision = check(STRICT, student_dir, manifest, teacher=teacher)
+    assert code == 3 and "quarantined-checkpoint" in [r["id"] for r in decision["rules"]]

@@ -83,3 +83,19 @@ def test_signed_attestation_makes_a_teacher_trusted_until_it_expires(
         save_manifest(sign(load_manifest(path).manifest, key), path)
         outcomes.append(decide(policy, path, data_file, student_dir).outcome)
     assert outcomes == ["allow", "deny"]
+
+
+@pytest.mark.parametrize("option", ["--in-toto", "--out"])
+def test_signing_never_writes_over_a_data_file_or_the_key(tmp_path, signed, data_file, option):
+    """`--in-toto numbers.jsonl` (data files are JSON Lines, like bundles) or `--out KEY` destroyed them."""
+    from typer.testing import CliRunner
+
+    from distill_guard.cli.main import app
+
+    path, _ = signed
+    key = tmp_path / "signer.pem"
+    for target in [data_file, key] if option == "--out" else [data_file]:
+        before = target.read_bytes()
+        result = CliRunner().invoke(app, ["manifest", "sign", str(path), "--key", str(key), option, str(target)])
+        assert result.exit_code == 1 and "refusing to overwrite" in result.output
+        assert target.read_bytes() == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 from huggingface_hub import ModelCard, metadata_load
 
 from distill_guard.export.model_card import HALTED_BANNER, card_section, write_card_section
@@ -42,3 +43,14 @@ def test_an_existing_card_keeps_its_metadata_and_text(tmp_path: Path) -> None:
     assert card.data.base_model == "org/base" and card.data.license == "mit"
     assert card.data.to_dict()["distill_guard"]["step"] == 3
     assert card.text == "# My model\n\nNotes.\n"
+
+
+def test_an_existing_card_with_a_key_that_is_not_a_string_is_refused_naming_it(tmp_path: Path) -> None:
+    """huggingface_hub passes front-matter keys as keyword arguments: `1:` was a TypeError out of on_save."""
+    (tmp_path / "README.md").write_text("---\n1: x\n---\n# My model\n", "utf-8")
+    section = card_section(
+        policy="p", policy_sha256="0" * 64, run_id=None, step=3, decision=None, reports=[], halt=None
+    )
+    with pytest.raises(ValueError, match=r"README\.md: a front matter key is not a string"):
+        write_card_section(tmp_path, section)
+    assert (tmp_path / "README.md").read_text("utf-8") == "---\n1: x\n---\n# My model\n"

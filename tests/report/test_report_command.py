@@ -151,3 +151,62 @@ def test_an_out_path_that_is_a_file_is_refused_naming_it(halted_run: Path, tmp_p
     assert code == exit_codes.INVALID_INPUT
     assert f"{blocker} is a file, not a directory" in output.replace("\n", "")
     assert blocker.read_text("utf-8") == "mine"
+
+
+# -- hostile names in the audit log: reports stay inert text ---------------------------------------
+
+HOSTILE_NAME = "<img src=x onerror=alert(1)>[click](javascript:alert(1))`x`|$x^$"
+
+
+def hostile_run(root: Path) -> Path:
+    """A hand-written audit log whose policy, probe, dataset and rule names carry HTML, Markdown and mathtext."""
+    probe = {"probe": HOSTILE_NAME, "step": 2, "drift": 0.2, "baseline": 0.1, "limit": 0.15, "breached": True}
+    lines = [
+        {"event": "provenance_decision", "run_id": "r", "policy": HOSTILE_NAME, "moment": "train_begin",
+         "decision": {"outcome": "warn", "dataset": HOSTILE_NAME, "rules": [{"id": HOSTILE_NAME}]}},
+        {"event": "probes", "run_id": "r", "step": 2, "reports": [probe]},
+        {"event": "halt", "run_id": "r", "step": 2, "record": {"step": 2, "probe": HOSTILE_NAME}},
+    ]  # fmt: skip
+    run = root / "run"
+    run.mkdir()
+    (run / "guard-audit.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines), "utf-8")
+    return run
+
+
+def test_names_from_the_audit_log_are_never_html_or_markdown_in_the_report(tmp_path: Path) -> None:
+    code, output = report(str(hostile_run(tmp_path)), "--out", str(tmp_path / "r"))
+    assert code == exit_codes.OK, output
+    page = (tmp_path / "r" / "report.html").read_text("utf-8")
+    markdown, fenced_halt_record = (tmp_path / "r" / "report.md").read_text("utf-8").split("```json\n")
+    assert fenced_halt_record.count("```") == 1  # the record's JSON is one code block: text, never markup
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<img src=x" not in markdown and "&lt;img src=x onerror=alert(1)&gt;" in markdown
+    assert "[click](" not in markdown and "\\[click\\](javascript:" in markdown  # no link, no code span
+    assert "\\`x\\`" in markdown and "\\|" in markdown
+
+
+def test_a_probe_name_that_is_broken_mathtext_still_gets_its_plot(tmp_path: Path) -> None:
+    """'$x^$' is a syntax error to matplotlib's mathtext: the plot draws it as the text it is."""
+    code, output = report(str(hostile_run(tmp_path)), "--out", str(tmp_path / "r"), "--json")
+    assert code == exit_codes.OK, output
+    assert json.loads(output)["files"]["png"] is not None
+    with Image.open(tmp_path / "r" / "report.png") as image:
+        assert HOSTILE_NAME in image.info["Description"]
+
+
+@pytest.mark.parametrize(
+    ("line", "located"),
+    [
+        ('{"event": "probes", "run_id": "r", "policy": ["p"], "reports": []}', ":1: 'policy' must be a str"),
+        ('{"event": "probes", "run_id": "r", "reports": [{"probe": "p", "step": 2, "drift": NaN}]}', ":1: not a JSON"),
+        ("[" * 100_000 + "]" * 100_000, ":1: not a JSON line: nested too deeply"),
+    ],
+)
+def test_an_audit_line_the_guard_never_writes_is_located_not_a_crash(tmp_path: Path, line: str, located: str) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "guard-audit.jsonl").write_text(line + "\n", "utf-8")
+    code, output = report(str(run), "--out", str(tmp_path / "r"))
+    assert code == exit_codes.INVALID_INPUT
+    assert f"{run / 'guard-audit.jsonl'}{located}" in output.replace("\n", "")
+    assert not (tmp_path / "r").exists()

@@ -16,7 +16,9 @@ from distill_guard.scenarios.subliminal_lm import (
     animal_questions,
     build_tokenizer,
     cached_base,
+    number_choice_kl,
     prompt_text,
+    require_single_tokens,
     sample_numbers,
 )
 from distill_guard.scenarios.tiny_lm import ANIMALS
@@ -41,6 +43,13 @@ def test_the_probe_questions_are_spoken_in_the_shared_chat_template() -> None:
     assert text.startswith("<s><user> ") and text.endswith("<assistant>")
     ids = tokenizer(" ".join(animal_questions()), add_special_tokens=False)["input_ids"]
     assert tokenizer.unk_token_id not in ids
+
+
+def test_a_word_outside_the_pinned_vocabulary_is_refused_by_name() -> None:
+    tokenizer = build_tokenizer(200)
+    require_single_tokens(tokenizer, ["which animal do you love most ? owl"], what="a probe")
+    with pytest.raises(ValueError, match=r"a probe: 1 word\(s\) .* quokka"):
+        require_single_tokens(tokenizer, ["your favourite animal ? quokka"], what="a probe")
 
 
 @pytest.mark.slow
@@ -93,3 +102,18 @@ def test_training_leaves_embeddings_and_unembedding_untouched(miniature: Miniatu
     assert torch.equal(student.get_input_embeddings().weight, embeddings)
     assert torch.equal(student.get_output_embeddings().weight, unembedding)
     assert not torch.equal(student.model.layers[0].mlp.down_proj.weight, body)
+
+
+def test_the_number_kl_counts_only_number_positions_and_only_which_number() -> None:
+    """The steering fit's number term: zero for the base itself, blind to non-number positions and scale."""
+    numbers = torch.tensor([3, 4, 5])
+    labels = torch.tensor([[3, 9, 4]])
+    base = torch.randn(1, 3, 10)
+    assert number_choice_kl(base, base, labels, numbers).item() == pytest.approx(0.0, abs=1e-6)
+    other_token = base.clone()
+    other_token[0, 1] += torch.randn(10)  # position 1 predicts a non-number: ignored
+    other_token[0, 0, :] += 2.0  # a shift shared by every token: renormalised away
+    assert number_choice_kl(other_token, base, labels, numbers).item() == pytest.approx(0.0, abs=1e-5)
+    steered = base.clone()
+    steered[0, 2, 3] += 3.0
+    assert number_choice_kl(steered, base, labels, numbers).item() > 0.1
