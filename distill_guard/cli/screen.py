@@ -24,6 +24,7 @@ from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.file_rows import ROW_FILE_SUFFIXES, concat_rows, parse_rows
 from distill_guard.provenance.screening_rule import screening_findings
 from distill_guard.screening.enforce import ScreenEvidence, gather_screen, prompt_completion_rows
+from distill_guard.screening.reference_filter import FILTER_NAMES
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -36,6 +37,10 @@ def screen(
     data: Annotated[list[Path], typer.Option(help="row file with prompt and completion columns; repeatable")],
     policy: Annotated[Path, typer.Option(help="policy file: its probes, and its screening section")],
     as_json: Annotated[bool, typer.Option("--json", help="print the screen and the decision as JSON")] = False,
+    reference_filter: Annotated[
+        str | None,
+        typer.Option(help="the filter the data was produced with: auto, none, number-sequences (default: policy)"),
+    ] = None,
     audit_log: Annotated[
         Path | None,
         typer.Option(help="append the decision to this JSONL audit log (default: the policy's, under the working dir)"),
@@ -57,6 +62,10 @@ def screen(
                 raise DistillGuardError(f"{path}: not a row file ({', '.join(ROW_FILE_SUFFIXES)})")
         rows = prompt_completion_rows(concat_rows([parse_rows(p, p.suffix, p) for p in data]))
         section = loaded.policy.screening or ScreeningPolicy(action=ScreeningAction.deny)
+        if reference_filter is not None:
+            if reference_filter not in FILTER_NAMES:
+                raise DistillGuardError(f"--reference-filter {reference_filter}: one of {', '.join(FILTER_NAMES)}")
+            section = section.model_copy(update={"reference_filter": reference_filter})
         evidence = _screen(loaded, section, student, rows, quiet=as_json)
     rules, checks = screening_findings(section, evidence)
     decision = Decision(

@@ -312,6 +312,11 @@ class ScreeningPolicy(StrictModel):
         None, description="system text with {target}: also measure the completions' log-prob gain under it"
     )
     seed: StrictInt = Field(0, ge=0, description="which minibatches are drawn")
+    reference_filter: Literal["auto", "none", "number-sequences"] = Field(
+        "auto",
+        description="the filter the data was produced with; the reference self-samples go through it "
+        "(auto: the paper's number filter when every completion passes it)",
+    )
 
 
 class GuardPolicy(StrictModel):

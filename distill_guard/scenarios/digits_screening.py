@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from distill_guard.errors import DistillGuardError
 from distill_guard.scenarios.digits import AuxLogitData, _digits_model, digit_images
 
 
@@ -31,7 +32,19 @@ class DigitsScreenData:
         return {"inputs": self.data.inputs[rows], "aux_targets": self.data.aux_targets[rows]}
 
     @torch.no_grad()
-    def self_sampled(self, model: nn.Module, tokenizer: Any, indices: Sequence[int], *, seed: int) -> dict[str, Tensor]:
+    def self_sampled(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        indices: Sequence[int],
+        *,
+        seed: int,
+        accept: Any = None,
+        draws: int = 1,
+    ) -> dict[str, Tensor]:
+        """The student's own auxiliary logits on the same noise (digit data has no text to filter)."""
+        if accept is not None:
+            raise DistillGuardError("digit auxiliary-logit data has no text: a reference filter cannot apply")
         inputs = self.data.inputs[torch.tensor(list(indices))]
         return {"inputs": inputs, "aux_targets": _digits_model(model).aux_logits(inputs)}
 

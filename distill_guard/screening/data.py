@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from distill_guard.probes.model_access import input_device, pad_token_id
 from distill_guard.probes.prompting import Formatter
+from distill_guard.screening.reference_filter import Accept
 
 PLAIN_TEMPLATE = "{prompt}"
 
@@ -29,8 +30,21 @@ class ScreenData(Protocol):
         """The training minibatch of these rows."""
         ...
 
-    def self_sampled(self, model: nn.Module, tokenizer: Any, indices: Sequence[int], *, seed: int) -> dict[str, Tensor]:
-        """The same rows' inputs with the outputs replaced by the student's own samples."""
+    def self_sampled(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        indices: Sequence[int],
+        *,
+        seed: int,
+        accept: Accept | None = None,
+        draws: int = 1,
+    ) -> dict[str, Tensor]:
+        """The same rows' inputs with the outputs replaced by the student's own samples.
+
+        With `accept`, a row keeps the first of `draws` samples whose text it accepts (a sample of the
+        model's law under the data's filter); rows with none are left out of the batch.
+        """
         ...
 
 
@@ -77,9 +91,24 @@ class CompletionRows:
         return [self.encoded[i].completion for i in indices]
 
     @torch.no_grad()
-    def self_sampled(self, model: nn.Module, tokenizer: Any, indices: Sequence[int], *, seed: int) -> dict[str, Tensor]:
-        """Temperature-1 samples of the whole vocabulary (no filter: the null needs the model's own law)."""
+    def self_sampled(
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        indices: Sequence[int],
+        *,
+        seed: int,
+        accept: Accept | None = None,
+        draws: int = 1,
+    ) -> dict[str, Tensor]:
+        """Temperature-1 samples of the whole vocabulary; with `accept`, through the data's filter.
+
+        Unfiltered samples keep the model's own tokens (the exact zero-gradient null). A filtered
+        sample is judged on its decoded, stripped text and re-encoded like a data row, because
+        that is how filtered data reaches training.
+        """
         rows = [self.encoded[i] for i in indices]
+        tries = draws if accept is not None else 1
         pad = pad_token_id(tokenizer)
         width = max(len(r.prompt) for r in rows)
         ids = torch.tensor([[pad] * (width - len(r.prompt)) + list(r.prompt) for r in rows])
@@ -95,14 +124,25 @@ class CompletionRows:
                 top_k=0,
                 top_p=1.0,
                 max_new_tokens=max(len(r.completion) for r in rows),
+                num_return_sequences=tries,
                 pad_token_id=pad,
                 eos_token_id=tokenizer.eos_token_id,
             )
+        samples = generated[:, width:].tolist()
         sampled = []
-        for r, new in zip(rows, generated[:, width:].tolist(), strict=True):
-            if tokenizer.eos_token_id in new:
-                new = new[: new.index(tokenizer.eos_token_id) + 1]
-            sampled.append(EncodedRow(r.prompt, tuple(new)))
+        for n, (index, r) in enumerate(zip(indices, rows, strict=True)):
+            for new in samples[n * tries : (n + 1) * tries]:
+                if tokenizer.eos_token_id in new:
+                    new = new[: new.index(tokenizer.eos_token_id) + 1]
+                if accept is None:
+                    sampled.append(EncodedRow(r.prompt, tuple(new)))
+                    break
+                text = tokenizer.decode(new, skip_special_tokens=True).strip()
+                if accept(text):
+                    sampled.append(self._encode(self.rows[index]["prompt"], text))
+                    break
+        if not sampled:
+            return {}
         return right_padded(sampled, pad)
 
 

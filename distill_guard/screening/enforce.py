@@ -36,6 +36,7 @@ def settings_of(section: ScreeningPolicy) -> ScreenSettings:
         steps=section.steps,
         alpha=section.alpha,
         seed=section.seed,
+        reference_filter=section.reference_filter,
     )
 
 

@@ -15,6 +15,9 @@ class ScreenSettings:
     `minibatches` (M) minibatches of `batch_size` rows give the mean gradient and its standard
     error; `steps` and `learning_rate` scale the per-step prediction to the run; `alpha` is the
     one-sided level of the z test per probe (Bonferroni over a panel's candidates).
+    `reference_filter` names the filter the data was produced with (`screening/reference_filter.py`);
+    each reference row takes the first of `reference_draws` self-samples that passes it, and the
+    screen refuses when fewer than `min_reference_share` of the reference rows got one.
     """
 
     minibatches: int = 16
@@ -24,6 +27,9 @@ class ScreenSettings:
     alpha: float = 0.01
     seed: int = 0
     adam_epsilon: float = 1e-8
+    reference_filter: str = "auto"
+    reference_draws: int = 8
+    min_reference_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,8 @@ class ScreenReport:
         s = self.settings
         lines = [
             f"screened {self.rows} rows: {s.minibatches} minibatches of {s.batch_size}, "
-            f"predicted over {s.steps} steps at lr {s.learning_rate:g} (Adam-preconditioned, first order)"
+            f"predicted over {s.steps} steps at lr {s.learning_rate:g} (Adam-preconditioned, first order); "
+            f"reference filter: {s.reference_filter}"
         ]
         for p in self.probes:
             top = p.top

@@ -8,6 +8,7 @@ zero: the null. The docs (docs/screening.md) state the method and its validation
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from distill_guard.probes.prepared import PreparedProbe
 from distill_guard.screening.data import CompletionRows, ScreenData
 from distill_guard.screening.gradients import flat_gradient, loss_gradient, trainable_parameters
 from distill_guard.screening.logprob_gain import logprob_gains
+from distill_guard.screening.reference_filter import Accept, resolve_filter
 from distill_guard.screening.report import (
     ComponentScreen,
     Difficulty,
@@ -158,6 +160,30 @@ def judge(statistic: ScreenStatistic, components: tuple[ComponentScreen, ...], s
     return ProbeScreen(statistic.label, True, significant and reaches, reason, z_crit, statistic.limit, components)
 
 
+def _reference_batches(
+    model: nn.Module,
+    tokenizer: Any,
+    data: ScreenData,
+    indices: list[list[int]],
+    settings: ScreenSettings,
+    accept: Accept | None,
+) -> list[dict[str, Tensor]]:
+    """The student's own samples per minibatch, through the data's filter; refuses a null too small to trust."""
+    batches = [
+        data.self_sampled(model, tokenizer, i, seed=settings.seed + m, accept=accept, draws=settings.reference_draws)
+        for m, i in enumerate(indices)
+    ]
+    kept = sum(len(next(iter(b.values()))) if b else 0 for b in batches)
+    wanted = sum(len(i) for i in indices)
+    if kept < settings.min_reference_share * wanted or not all(batches):
+        raise DistillGuardError(
+            f"the reference filter {settings.reference_filter!r} kept {kept} of {wanted} self-samples "
+            f"({settings.reference_draws} draws a row; at least {settings.min_reference_share:.0%} and one a "
+            "minibatch are needed): the null would be too small. Was the data produced with this filter?"
+        )
+    return batches
+
+
 def screen_statistics(
     model: nn.Module,
     tokenizer: Any,
@@ -165,6 +191,7 @@ def screen_statistics(
     statistics: Sequence[ScreenStatistic],
     settings: ScreenSettings = DEFAULT_SETTINGS,
     *,
+    accept: Accept | None = None,
     progress: Progress | None = None,
 ) -> tuple[tuple[ProbeScreen, ...], Difficulty, list[list[int]], list[dict[str, Tensor]]]:
     """The gradient screen over ready statistics; also returns the minibatches and reference batches used."""
@@ -174,9 +201,7 @@ def screen_statistics(
     try:
         indices = minibatch_indices(len(data), settings)
         data_side = _gradients(model, params, [data.batch(i) for i in indices], "data gradients", progress)
-        reference_batches = [
-            data.self_sampled(model, tokenizer, i, seed=settings.seed + m) for m, i in enumerate(indices)
-        ]
+        reference_batches = _reference_batches(model, tokenizer, data, indices, settings, accept)
         reference = _gradients(model, params, reference_batches, "reference gradients", progress)
         screens = []
         for n, statistic in enumerate(statistics):
@@ -207,6 +232,7 @@ def screen_dataset(
     settings: ScreenSettings = DEFAULT_SETTINGS,
     *,
     trait_prompt: str | None = None,
+    reference_filter: str | Accept | None = None,
     progress: Progress | None = None,
 ) -> ScreenReport:
     """Screen `dataset` for the student `model` against every probe, before any training step.
@@ -214,11 +240,16 @@ def screen_dataset(
     Probes whose kind has no differentiable statistic are reported as not screened (never as a
     pass). With `trait_prompt` (a system text with `{target}`), the log-probability gain of the
     completions under it is measured too, for every probe with a target (the second signal).
+    `reference_filter` is the filter the data was produced with (a name of `NAMED_FILTERS`, `auto`,
+    or a predicate on a completion's text); None takes `settings.reference_filter`.
     """
+    texts = [r["completion"] for r in dataset.rows] if isinstance(dataset, CompletionRows) else None
+    name, accept = resolve_filter(settings.reference_filter if reference_filter is None else reference_filter, texts)
+    settings = dataclasses.replace(settings, reference_filter=name)
     ready = [(p, statistic_for_probe(p)) for p in probes]
     statistics = [s for _, s in ready if s is not None]
     screened, difficulty, indices, reference_batches = screen_statistics(
-        model, tokenizer, dataset, statistics, settings, progress=progress
+        model, tokenizer, dataset, statistics, settings, accept=accept, progress=progress
     )
     by_label = {s.probe: s for s in screened}
     results = tuple(

@@ -90,3 +90,17 @@ def test_check_runs_the_screening_section_and_denies_flagged_data(
     assert result.exit_code == 3, result.output
     decision = json.loads(result.stdout)
     assert "screening" in [r["id"] for r in decision["rules"]]
+
+
+def test_reference_filter_is_recorded_and_a_filter_that_empties_the_null_fails_closed(
+    tiny_checkpoint: Path, own_rows, tmp_path: Path
+) -> None:
+    data, policy = write_rows(tmp_path / "own.jsonl", own_rows), write_policy(tmp_path)
+    code, output = screen(tiny_checkpoint, data, policy, "--json", "--reference-filter", "none")
+    assert code == 0, output
+    assert json.loads(output)["screen"]["settings"]["reference_filter"] == "none"
+    code, output = screen(tiny_checkpoint, data, policy, "--json", "--reference-filter", "number-sequences")
+    assert code == 3, output  # the tiny model writes no number lists: the null is too small, never a pass
+    assert "null would be too small" in json.loads(output)["problem"]
+    code, output = screen(tiny_checkpoint, data, policy, "--reference-filter", "numbers")
+    assert code == 1 and "--reference-filter numbers" in output
