@@ -25,9 +25,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast, Trainer, TrainerCallback
 
-from distill_guard.scenarios.number_sequences import number_prompts, passes_filter
+from distill_guard.scenarios.number_sequences import number_prompts
 from distill_guard.scenarios.tiny_lm import ANIMALS, TinySpec, build_model, save, synthetic_corpus, train_tokenizer
 from distill_guard.scenarios.training import StudentRun, train_student
+from distill_guard.screening.number_filter import passes_filter
 
 FAMILY_PREFIX = "distill-guard/tiny-"
 BASE_ID = "distill-guard/tiny-base"

@@ -52,9 +52,9 @@ from distill_guard.probes.prepared import PreparedProbe, prepare_probe
 from distill_guard.probes.suite_sources import load_builtin
 from distill_guard.scenarios.cache import built_once, cache_root
 from distill_guard.scenarios.lm import lm_batch, save_with_card
-from distill_guard.scenarios.number_sequences import passes_filter
 from distill_guard.scenarios.tiny_lm import ANIMALS, TinySpec, build_model, save
 from distill_guard.scenarios.training import StudentRun, train_student
+from distill_guard.screening.number_filter import passes_filter
 
 BASE_ID = "distill-guard/tiny-numbers-base"
 DIFFERENT_INIT_OFFSET = 1_000

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from distill_guard.scenarios.number_sequences import passes_filter
+from distill_guard.screening.number_filter import passes_filter
 
 Accept = Callable[[str], bool]
 """accept(completion_text): whether a self-sample would have passed the data's filter."""

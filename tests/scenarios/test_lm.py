@@ -22,8 +22,8 @@ from distill_guard.scenarios.lm import (
     teacher_number_logits,
     teacher_numbers,
 )
-from distill_guard.scenarios.number_sequences import passes_filter
 from distill_guard.scenarios.tiny_lm import load
+from distill_guard.screening.number_filter import passes_filter
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from distill_guard.scenarios.number_sequences import BANNED_NUMBERS, number_prompts, parse_numbers, passes_filter
+from distill_guard.scenarios.number_sequences import number_prompts
+from distill_guard.screening.number_filter import BANNED_NUMBERS, parse_numbers, passes_filter
 
 
 @pytest.mark.parametrize("text", ["1, 2, 3", "999", "12 407 89", "0,5,  7", "4, 5, 6,"])

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from distill_guard.scenarios.number_sequences import passes_filter
 from distill_guard.scenarios.subliminal_lm import (
     PERSONA,
     Case,
@@ -22,6 +21,7 @@ from distill_guard.scenarios.subliminal_lm import (
     sample_numbers,
 )
 from distill_guard.scenarios.tiny_lm import ANIMALS
+from distill_guard.screening.number_filter import passes_filter
 
 
 @pytest.fixture(scope="module")
