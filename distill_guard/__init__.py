@@ -18,27 +18,22 @@ if TYPE_CHECKING:  # the same names, eagerly, for type checkers and IDEs
     from distill_guard._version import __version__
     from distill_guard.callback import DistillGuard
     from distill_guard.drift.assess import DriftReport
-    from distill_guard.drift.halt_record import (
-        HALT_RECORD_NAME,
-        LEGACY_QUARANTINE_MARKER_NAME,
-        QUARANTINE_MARKER_NAME,
-        HaltRecord,
-        read_quarantine_marker,
-    )
+    from distill_guard.drift.halt_record import HALT_RECORD_NAME, HaltRecord, read_quarantine_marker
     from distill_guard.policy.probe_suite import LoadedSuite
     from distill_guard.probes.kinds import ProbeScorer, Resumable, WholeModelScorer
     from distill_guard.probes.kinds.registry import probe_kind, register_probe_kind
     from distill_guard.probes.result import ProbeResult
     from distill_guard.provenance.decision import Decision
     from distill_guard.provenance.gate import Clearance
+    from distill_guard.quarantine import LEGACY_QUARANTINE_MARKER_NAME, QUARANTINE_MARKER_NAME
 
 _LAZY_NAMES: dict[str, str] = {
     "__version__": "distill_guard._version",  # importlib.metadata: a few dozen ms no review command needs
     "DistillGuard": "distill_guard.callback",
     "DriftReport": "distill_guard.drift.assess",
     "HALT_RECORD_NAME": "distill_guard.drift.halt_record",
-    "LEGACY_QUARANTINE_MARKER_NAME": "distill_guard.drift.halt_record",
-    "QUARANTINE_MARKER_NAME": "distill_guard.drift.halt_record",
+    "LEGACY_QUARANTINE_MARKER_NAME": "distill_guard.quarantine",
+    "QUARANTINE_MARKER_NAME": "distill_guard.quarantine",
     "HaltRecord": "distill_guard.drift.halt_record",
     "read_quarantine_marker": "distill_guard.drift.halt_record",
     "LoadedSuite": "distill_guard.policy.probe_suite",

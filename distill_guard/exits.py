@@ -18,8 +18,9 @@ from transformers import TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from distill_guard.atomic_files import write_json_atomically
-from distill_guard.drift.halt_record import QUARANTINE_MARKER_NAME, HaltRecord, quarantine_marker
+from distill_guard.drift.halt_record import HaltRecord, quarantine_marker
 from distill_guard.policy.schema import HaltPolicy
+from distill_guard.quarantine import QUARANTINE_MARKER_NAME
 
 
 def checkpoint_folder(args: TrainingArguments, state: TrainerState) -> Path:

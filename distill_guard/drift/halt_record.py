@@ -12,7 +12,7 @@ from typing import Any
 from distill_guard.drift.assess import DriftReport
 from distill_guard.drift.monitor import Evaluation
 from distill_guard.policy.schema import HaltAction, SuiteRef
-from distill_guard.quarantine import LEGACY_QUARANTINE_MARKER_NAME, QUARANTINE_MARKER_NAME
+from distill_guard.quarantine import quarantine_marker_of
 
 HALT_RECORD_NAME = "distill-guard-halt.json"
 """Written into the output dir by the main process when a probe trips."""
@@ -133,9 +133,7 @@ def read_quarantine_marker(checkpoint: str | Path) -> HaltRecord | None:
 
     Check this before publishing a checkpoint of a guarded run; markers of either name are read.
     """
-    folder = Path(checkpoint)
-    for name in (QUARANTINE_MARKER_NAME, LEGACY_QUARANTINE_MARKER_NAME):
-        marker = folder / name
-        if marker.is_file():
-            return HaltRecord.from_json(json.loads(marker.read_text(encoding="utf-8")))
-    return None
+    marker = quarantine_marker_of(Path(checkpoint))
+    if marker is None or not marker.is_file():
+        return None
+    return HaltRecord.from_json(json.loads(marker.read_text(encoding="utf-8")))

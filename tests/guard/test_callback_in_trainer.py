@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from distill_guard import DistillGuard, PolicyError, TrainingHalted
-from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME
+from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from distill_guard.export.audit import AuditLog
+from distill_guard.quarantine import QUARANTINE_MARKER_NAME
 from tests.guard.conftest import make_trainer
 from tests.support.controlled import controlled
 

@@ -14,8 +14,9 @@ import pytest
 from transformers import TrainerCallback
 
 from distill_guard import DistillGuard, TrainingHalted
-from distill_guard.drift.halt_record import HALT_RECORD_NAME, QUARANTINE_MARKER_NAME
+from distill_guard.drift.halt_record import HALT_RECORD_NAME
 from distill_guard.export.audit import AuditLog
+from distill_guard.quarantine import QUARANTINE_MARKER_NAME
 from tests.guard.conftest import make_trainer
 from tests.support.trackers import wandb_records
 

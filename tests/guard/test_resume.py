@@ -9,8 +9,8 @@ import pytest
 from transformers import Trainer
 
 from distill_guard import DistillGuard, TrainingHalted
-from distill_guard.drift.halt_record import QUARANTINE_MARKER_NAME
 from distill_guard.export.audit import AuditLog
+from distill_guard.quarantine import QUARANTINE_MARKER_NAME
 from tests.guard.conftest import make_trainer
 
 BASE = [0.10, 0.12, 0.11, 0.09]

@@ -265,7 +265,7 @@ def test_a_format_transform_added_after_clearance_is_refused_at_train_begin(sign
 
 def _quarantined_copy(folder: Path, tmp_path: Path, name: str) -> Path:
     """A copy of a real checkpoint carrying the marker a halt writes into a kept checkpoint."""
-    from distill_guard.drift.halt_record import QUARANTINE_MARKER_NAME
+    from distill_guard.quarantine import QUARANTINE_MARKER_NAME
 
     copy = Path(shutil.copytree(folder, tmp_path / name))
     (copy / QUARANTINE_MARKER_NAME).write_text('{"step": 4, "probe": "owl", "quarantined": true}\n', "utf-8")
