@@ -138,15 +138,45 @@ def _statistic_value(statistic: Any, model: torch.nn.Module) -> float:
 # -- LM miniature ----------------------------------------------------------------------------------
 
 
+def lm_spec() -> Any:
+    """The LM zoo's miniature, every field pinned (docs/screening.md, deviation of 2026-12-01, second note).
+
+    The values are `MiniatureSpec()` as measured in docs/scenarios.md (KL-floor teacher, 4,000 rows,
+    188 steps); pinned here so that a later change of the scenario's defaults does not move this zoo.
+    The pre-training fields decide which cached base is used (`pretraining_key`).
+    """
+    from distill_guard.scenarios.subliminal_lm import MiniatureSpec
+    from distill_guard.scenarios.tiny_lm import TinySpec
+
+    return MiniatureSpec(
+        tiny=TinySpec(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256),
+        numbers=200,
+        numbers_per_sample=8,
+        pretrain_rows=40_000,
+        pretrain_steps=1_000,
+        pretrain_learning_rate=3e-3,
+        batch_size=64,
+        teacher_preference=0.85,
+        teacher_number_kl=0.9,
+        steer_layer=0,
+        steering_steps=1_000,
+        steering_rows=256,
+        prompts=40_000,
+        student_rows=4_000,
+        student_epochs=3.0,
+        student_learning_rate=1e-3,
+    )
+
+
 def run_lm(seed: int, settings: ScreenSettings, trait: str, teacher_preference: float | None) -> list[Outcome]:
     from distill_guard.policy.schema import SuiteRef, Threshold
     from distill_guard.probes.prepared import prepare_probe
-    from distill_guard.scenarios.subliminal_lm import Case, Miniature, MiniatureSpec, train_on_numbers
+    from distill_guard.scenarios.subliminal_lm import Case, Miniature, train_on_numbers
     from distill_guard.screening.data import CompletionRows
     from distill_guard.screening.logprob_gain import DEFAULT_TRAIT_PROMPT
     from distill_guard.screening.screen import screen_dataset
 
-    spec = MiniatureSpec.fast()
+    spec = lm_spec()
     if teacher_preference is not None:  # a weaker teacher, when the steering cannot reach the default
         spec = dataclasses.replace(spec, teacher_preference=teacher_preference)
     miniature = Miniature.build(seed, spec, trait=trait)
@@ -290,13 +320,14 @@ def metrics(rows: list[Outcome], margin: float) -> dict[str, Any]:
     }
 
 
-def print_rows(rows: list[Outcome]) -> None:
+def print_rows(rows: list[Outcome], *, flush: bool = False) -> None:
     head = f"{'zoo':6} {'seed':>4} {'dataset':18} {'role':15} {'pred/step':>10} {'z adam':>8} {'z sgd':>8} flag"
     print(f"{head} {'real stat':>9} {'real score':>10}")
     for r in rows:
         print(
             f"{r.zoo:6} {r.seed:>4} {r.name:18} {r.role:15} {r.predicted:+10.2e} {r.z_adam:+8.2f} {r.z_sgd:+8.2f} "
-            f"{'YES ' if r.flagged else 'no  '} {r.realised_statistic:+9.4f} {r.realised_score:+10.4f}"
+            f"{'YES ' if r.flagged else 'no  '} {r.realised_statistic:+9.4f} {r.realised_score:+10.4f}",
+            flush=flush,
         )
 
 
@@ -334,11 +365,14 @@ def main() -> None:
         rows: list[Outcome] = []
         for seed in seeds(seed_text):
             rows += run(seed)
-            print_rows(rows[-11:] if zoo == "digits" else rows[-8:])
+            print_rows(rows[-11:] if zoo == "digits" else rows[-8:], flush=True)
+            report[zoo] = {"rows": [dataclasses.asdict(r) for r in rows], "seeds": seeds(seed_text)}
+            if args.json:  # after every seed: a long run that is stopped keeps what it measured
+                args.json.write_text(json.dumps(report, indent=2))
         if rows:
             result = metrics(rows, margin)
             print_metrics(zoo, result)
-            report[zoo] = {"rows": [dataclasses.asdict(r) for r in rows], "metrics": result, "seeds": seeds(seed_text)}
+            report[zoo]["metrics"] = result
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 
