@@ -41,6 +41,10 @@ def screen(
         str | None,
         typer.Option(help="the filter the data was produced with: auto, none, number-sequences (default: policy)"),
     ] = None,
+    canary_steps: Annotated[
+        int | None,
+        typer.Option(help="also train a copy this many steps on a sample of the data and probe it (default: policy)"),
+    ] = None,
     audit_log: Annotated[
         Path | None,
         typer.Option(help="append the decision to this JSONL audit log (default: the policy's, under the working dir)"),
@@ -66,6 +70,10 @@ def screen(
             if reference_filter not in FILTER_NAMES:
                 raise DistillGuardError(f"--reference-filter {reference_filter}: one of {', '.join(FILTER_NAMES)}")
             section = section.model_copy(update={"reference_filter": reference_filter})
+        if canary_steps is not None:
+            if canary_steps < 0:
+                raise DistillGuardError(f"--canary-steps {canary_steps}: a number of optimizer steps, 0 for no canary")
+            section = section.model_copy(update={"canary_steps": canary_steps})
         evidence = _screen(loaded, section, student, rows, quiet=as_json)
     rules, checks = screening_findings(section, evidence)
     decision = Decision(

@@ -317,6 +317,15 @@ class ScreeningPolicy(StrictModel):
         description="the filter the data was produced with; the reference self-samples go through it "
         "(auto: the paper's number filter when every completion passes it)",
     )
+    canary_steps: StrictInt = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="also train a copy this many steps on the screen's minibatches and probe it (0: no canary)",
+    )
+    canary_references: StrictInt = Field(
+        2, ge=2, le=64, description="copies the canary's null trains on independent draws of the student's own samples"
+    )
 
 
 class GuardPolicy(StrictModel):

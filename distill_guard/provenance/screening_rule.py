@@ -3,6 +3,7 @@
 A flagged probe fires the rule `screening` with the section's action (deny or warn). Data that
 cannot be screened (no student folder, no prompt/completion columns, no probe with a gradient)
 fires it too, with a message saying why: an unscreened dataset never passes for a screened one.
+A canary (when the section asks for one) measures every probe and fires the rule the same way.
 The rule rides in the provenance Decision, so the audit log and
 `distill_guard_provenance_decisions_total{rule="screening"}` record it like every other rule.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from distill_guard.policy.schema import ScreeningPolicy
 from distill_guard.provenance.decision import Check, FiredRule
 from distill_guard.screening.enforce import ScreenEvidence
+from distill_guard.screening.report import canary_line
 
 SCREENING_RULE = "screening"
 
@@ -36,7 +38,13 @@ def screening_findings(section: ScreeningPolicy, evidence: ScreenEvidence) -> tu
         checks.append(Check("flagged" if probe.flagged else "screened", line, probe.probe))
         if probe.flagged:
             rules.append(FiredRule(SCREENING_RULE, action, probe.probe, probe.reason, evidence=(line,)))
-    if not any(p.screened for p in report.probes):
+    if report.canary is not None:
+        for c in report.canary.probes:
+            line = f"canary, {report.canary.steps} steps: " + canary_line(c)
+            checks.append(Check("canary flagged" if c.flagged else "canary", line, c.probe))
+            if c.flagged:
+                rules.append(FiredRule(SCREENING_RULE, action, c.probe, c.reason, evidence=(line,)))
+    elif not any(p.screened for p in report.probes):
         message = "no probe of the policy has a differentiable statistic: nothing was screened"
         rules.append(FiredRule(SCREENING_RULE, action, "dataset", message))
     return rules, checks

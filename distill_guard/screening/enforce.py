@@ -37,6 +37,8 @@ def settings_of(section: ScreeningPolicy) -> ScreenSettings:
         alpha=section.alpha,
         seed=section.seed,
         reference_filter=section.reference_filter,
+        canary_steps=section.canary_steps,
+        canary_references=section.canary_references,
     )
 
 

@@ -18,6 +18,8 @@ class ScreenSettings:
     `reference_filter` names the filter the data was produced with (`screening/reference_filter.py`);
     each reference row takes the first of `reference_draws` self-samples that passes it, and the
     screen refuses when fewer than `min_reference_share` of the reference rows got one.
+    `canary_steps` > 0 also trains the canary (`screening/canary.py`) that many optimizer steps,
+    against `canary_references` copies trained on independent draws of the student's own samples.
     """
 
     minibatches: int = 16
@@ -30,6 +32,8 @@ class ScreenSettings:
     reference_filter: str = "auto"
     reference_draws: int = 8
     min_reference_share: float = 0.5
+    canary_steps: int = 0
+    canary_references: int = 2
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,42 @@ class LogprobGain:
 
 
 @dataclass(frozen=True)
+class CanaryProbe:
+    """One probe on the canary: the copy trained on the data against copies trained on the student's own samples.
+
+    `rise` = data canary minus the mean of the self-sample canaries; `spread` = their range (what two
+    runs with no trait in their data differ by); `z_runs` = rise over the runs' standard deviation
+    (unit: a training run; indicative with few references). `projected_drift` scales the rise
+    linearly to the planned run when the canary is shorter.
+    """
+
+    probe: str
+    before: float
+    after_data: float
+    after_references: tuple[float, ...]
+    rise: float
+    spread: float
+    z_runs: float
+    projected_drift: float
+    limit: float | None
+    flagged: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class CanaryReport:
+    """The slow, direct check: `steps` optimizer steps on `rows` rows of the data (the screen's minibatches)."""
+
+    steps: int
+    rows: int
+    probes: tuple[CanaryProbe, ...]
+
+    @property
+    def flagged(self) -> bool:
+        return any(p.flagged for p in self.probes)
+
+
+@dataclass(frozen=True)
 class Difficulty:
     """Baselines that ignore the probes: mean training loss and gradient norm, data and reference."""
 
@@ -96,10 +136,12 @@ class ScreenReport:
     probes: tuple[ProbeScreen, ...]
     difficulty: Difficulty
     logprob_gains: tuple[LogprobGain, ...] = ()
+    canary: CanaryReport | None = None
 
     @property
     def flagged(self) -> bool:
-        return any(p.flagged for p in self.probes)
+        """Any probe flagged by the gradient screen, or by the canary when one ran."""
+        return any(p.flagged for p in self.probes) or (self.canary is not None and self.canary.flagged)
 
     @property
     def unscreened(self) -> tuple[str, ...]:
@@ -134,8 +176,23 @@ class ScreenReport:
             )
         for g in self.logprob_gains:
             lines.append(f"  log-prob gain under '{g.trait_prompt}' ({g.probe}): {g.gain:+.5f} nat/token, z {g.z:+.2f}")
+        if self.canary is not None:
+            c = self.canary
+            lines.append(f"canary: {c.steps} steps on {c.rows} rows, against a copy trained on the student's samples")
+            lines += [f"  {p.probe}: {canary_line(p)}" for p in c.probes]
         lines.append("verdict: " + ("FLAGGED" if self.flagged else "pass"))
         return "\n".join(lines)
+
+
+def canary_line(p: CanaryProbe) -> str:
+    """One canary probe for a human: scores, the rise over the null, the projection and the verdict."""
+    limit = f"limit {p.limit:+.4f}" if p.limit is not None else "no limit"
+    references = ", ".join(f"{r:.4f}" for r in p.after_references)
+    return (
+        f"untrained {p.before:.4f}, canary {p.after_data:.4f}, self-sample canaries {references}: "
+        f"rise {p.rise:+.4f} (their spread {p.spread:.4f}, z {p.z_runs:+.2f} over runs), projected over the run "
+        f"{p.projected_drift:+.4f} ({limit}): {'FLAGGED' if p.flagged else 'pass'}: {p.reason}"
+    )
 
 
 def _finite(value: Any) -> Any:

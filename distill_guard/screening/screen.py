@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from distill_guard.errors import DistillGuardError
 from distill_guard.probes.prepared import PreparedProbe
+from distill_guard.screening.canary import check_canary_settings, run_canary
 from distill_guard.screening.data import CompletionRows, ScreenData
 from distill_guard.screening.gradients import flat_gradient, loss_gradient, trainable_parameters
 from distill_guard.screening.logprob_gain import logprob_gains
@@ -224,6 +225,11 @@ def screen_statistics(
     return tuple(screens), difficulty, indices, reference_batches
 
 
+def _redrawn(settings: ScreenSettings, replicate: int) -> ScreenSettings:
+    """Settings whose self-sample seeds do not overlap the screen's (an independent reference draw)."""
+    return dataclasses.replace(settings, seed=settings.seed + replicate * settings.minibatches)
+
+
 def screen_dataset(
     model: nn.Module,
     tokenizer: Any,
@@ -242,7 +248,10 @@ def screen_dataset(
     completions under it is measured too, for every probe with a target (the second signal).
     `reference_filter` is the filter the data was produced with (a name of `NAMED_FILTERS`, `auto`,
     or a predicate on a completion's text); None takes `settings.reference_filter`.
+    With `settings.canary_steps` > 0 the canary runs too (`screening/canary.py`): every probe,
+    differentiable or not, measured on a copy trained that many steps on the screen's minibatches.
     """
+    check_canary_settings(settings)
     texts = [r["completion"] for r in dataset.rows] if isinstance(dataset, CompletionRows) else None
     name, accept = resolve_filter(settings.reference_filter if reference_filter is None else reference_filter, texts)
     settings = dataclasses.replace(settings, reference_filter=name)
@@ -261,4 +270,13 @@ def screen_dataset(
     gains: tuple[LogprobGain, ...] = ()
     if trait_prompt is not None and isinstance(dataset, CompletionRows):
         gains = logprob_gains(model, tokenizer, dataset, probes, trait_prompt, indices, reference_batches)
-    return ScreenReport(len(dataset), settings, results, difficulty, gains)
+    canary = None
+    if settings.canary_steps:
+        data_batches = [dataset.batch(i) for i in indices]
+        more = [
+            _reference_batches(model, tokenizer, dataset, indices, _redrawn(settings, r), accept)
+            for r in range(1, settings.canary_references)
+        ]
+        references = [reference_batches, *more]
+        canary = run_canary(model, tokenizer, probes, data_batches, references, settings, progress=progress)
+    return ScreenReport(len(dataset), settings, results, difficulty, gains, canary)

@@ -104,6 +104,10 @@ def statistic_for_probe(probe: PreparedProbe) -> ScreenStatistic | None:
     """The probe's statistic, or None for kinds whose score has no gradient (python, activation)."""
     if not isinstance(probe.scorer, AnswerScorer):
         return None
+    return AnswerShareStatistic(probe.label, probe.scorer, panel=probe.ref.panel, limit=probe_limit(probe))
+
+
+def probe_limit(probe: PreparedProbe) -> float | None:
+    """The probe's `max_increase`: how far the screen lets a predicted or canary drift go (None: no limit)."""
     threshold = probe.ref.threshold
-    limit = threshold.max_increase if threshold is not None else None
-    return AnswerShareStatistic(probe.label, probe.scorer, panel=probe.ref.panel, limit=limit)
+    return threshold.max_increase if threshold is not None else None
