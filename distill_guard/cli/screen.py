@@ -41,6 +41,10 @@ def screen(
         str | None,
         typer.Option(help="the filter the data was produced with: auto, none, number-sequences (default: policy)"),
     ] = None,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(help="a trusted dataset of the same task (prompt/completion rows): a second null; repeatable"),
+    ] = None,
     canary_steps: Annotated[
         int | None,
         typer.Option(help="also train a copy this many steps on a sample of the data and probe it (default: policy)"),
@@ -61,10 +65,8 @@ def screen(
     with exit_on_invalid_input(err):
         validate_checkpoint_folder(student)
         loaded = load_policy(policy)
-        for path in data:
-            if path.suffix not in ROW_FILE_SUFFIXES:
-                raise DistillGuardError(f"{path}: not a row file ({', '.join(ROW_FILE_SUFFIXES)})")
-        rows = prompt_completion_rows(concat_rows([parse_rows(p, p.suffix, p) for p in data]))
+        rows = _read_rows(data, "--data")
+        trusted = _read_rows(reference, "--reference") if reference else None
         section = loaded.policy.screening or ScreeningPolicy(action=ScreeningAction.deny)
         if reference_filter is not None:
             if reference_filter not in FILTER_NAMES:
@@ -74,7 +76,7 @@ def screen(
             if canary_steps < 0:
                 raise DistillGuardError(f"--canary-steps {canary_steps}: a number of optimizer steps, 0 for no canary")
             section = section.model_copy(update={"canary_steps": canary_steps})
-        evidence = _screen(loaded, section, student, rows, quiet=as_json)
+        evidence = _screen(loaded, section, student, rows, trusted, quiet=as_json)
     rules, checks = screening_findings(section, evidence)
     decision = Decision(
         outcome=Decision.outcome_of(rules),
@@ -103,8 +105,25 @@ def screen(
     raise typer.Exit(exit_codes.OK if decision.allowed else exit_codes.DENIED)
 
 
+def _read_rows(paths: list[Path], option: str) -> list[dict[str, str]]:
+    """Prompt/completion rows of the files given to `option`; a bad file is invalid input naming both."""
+    for path in paths:
+        if path.suffix not in ROW_FILE_SUFFIXES:
+            raise DistillGuardError(f"{option} {path}: not a row file ({', '.join(ROW_FILE_SUFFIXES)})")
+    try:
+        return prompt_completion_rows(concat_rows([parse_rows(p, p.suffix, p) for p in paths]))
+    except DistillGuardError as exc:
+        raise DistillGuardError(f"{option} {', '.join(map(str, paths))}: {exc}") from None
+
+
 def _screen(
-    loaded: LoadedPolicy, section: ScreeningPolicy, student: Path, rows: list[dict[str, str]], *, quiet: bool
+    loaded: LoadedPolicy,
+    section: ScreeningPolicy,
+    student: Path,
+    rows: list[dict[str, str]],
+    trusted: list[dict[str, str]] | None,
+    *,
+    quiet: bool,
 ) -> ScreenEvidence:
     """The screen under a progress bar (on stderr, so --json stays clean)."""
     policy = loaded.policy.model_copy(update={"screening": section})
@@ -118,4 +137,6 @@ def _screen(
                 tasks[task] = bar.add_task(task, total=total)
             bar.update(tasks[task], completed=done)
 
-        return gather_screen(dataclasses.replace(loaded, policy=policy), student, rows, progress=progress)
+        return gather_screen(
+            dataclasses.replace(loaded, policy=policy), student, rows, progress=progress, trusted=trusted
+        )

@@ -35,6 +35,9 @@ def screening_findings(section: ScreeningPolicy, evidence: ScreenEvidence) -> tu
             f"{probe.probe} [{top.component}]: z {top.z_adam:+.2f} (crit {probe.z_crit:.2f}), "
             f"predicted drift {top.predicted_drift:+.4f} over {report.settings.steps} steps"
         )
+        trusted = probe.top_trusted
+        if trusted is not None:
+            line += f"; against the trusted dataset z {trusted.z_trusted:+.2f}, drift {trusted.drift_trusted:+.4f}"
         checks.append(Check("flagged" if probe.flagged else "screened", line, probe.probe))
         if probe.flagged:
             rules.append(FiredRule(SCREENING_RULE, action, probe.probe, probe.reason, evidence=(line,)))

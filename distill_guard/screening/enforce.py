@@ -69,9 +69,12 @@ def _values(column: Any) -> list[Any]:
 
 
 def gather_screen(
-    loaded: LoadedPolicy, student: str | Path | None, dataset: Any, *, progress: Any = None
+    loaded: LoadedPolicy, student: str | Path | None, dataset: Any, *, progress: Any = None, trusted: Any = None
 ) -> ScreenEvidence:
-    """Load the student as it will train (a PEFT adapter with its LoRA matrices trainable) and screen."""
+    """Load the student as it will train (a PEFT adapter with its LoRA matrices trainable) and screen.
+
+    `trusted`: rows of a trusted dataset of the same task, screened against as a second null.
+    """
     section = loaded.policy.screening
     assert section is not None
     if student is None or not Path(student).is_dir():
@@ -83,6 +86,7 @@ def gather_screen(
         from distill_guard.screening.data import CompletionRows
         from distill_guard.screening.screen import screen_dataset
 
+        trusted_rows = prompt_completion_rows(trusted) if trusted is not None else None
         model, tokenizer = load_checkpoint(Path(student), trainable=True)
         report = screen_dataset(
             model,
@@ -92,6 +96,7 @@ def gather_screen(
             settings_of(section),
             trait_prompt=section.trait_prompt,
             progress=progress,
+            trusted=CompletionRows(tokenizer, trusted_rows) if trusted_rows is not None else None,
         )
     except (DistillGuardError, ValueError) as exc:
         return ScreenEvidence(None, str(exc))

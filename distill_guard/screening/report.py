@@ -42,7 +42,8 @@ class ComponentScreen:
 
     `per_step_*` are predicted changes per optimizer step, data minus reference (the student's own
     samples); `se_adam` their standard error across minibatches; `predicted_drift` = steps x
-    per_step_adam, in the probe's score units.
+    per_step_adam, in the probe's score units. With a trusted dataset of the same task, the
+    `*_trusted` fields are the same Adam numbers with that dataset as the null (None without one).
     """
 
     component: str
@@ -53,11 +54,17 @@ class ComponentScreen:
     z_sgd: float
     z_adam: float
     predicted_drift: float
+    per_step_trusted: float | None = None
+    z_trusted: float | None = None
+    drift_trusted: float | None = None
 
 
 @dataclass(frozen=True)
 class ProbeScreen:
-    """One probe's screen; `top` is its component with the largest Adam z (a panel's likeliest mover)."""
+    """One probe's screen; `top` is its component with the largest Adam z (a panel's likeliest mover).
+
+    `flagged_by` names the nulls that flagged it: `self-samples`, `trusted` (a trusted dataset).
+    """
 
     probe: str
     screened: bool
@@ -66,10 +73,17 @@ class ProbeScreen:
     z_crit: float
     limit: float | None
     components: tuple[ComponentScreen, ...] = ()
+    flagged_by: tuple[str, ...] = ()
 
     @property
     def top(self) -> ComponentScreen | None:
         return max(self.components, key=lambda c: c.z_adam, default=None)
+
+    @property
+    def top_trusted(self) -> ComponentScreen | None:
+        """The component with the largest z against the trusted dataset (None without one)."""
+        measured = [c for c in self.components if c.z_trusted is not None]
+        return max(measured, key=lambda c: c.z_trusted, default=None)  # type: ignore[arg-type,return-value]
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,7 @@ class ScreenReport:
     difficulty: Difficulty
     logprob_gains: tuple[LogprobGain, ...] = ()
     canary: CanaryReport | None = None
+    trusted_rows: int = 0
 
     @property
     def flagged(self) -> bool:
@@ -162,6 +177,7 @@ class ScreenReport:
             f"screened {self.rows} rows: {s.minibatches} minibatches of {s.batch_size}, "
             f"predicted over {s.steps} steps at lr {s.learning_rate:g} (Adam-preconditioned, first order); "
             f"reference filter: {s.reference_filter}"
+            + (f"; trusted reference: {self.trusted_rows} rows" if self.trusted_rows else "")
         ]
         for p in self.probes:
             top = p.top
@@ -174,6 +190,12 @@ class ScreenReport:
                 f"  {p.probe} [{top.component}]: z {top.z_adam:+.2f} (crit {p.z_crit:.2f}), "
                 f"predicted drift {top.predicted_drift:+.4f} ({limit}): {verdict}: {p.reason}"
             )
+            trusted = p.top_trusted
+            if trusted is not None:
+                lines.append(
+                    f"    against the trusted dataset [{trusted.component}]: z {trusted.z_trusted:+.2f}, "
+                    f"predicted drift {trusted.drift_trusted:+.4f}"
+                )
         for g in self.logprob_gains:
             lines.append(f"  log-prob gain under '{g.trait_prompt}' ({g.probe}): {g.gain:+.5f} nat/token, z {g.z:+.2f}")
         if self.canary is not None:

@@ -119,46 +119,81 @@ def _components(
     data: _Side,
     reference: _Side,
     settings: ScreenSettings,
+    trusted: _Side | None = None,
 ) -> tuple[ComponentScreen, ...]:
     (data_sgd, data_adam), (ref_sgd, ref_adam) = (
         data.predicted(directions, settings),
         reference.predicted(directions, settings),
     )
-    (ds, dse), (rs, rse) = _mean_se(data_sgd), _mean_se(ref_sgd)
-    (da, dae), (ra, rae) = _mean_se(data_adam), _mean_se(ref_adam)
+    sgd, sgd_z = _versus(data_sgd, ref_sgd)
+    adam, adam_se, adam_z = _versus_se(data_adam, ref_adam)
+    if trusted is not None:
+        versus_trusted = _versus(data_adam, trusted.predicted(directions, settings)[1])
     out = []
     for k, name in enumerate(statistic.components):
-        adam = float(da[k] - ra[k])
-        se_adam = math.hypot(float(dae[k]), float(rae[k]))
-        sgd = float(ds[k] - rs[k])
+        extra = {}
+        if trusted is not None:
+            shift, z = versus_trusted[0][k], versus_trusted[1][k]
+            extra = {"per_step_trusted": shift, "z_trusted": z, "drift_trusted": settings.steps * shift}
         out.append(
             ComponentScreen(
                 component=name,
                 value=float(values[k]),
-                per_step_sgd=sgd,
-                per_step_adam=adam,
-                se_adam=se_adam,
-                z_sgd=_z(sgd, math.hypot(float(dse[k]), float(rse[k]))),
-                z_adam=_z(adam, se_adam),
-                predicted_drift=settings.steps * adam,
+                per_step_sgd=sgd[k],
+                per_step_adam=adam[k],
+                se_adam=adam_se[k],
+                z_sgd=sgd_z[k],
+                z_adam=adam_z[k],
+                predicted_drift=settings.steps * adam[k],
+                **extra,
             )
         )
     return tuple(out)
 
 
+def _versus_se(data: Tensor, null: Tensor) -> tuple[list[float], list[float], list[float]]:
+    """Per component: mean difference of per-minibatch predictions, its standard error, and z."""
+    (d, dse), (n, nse) = _mean_se(data), _mean_se(null)
+    shift = [float(x) for x in d - n]
+    se = [math.hypot(float(a), float(b)) for a, b in zip(dse, nse, strict=True)]
+    return shift, se, [_z(x, e) for x, e in zip(shift, se, strict=True)]
+
+
+def _versus(data: Tensor, null: Tensor) -> tuple[list[float], list[float]]:
+    shift, _, z = _versus_se(data, null)
+    return shift, z
+
+
+def _flags(z: float, drift: float, z_crit: float, limit: float | None) -> tuple[bool, bool]:
+    """(significant, reaches the limit); a NaN counts as both, so it never passes."""
+    significant = z >= z_crit or math.isnan(z)
+    return significant, limit is None or drift >= limit or math.isnan(drift)
+
+
 def judge(statistic: ScreenStatistic, components: tuple[ComponentScreen, ...], settings: ScreenSettings) -> ProbeScreen:
-    """Flag when some component's z reaches z_crit and its predicted drift reaches the probe's limit."""
+    """Flag when some component's z reaches z_crit and its predicted drift reaches the probe's limit.
+
+    Against the student's own samples always; against a trusted dataset too when one was given (a
+    probe is flagged when either null flags it: a second null can add a flag, never remove one).
+    """
     z_crit = float(norm.isf(settings.alpha / len(components)))
     top = max(components, key=lambda c: c.z_adam)
-    significant = top.z_adam >= z_crit or math.isnan(top.z_adam)
-    reaches = statistic.limit is None or top.predicted_drift >= statistic.limit or math.isnan(top.predicted_drift)
+    significant, reaches = _flags(top.z_adam, top.predicted_drift, z_crit, statistic.limit)
+    flagged_by = ("self-samples",) if significant and reaches else ()
+    trusted = [c for c in components if c.z_trusted is not None]
+    if trusted:
+        best = max(trusted, key=lambda c: c.z_trusted)  # type: ignore[arg-type,return-value]
+        if all(_flags(best.z_trusted, best.drift_trusted, z_crit, statistic.limit)):  # type: ignore[arg-type]
+            flagged_by += ("trusted",)
     if significant and reaches:
         reason = "the data's gradient pushes this probe up beyond its null and its limit"
+    elif flagged_by:
+        reason = "the data's gradient pushes this probe up beyond the trusted dataset's and its limit"
     elif significant:
         reason = "a significant push, but the predicted drift stays under the limit"
     else:
         reason = "no push beyond what the student's own samples give"
-    return ProbeScreen(statistic.label, True, significant and reaches, reason, z_crit, statistic.limit, components)
+    return ProbeScreen(statistic.label, True, bool(flagged_by), reason, z_crit, statistic.limit, components, flagged_by)
 
 
 def _reference_batches(
@@ -194,8 +229,13 @@ def screen_statistics(
     *,
     accept: Accept | None = None,
     progress: Progress | None = None,
+    trusted: ScreenData | None = None,
 ) -> tuple[tuple[ProbeScreen, ...], Difficulty, list[list[int]], list[dict[str, Tensor]]]:
-    """The gradient screen over ready statistics; also returns the minibatches and reference batches used."""
+    """The gradient screen over ready statistics; also returns the minibatches and reference batches used.
+
+    `trusted` (a dataset of the same task known to be clean) adds a second null: its minibatches'
+    gradients, drawn like the data's.
+    """
     params = trainable_parameters(model)
     modes = [(module, module.training) for module in model.modules()]
     model.eval()  # deterministic gradients: no dropout in the screen
@@ -204,11 +244,19 @@ def screen_statistics(
         data_side = _gradients(model, params, [data.batch(i) for i in indices], "data gradients", progress)
         reference_batches = _reference_batches(model, tokenizer, data, indices, settings, accept)
         reference = _gradients(model, params, reference_batches, "reference gradients", progress)
+        trusted_side = None
+        if trusted is not None:
+            trusted_batches = [trusted.batch(i) for i in minibatch_indices(len(trusted), settings)]
+            trusted_side = _gradients(model, params, trusted_batches, "trusted reference gradients", progress)
         screens = []
         for n, statistic in enumerate(statistics):
             values, directions = statistic_gradients(statistic, model, tokenizer, params)
             screens.append(
-                judge(statistic, _components(statistic, values, directions, data_side, reference, settings), settings)
+                judge(
+                    statistic,
+                    _components(statistic, values, directions, data_side, reference, settings, trusted_side),
+                    settings,
+                )
             )
             if progress:
                 progress("probe gradients", n + 1, len(statistics))
@@ -240,6 +288,7 @@ def screen_dataset(
     trait_prompt: str | None = None,
     reference_filter: str | Accept | None = None,
     progress: Progress | None = None,
+    trusted: ScreenData | None = None,
 ) -> ScreenReport:
     """Screen `dataset` for the student `model` against every probe, before any training step.
 
@@ -248,6 +297,8 @@ def screen_dataset(
     completions under it is measured too, for every probe with a target (the second signal).
     `reference_filter` is the filter the data was produced with (a name of `NAMED_FILTERS`, `auto`,
     or a predicate on a completion's text); None takes `settings.reference_filter`.
+    `trusted` is a trusted dataset of the same task: a second null, reported as its own z per
+    component, that can add a flag (never remove one).
     With `settings.canary_steps` > 0 the canary runs too (`screening/canary.py`): every probe,
     differentiable or not, measured on a copy trained that many steps on the screen's minibatches.
     """
@@ -258,7 +309,7 @@ def screen_dataset(
     ready = [(p, statistic_for_probe(p)) for p in probes]
     statistics = [s for _, s in ready if s is not None]
     screened, difficulty, indices, reference_batches = screen_statistics(
-        model, tokenizer, dataset, statistics, settings, accept=accept, progress=progress
+        model, tokenizer, dataset, statistics, settings, accept=accept, progress=progress, trusted=trusted
     )
     by_label = {s.probe: s for s in screened}
     results = tuple(
@@ -279,4 +330,5 @@ def screen_dataset(
         ]
         references = [reference_batches, *more]
         canary = run_canary(model, tokenizer, probes, data_batches, references, settings, progress=progress)
-    return ScreenReport(len(dataset), settings, results, difficulty, gains, canary)
+    trusted_rows = len(trusted) if trusted is not None else 0
+    return ScreenReport(len(dataset), settings, results, difficulty, gains, canary, trusted_rows)

@@ -51,10 +51,20 @@ def owl_rows() -> list[dict[str, str]]:
 @pytest.fixture(scope="session")
 def own_rows(tiny_checkpoint: Path) -> list[dict[str, str]]:
     """The student's own temperature-1 answers to the same prompts (expected gradient zero)."""
+    return sampled_rows(tiny_checkpoint, seed=123)
+
+
+@pytest.fixture(scope="session")
+def trusted_rows(tiny_checkpoint: Path) -> list[dict[str, str]]:
+    """Another draw of the student's own answers: a clean dataset of the same task, as a trusted reference."""
+    return sampled_rows(tiny_checkpoint, seed=456)
+
+
+def sampled_rows(tiny_checkpoint: Path, *, seed: int) -> list[dict[str, str]]:
     model, tokenizer = load(tiny_checkpoint)
     tokenizer.padding_side = "left"
     batch = tokenizer(PROMPTS, return_tensors="pt", padding=True)
-    torch.manual_seed(123)
+    torch.manual_seed(seed)
     with torch.no_grad():
         generated = model.generate(
             **batch, do_sample=True, top_k=0, max_new_tokens=3, pad_token_id=tokenizer.pad_token_id
