@@ -168,7 +168,14 @@ def lm_spec() -> Any:
     )
 
 
-def run_lm(seed: int, settings: ScreenSettings, trait: str, teacher_preference: float | None) -> list[Outcome]:
+def run_lm(
+    seed: int,
+    settings: ScreenSettings,
+    trait: str,
+    teacher_preference: float | None,
+    datasets: frozenset[str] | None = None,
+) -> list[Outcome]:
+    """The seed's LM zoo; `datasets` (names) runs a subset, which must include `self-samples` (the realised null)."""
     from distill_guard.policy.schema import SuiteRef, Threshold
     from distill_guard.probes.prepared import prepare_probe
     from distill_guard.scenarios.subliminal_lm import Case, Miniature, train_on_numbers
@@ -186,23 +193,26 @@ def run_lm(seed: int, settings: ScreenSettings, trait: str, teacher_preference: 
     rng = random.Random(seed)
     shuffled_completions = [r["completion"] for r in teacher]
     rng.shuffle(shuffled_completions)
-    zoo: list[tuple[str, str, Case, list[dict[str, str]]]] = [("trait-100%", "trait", Case.trait_same_init, teacher)]
+    Rows = Callable[[], list[dict[str, str]]]  # built on use: the different-init base samples only when asked
+    zoo: list[tuple[str, str, Case, Rows]] = [("trait-100%", "trait", Case.trait_same_init, lambda: teacher)]
     for share in (0.50, 0.25, 0.10):
         picked = [t if rng.random() < share else o for t, o in zip(teacher, own, strict=True)]
-        zoo.append((f"mix-{int(share * 100)}%", "mixture", Case.trait_same_init, picked))
+        zoo.append((f"mix-{int(share * 100)}%", "mixture", Case.trait_same_init, functools.partial(list, picked)))
+    shuffled = [dict(r, completion=c) for r, c in zip(teacher, shuffled_completions, strict=True)]
     zoo += [
-        ("self-samples", CONTROL, Case.control_same_init, own),
-        (
-            "shuffled",
-            CONTROL,
-            Case.trait_same_init,
-            [dict(r, completion=c) for r, c in zip(teacher, shuffled_completions, strict=True)],
-        ),
-        ("trait-diff-init", CONTROL, Case.trait_different_init, teacher),
-        ("control-diff-init", CONTROL, Case.control_different_init, miniature.other_control_rows),
+        ("self-samples", CONTROL, Case.control_same_init, lambda: own),
+        ("shuffled", CONTROL, Case.trait_same_init, lambda: shuffled),
+        ("trait-diff-init", CONTROL, Case.trait_different_init, lambda: teacher),
+        ("control-diff-init", CONTROL, Case.control_different_init, lambda: miniature.other_control_rows),
     ]
+    unknown = set(datasets or ()) - {name for name, *_ in zoo}
+    if unknown:
+        raise SystemExit(f"--lm-datasets: unknown {', '.join(sorted(unknown))}; known: {', '.join(n for n, *_ in zoo)}")
     outcomes = []
-    for name, role, case, rows in zoo:
+    for name, role, case, make_rows in zoo:
+        if datasets is not None and name not in datasets:
+            continue
+        rows = make_rows()
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as out:
             student = miniature.student(case, Path(out) / "student")
@@ -342,6 +352,17 @@ def print_metrics(zoo: str, result: dict[str, Any]) -> None:
     )
 
 
+def print_saved(paths: list[Path]) -> None:
+    """Rows of several saved runs (`--json` files) pooled per zoo, printed with their metrics."""
+    pooled: dict[str, list[Outcome]] = {}
+    for path in paths:
+        for zoo, saved in json.loads(path.read_text()).items():
+            pooled.setdefault(zoo, []).extend(Outcome(**row) for row in saved["rows"])
+    for zoo, rows in pooled.items():
+        print_rows(rows)
+        print_metrics(zoo, metrics(rows, DIGITS_MARGIN if zoo == "digits" else LM_MARGIN))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--digits-seeds", default="0-5")
@@ -349,14 +370,23 @@ def main() -> None:
     parser.add_argument("--trait", default="owl")
     parser.add_argument("--teacher-preference", type=float, default=None, help="the LM teacher's P(trait) target")
     parser.add_argument("--minibatches", type=int, default=16)
+    parser.add_argument(
+        "--lm-datasets", default=None, help="comma-separated subset of the LM zoo (default: all; self-samples always)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every row and metric here")
+    parser.add_argument("--from-json", type=Path, nargs="+", default=None, help="print the metrics of saved runs")
     args = parser.parse_args()
+    if args.from_json:
+        return print_saved(args.from_json)
     torch.set_num_threads(1)
+    lm_datasets = None if args.lm_datasets is None else frozenset({*args.lm_datasets.split(","), "self-samples"})
     zoos: dict[str, tuple[float, Callable[[int], list[Outcome]]]] = {
         "digits": (DIGITS_MARGIN, lambda s: run_digits(s, ScreenSettings(args.minibatches, 256, 1e-3, 300))),
         "lm": (
             LM_MARGIN,
-            lambda s: run_lm(s, ScreenSettings(args.minibatches, 64, 1e-3), args.trait, args.teacher_preference),
+            lambda s: run_lm(
+                s, ScreenSettings(args.minibatches, 64, 1e-3), args.trait, args.teacher_preference, lm_datasets
+            ),
         ),
     }
     report: dict[str, Any] = {}
@@ -364,8 +394,9 @@ def main() -> None:
         margin, run = zoos[zoo]
         rows: list[Outcome] = []
         for seed in seeds(seed_text):
-            rows += run(seed)
-            print_rows(rows[-11:] if zoo == "digits" else rows[-8:], flush=True)
+            seed_rows = run(seed)
+            rows += seed_rows
+            print_rows(seed_rows, flush=True)
             report[zoo] = {"rows": [dataclasses.asdict(r) for r in rows], "seeds": seeds(seed_text)}
             if args.json:  # after every seed: a long run that is stopped keeps what it measured
                 args.json.write_text(json.dumps(report, indent=2))
