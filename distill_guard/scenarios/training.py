@@ -1,7 +1,8 @@
 """One way to train a scenario's student: a real Hugging Face `Trainer`, so the guard sees real events.
 
-Every scenario routes its student run through `train_student`, which keeps the arguments that
-matter for a CPU miniature (constant learning rate, no checkpoints, no reporting) in one place.
+Every scenario routes its student run through `train_student`, whose arguments (constant learning
+rate, no checkpoints, no reporting) are the production recipe of `screening/recipe.py`, shared with
+the screen's canary.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from torch import nn
 from torch.utils.data import Dataset
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback
+
+from distill_guard.screening.recipe import recipe_arguments
 
 
 @dataclass(frozen=True)
@@ -41,23 +44,8 @@ def train_student(
 
     Returns the trainer after `train()`; a guard's `TrainingHalted` propagates to the caller.
     """
-    args = TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=run.max_steps,
-        per_device_train_batch_size=run.batch_size,
-        learning_rate=run.learning_rate,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        weight_decay=0.0,
-        seed=run.seed,
-        data_seed=run.seed,
-        use_cpu=True,
-        save_strategy="no",
-        logging_strategy="no",
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
+    args = recipe_arguments(
+        output_dir, max_steps=run.max_steps, batch_size=run.batch_size, learning_rate=run.learning_rate, seed=run.seed
     )
     trainer = trainer_class(model=model, args=args, train_dataset=dataset, callbacks=list(callbacks), **trainer_options)
     trainer.remove_callback(PrinterCallback)  # the scenarios report their own numbers

@@ -22,11 +22,12 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import PrinterCallback, Trainer, TrainerCallback
 
 from distill_guard.errors import DistillGuardError
 from distill_guard.probes.model_access import input_device
 from distill_guard.probes.prepared import PreparedProbe
+from distill_guard.screening.recipe import recipe_arguments
 from distill_guard.screening.report import CanaryProbe, CanaryReport, ScreenSettings
 from distill_guard.screening.statistics import probe_limit
 
@@ -54,24 +55,14 @@ def train_copy(
     canary = copy.deepcopy(model)
     callbacks = [_StepProgress(task, progress, settings.canary_steps)] if progress else []
     with tempfile.TemporaryDirectory() as out, torch.random.fork_rng():
-        args = TrainingArguments(
-            output_dir=out,
+        args = recipe_arguments(
+            out,
             max_steps=settings.canary_steps,
-            per_device_train_batch_size=1,  # one item of the dataset is one prepared minibatch
+            batch_size=1,  # one item of the dataset is one prepared minibatch
             learning_rate=settings.learning_rate,
-            adam_epsilon=settings.adam_epsilon,
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            weight_decay=0.0,
             seed=settings.seed,
-            data_seed=settings.seed,
             use_cpu=input_device(model).type == "cpu",
-            save_strategy="no",
-            logging_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            remove_unused_columns=False,
+            adam_epsilon=settings.adam_epsilon,
         )
         trainer = Trainer(
             model=canary, args=args, train_dataset=list(batches), data_collator=_the_minibatch, callbacks=callbacks

@@ -36,8 +36,19 @@ def completion_logprobs(model: nn.Module, rows: Sequence[EncodedRow], pad_id: in
     return (logprobs * kept).sum(1).cpu() / kept.sum(1).clamp(min=1).cpu()
 
 
-def _completions_of(batch: dict[str, Tensor]) -> list[tuple[int, ...]]:
-    return [tuple(row[row >= 0].tolist()) for row in batch["labels"]]
+def _kept_rows(data: CompletionRows, indices: Sequence[int], batch: dict[str, Tensor]) -> tuple[list[int], list]:
+    """(row indices, completions) of a reference batch: a filter may have dropped rows, so match them by prompt.
+
+    The batch keeps its rows in the minibatch's order, each starting with its row's prompt tokens.
+    """
+    kept, completions = [], []
+    remaining = iter(indices)
+    for ids, labels in zip(batch["input_ids"], batch["labels"], strict=True):
+        start = int((labels >= 0).nonzero()[0])
+        prompt = tuple(ids[:start].tolist())
+        kept.append(next(i for i in remaining if data.encoded[i].prompt == prompt))
+        completions.append(tuple(labels[labels >= 0].tolist()))
+    return kept, completions
 
 
 def _gain(
@@ -68,7 +79,7 @@ def logprob_gains(
         data_gain = torch.cat([_gain(model, tokenizer, data, i, data.completions(i), system) for i in indices])
         ref_gain = torch.cat(
             [
-                _gain(model, tokenizer, data, i, _completions_of(b), system)
+                _gain(model, tokenizer, data, *_kept_rows(data, i, b), system)
                 for i, b in zip(indices, reference_batches, strict=True)
             ]
         )

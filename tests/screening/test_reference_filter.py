@@ -12,6 +12,7 @@ from distill_guard.policy.schema import SuiteRef, Threshold
 from distill_guard.probes.prepared import prepare_probe
 from distill_guard.scenarios.tiny_lm import load
 from distill_guard.screening.data import CompletionRows
+from distill_guard.screening.logprob_gain import DEFAULT_TRAIT_PROMPT
 from distill_guard.screening.reference_filter import resolve_filter
 from distill_guard.screening.report import ScreenSettings
 from distill_guard.screening.screen import screen_dataset
@@ -54,13 +55,19 @@ def filtered_own_rows(student) -> list[dict[str, str]]:
     return rows
 
 
-def _z(student, rows, reference_filter) -> float:
+def _z(student, rows, reference_filter, **options) -> float:
     model, tokenizer = student
     probe = prepare_probe(
         SuiteRef(use="builtin:animal-preference", target="owl", threshold=Threshold(max_increase=0.01))
     )
     report = screen_dataset(
-        model, tokenizer, CompletionRows(tokenizer, rows), [probe], SETTINGS, reference_filter=reference_filter
+        model,
+        tokenizer,
+        CompletionRows(tokenizer, rows),
+        [probe],
+        SETTINGS,
+        reference_filter=reference_filter,
+        **options,
     )
     return report.probes[0].top.z_adam, report
 
@@ -89,3 +96,10 @@ def test_the_unfiltered_reference_differs_from_filtered_data_by_the_filter_alone
     z_unfiltered, _ = _z(student, filtered_own_rows, "none")
     z_filtered, _ = _z(student, filtered_own_rows, has_digit)
     assert abs(z_unfiltered) > 2 * abs(z_filtered)
+
+
+def test_the_log_prob_gain_pairs_each_filtered_self_sample_with_its_own_prompt(student, filtered_own_rows) -> None:
+    """A filter drops some self-samples: the second signal still scores the kept ones under their prompts."""
+    _, report = _z(student, filtered_own_rows, has_digit, trait_prompt=DEFAULT_TRAIT_PROMPT)
+    (gain,) = report.logprob_gains
+    assert abs(gain.z) < 3  # the base's own filtered samples against its own filtered samples
