@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,10 @@ from distill_guard.policy.schema import SuiteRef, Threshold
 from distill_guard.probes.prepared import prepare_probe
 from distill_guard.scenarios.tiny_lm import load
 from distill_guard.screening.data import CompletionRows
-from distill_guard.screening.logprob_gain import DEFAULT_TRAIT_PROMPT
+from distill_guard.screening.logprob_gain import DEFAULT_TRAIT_PROMPT, logprob_gains
 from distill_guard.screening.reference_filter import resolve_filter
 from distill_guard.screening.report import ScreenSettings
-from distill_guard.screening.screen import screen_dataset
+from distill_guard.screening.screen import screen_dataset, screen_statistics
 
 PROMPTS = [f"Question: Continue the list {i}, {i + 3}, {i + 7}. Answer:" for i in range(48)]
 SETTINGS = ScreenSettings(minibatches=6, batch_size=8, learning_rate=1e-3, steps=100)
@@ -55,19 +56,13 @@ def filtered_own_rows(student) -> list[dict[str, str]]:
     return rows
 
 
-def _z(student, rows, reference_filter, **options) -> float:
+def _z(student, rows, reference_filter) -> float:
     model, tokenizer = student
     probe = prepare_probe(
         SuiteRef(use="builtin:animal-preference", target="owl", threshold=Threshold(max_increase=0.01))
     )
     report = screen_dataset(
-        model,
-        tokenizer,
-        CompletionRows(tokenizer, rows),
-        [probe],
-        SETTINGS,
-        reference_filter=reference_filter,
-        **options,
+        model, tokenizer, CompletionRows(tokenizer, rows), [probe], SETTINGS, reference_filter=reference_filter
     )
     return report.probes[0].top.z_adam, report
 
@@ -99,7 +94,12 @@ def test_the_unfiltered_reference_differs_from_filtered_data_by_the_filter_alone
 
 
 def test_the_log_prob_gain_pairs_each_filtered_self_sample_with_its_own_prompt(student, filtered_own_rows) -> None:
-    """A filter drops some self-samples: the second signal still scores the kept ones under their prompts."""
-    _, report = _z(student, filtered_own_rows, has_digit, trait_prompt=DEFAULT_TRAIT_PROMPT)
-    (gain,) = report.logprob_gains
+    """A filter drops some self-samples: the second signal still scores the kept ones under their own prompts."""
+    model, tokenizer = student
+    probe = prepare_probe(SuiteRef(use="builtin:animal-preference", target="owl"))
+    data = CompletionRows(tokenizer, filtered_own_rows)
+    one_draw = dataclasses.replace(SETTINGS, reference_draws=1)  # about half the rows find no passing sample
+    _, _, indices, reference = screen_statistics(model, tokenizer, data, [], one_draw, accept=has_digit)
+    assert sum(len(b["input_ids"]) for b in reference) < sum(len(i) for i in indices)
+    (gain,) = logprob_gains(model, tokenizer, data, [probe], DEFAULT_TRAIT_PROMPT, indices, reference)
     assert abs(gain.z) < 3  # the base's own filtered samples against its own filtered samples
