@@ -5,55 +5,68 @@ can delete both and the gate would see a clean model. With `halt.quarantine_regi
 also appends the halted checkpoint's fingerprint to a JSON Lines file the team keeps elsewhere, and
 the gate denies a student or teacher whose weights match an entry.
 
-A fingerprint is one digest per weight matrix over its shape and a fixed sample of its rows, without
-the tensor's name: renaming tensors, re-saving as `.bin`, sharding or converting to float32 does not
-change it. Permuting hidden units, adding noise or training further does; those are a same-init
-model, which the weight test catches when the model comes back as a teacher.
+A fingerprint is, per weight matrix, its shape and a few values at fixed positions, without the
+tensor's name. Matching is by shape and values within a relative tolerance, so renaming tensors,
+re-saving as `.bin`, sharding, or converting to float16 or bfloat16 does not evade it. Permuting
+hidden units, adding noise or training further does; those give a same-init model, which the weight
+test catches when it comes back as a teacher.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from distill_guard.errors import DistillGuardError
-from distill_guard.provenance.checkpoint_reading import (
-    UnreadableCheckpoint,
-    WeightSet,
-    module_weights,
-    read_checkpoint_or_adapter,
-)
+from distill_guard.provenance.checkpoint_reading import UnreadableCheckpoint, WeightSet, read_checkpoint_or_adapter
 
-FINGERPRINT_ROWS = 8
-"""Rows read per weight matrix, spread from the first to the last: a few kB per matrix on any model."""
+ROWS = 8
+COLUMNS = 4
+"""Values kept per matrix: 4 positions in each of 8 rows spread over it (a few kB per matrix read, on any model)."""
+TOLERANCE = 0.01
+"""Largest difference, relative to the entry's largest kept value, for a value to match: above bfloat16's
+rounding (2^-8), far below what a training step on a quarantined model would need to hide it."""
 MATCH_FRACTION = 0.5
 """An entry matches a model holding at least this share of its matrices. A student of a halted run that
 froze its embeddings shares only those with the base, so the base itself never matches."""
 
 
 @dataclass(frozen=True)
+class Matrix:
+    shape: tuple[int, ...]
+    values: tuple[float, ...]
+
+    def matches(self, other: Matrix) -> bool:
+        if self.shape != other.shape or len(self.values) != len(other.values):
+            return False
+        scale = max(abs(v) for v in self.values)
+        return all(abs(a - b) <= TOLERANCE * scale for a, b in zip(self.values, other.values, strict=True))
+
+    def to_json(self) -> dict[str, object]:
+        return {"shape": list(self.shape), "values": [float(f"{v:.7g}") for v in self.values]}
+
+
+@dataclass(frozen=True)
 class RegistryEntry:
-    """One halted checkpoint: where it was saved, by which run, at which step, and its matrices' digests."""
+    """One halted checkpoint: where it was saved, by which run, at which step, and its matrices."""
 
     line: int
     checkpoint: str
     run_id: str
     step: int
-    matrices: frozenset[str]
+    matrices: tuple[Matrix, ...]
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "checkpoint": self.checkpoint,
-            "run_id": self.run_id,
-            "step": self.step,
-            "matrices": sorted(self.matrices),
-        }
+        matrices = [m.to_json() for m in self.matrices]
+        return {"checkpoint": self.checkpoint, "run_id": self.run_id, "step": self.step, "matrices": matrices}
+
+    def shared_with(self, fingerprint: Sequence[Matrix]) -> int:
+        return sum(any(mine.matches(theirs) for theirs in fingerprint) for mine in self.matrices)
 
 
 @dataclass(frozen=True)
@@ -70,29 +83,29 @@ class RegistryMatch:
         )
 
 
-def _matrix_digest(weights: WeightSet, name: str, shape: tuple[int, ...]) -> str:
-    last = shape[0] - 1
-    rows = sorted({round(i * last / (FINGERPRINT_ROWS - 1)) for i in range(FINGERPRINT_ROWS)})
-    sample = weights.rows(name, rows).detach().to(device="cpu", dtype=torch.float32).contiguous()
-    digest = hashlib.sha256(repr(tuple(shape)).encode())
-    digest.update(sample.numpy().tobytes())
-    return digest.hexdigest()[:32]
+def _spread(count: int, size: int) -> list[int]:
+    return sorted({round(i * (size - 1) / max(1, count - 1)) for i in range(count)})
 
 
-def fingerprint_sets(sets: Iterable[WeightSet]) -> frozenset[str]:
-    return frozenset(_matrix_digest(s, name, shape) for s in sets for name, shape in s.shapes.items())
+def _matrix(weights: WeightSet, name: str, shape: tuple[int, ...]) -> Matrix:
+    rows = weights.rows(name, _spread(ROWS, shape[0])).detach().to(device="cpu", dtype=torch.float32)
+    flat = rows.reshape(rows.shape[0], -1)
+    picked = flat[:, _spread(COLUMNS, flat.shape[1])]
+    return Matrix(tuple(shape), tuple(picked.reshape(-1).tolist()))
 
 
-def fingerprint_folder(folder: Path) -> frozenset[str]:
+def fingerprint_sets(sets: Iterable[WeightSet]) -> tuple[Matrix, ...]:
+    """Every matrix with a non-zero kept value: an all-zero one (a fresh LoRA B) says nothing."""
+    matrices = (_matrix(s, name, shape) for s in sets for name, shape in s.shapes.items())
+    return tuple(m for m in matrices if any(m.values))
+
+
+def fingerprint_folder(folder: Path) -> tuple[Matrix, ...]:
     """The folder's fingerprint (full weights, or a PEFT adapter's); UnreadableCheckpoint when it has none."""
     weights = read_checkpoint_or_adapter(folder)
     if not weights.sets:
         raise UnreadableCheckpoint(weights.problem or f"{folder}: no weights")
     return fingerprint_sets(weights.sets)
-
-
-def fingerprint_module(module: torch.nn.Module) -> frozenset[str]:
-    return fingerprint_sets([module_weights(getattr(module, "module", module))])
 
 
 def read_registry(path: Path) -> list[RegistryEntry]:
@@ -108,42 +121,55 @@ def read_registry(path: Path) -> list[RegistryEntry]:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise DistillGuardError(f"{path}: the quarantine registry cannot be read ({error})") from None
-    return [_entry(path, number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    return [_entry(f"{path}:{n}", n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
-def _entry(path: Path, number: int, line: str) -> RegistryEntry:
-    where = f"{path}:{number}"
+def _entry(where: str, number: int, line: str) -> RegistryEntry:
     try:
         data = json.loads(line)
     except ValueError as error:
         raise DistillGuardError(f"{where}: not a JSON object ({error})") from None
     matrices = data.get("matrices") if isinstance(data, dict) else None
-    if not (isinstance(matrices, list) and matrices and all(isinstance(m, str) and m for m in matrices)):
-        raise DistillGuardError(f"{where}: an entry needs 'matrices', a non-empty list of digests")
+    if not (isinstance(matrices, list) and matrices):
+        raise DistillGuardError(f"{where}: an entry needs 'matrices', a non-empty list")
     step = data.get("step")
     return RegistryEntry(
         number,
         str(data.get("checkpoint", "?")),
         str(data.get("run_id", "?")),
         step if isinstance(step, int) else -1,
-        frozenset(matrices),
+        tuple(_parsed_matrix(where, m) for m in matrices),
     )
 
 
-def best_match(path: Path, fingerprint: frozenset[str]) -> RegistryMatch | None:
-    """The entry sharing the most matrices with `fingerprint`, when it shares at least MATCH_FRACTION of its own."""
-    matches = (
-        RegistryMatch(path, entry, len(entry.matrices & fingerprint))
-        for entry in read_registry(path)
-        if len(entry.matrices & fingerprint) >= MATCH_FRACTION * len(entry.matrices)
-    )
-    return max(matches, key=lambda m: m.shared / len(m.entry.matrices), default=None)
+def _parsed_matrix(where: str, data: object) -> Matrix:
+    shape = data.get("shape") if isinstance(data, dict) else None
+    values = data.get("values") if isinstance(data, dict) else None
+    if not (
+        isinstance(shape, list)
+        and shape
+        and all(isinstance(d, int) and d > 0 for d in shape)
+        and isinstance(values, list)
+        and values
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    ):
+        raise DistillGuardError(f"{where}: each matrix needs 'shape' (positive ints) and 'values' (numbers)")
+    return Matrix(tuple(shape), tuple(float(v) for v in values))
+
+
+def best_match(path: Path, fingerprint: Sequence[Matrix]) -> RegistryMatch | None:
+    """The entry sharing the largest share of its matrices with `fingerprint`, if at least MATCH_FRACTION."""
+    matches = [RegistryMatch(path, entry, entry.shared_with(fingerprint)) for entry in read_registry(path)]
+    best = max(matches, key=lambda m: m.shared / len(m.entry.matrices), default=None)
+    return best if best is not None and best.shared >= MATCH_FRACTION * len(best.entry.matrices) else None
 
 
 def register(path: Path, folder: Path, *, run_id: str, step: int) -> RegistryEntry:
     """Append `folder`'s fingerprint to the registry as one line, written and synced in one call."""
     read_registry(path)  # a corrupt registry is reported before it is appended to
     matrices = fingerprint_folder(folder)
+    if not matrices:
+        raise UnreadableCheckpoint(f"{folder}: every weight matrix is zero where the fingerprint reads it")
     text = path.read_text("utf-8") if path.exists() else ""
     entry = RegistryEntry(len(text.splitlines()) + 1, str(folder.resolve()), run_id, step, matrices)
     separator = "\n" if text and not text.endswith("\n") else ""

@@ -80,23 +80,25 @@ def test_with_a_registry_the_stripped_halted_checkpoint_is_denied_and_the_regist
     assert "halted at step 2" in rule.message and entry.run_id in rule.message
 
 
-def _renamed_as_bin(halted: Path, target: Path) -> Path:
-    """The same weights under other tensor names, saved as `pytorch_model.bin` only."""
+def _renamed_as_bin(halted: Path, target: Path, dtype: torch.dtype) -> Path:
+    """The same weights under other tensor names, converted to `dtype`, saved as `pytorch_model.bin` only."""
     shutil.copytree(halted, target, ignore=shutil.ignore_patterns("model.safetensors", "*.pt", "*.pth", "rng*"))
     tensors = load_file(str(halted / "model.safetensors"))
-    torch.save({f"renamed.{i}": t for i, t in enumerate(tensors.values())}, target / "pytorch_model.bin")
+    renamed = {f"renamed.{i}": t.to(dtype) for i, t in enumerate(tensors.values())}
+    torch.save(renamed, target / "pytorch_model.bin")
     return target
 
 
-def test_a_renamed_and_resaved_copy_still_matches_but_the_base_it_started_from_does_not(
+def test_a_renamed_converted_and_resaved_copy_still_matches_but_the_base_it_started_from_does_not(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
     registry = tmp_path / "registry.jsonl"
     policy = write_policy(every=2, sections=_keep_halted(registry))
     halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
-    disguised = _renamed_as_bin(halted, tmp_path / "disguised")
-    match = best_match(registry, fingerprint_folder(disguised))
-    assert match is not None and match.shared == len(match.entry.matrices)
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        disguised = _renamed_as_bin(halted, tmp_path / f"disguised-{dtype}", dtype)
+        match = best_match(registry, fingerprint_folder(disguised))
+        assert match is not None and match.shared == len(match.entry.matrices), dtype
     assert best_match(registry, fingerprint_folder(tiny_checkpoint)) is None
 
 
@@ -120,10 +122,13 @@ def _rows():
 
 def test_a_corrupt_registry_stops_the_gate_at_its_line(tiny_checkpoint, tmp_path, write_policy):
     registry = tmp_path / "registry.jsonl"
-    registry.write_text('{"matrices": ["ab"], "step": 1}\nnot json\n', "utf-8")
+    registry.write_text('{"matrices": [{"shape": [2, 2], "values": [1.0]}], "step": 1}\nnot json\n', "utf-8")
     policy = write_policy(every=2, sections=_keep_halted(registry))
     gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
     with pytest.raises(DistillGuardError, match=rf"{registry}:2: not a JSON object"):
+        gate.clear_dataset(_rows())
+    registry.write_text('{"matrices": [{"shape": [2, -2], "values": [1.0]}]}\n', "utf-8")
+    with pytest.raises(DistillGuardError, match=rf"{registry}:1: each matrix needs 'shape'"):
         gate.clear_dataset(_rows())
 
 
