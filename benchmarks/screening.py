@@ -55,6 +55,8 @@ class Outcome:
     realised_statistic: float  # change of the screened statistic, minus the self-sample student's
     realised_score: float  # change of the probe's score (accuracy, trait share), minus the same
     seconds: float
+    canary_rise: float | None = None  # the canary's rise over its self-sample copies (LM, --canary-steps)
+    canary_flagged: bool | None = None
 
     def positive(self, margin: float) -> bool:
         return self.realised_score > margin
@@ -174,6 +176,7 @@ def run_lm(
     trait: str,
     teacher_preference: float | None,
     datasets: frozenset[str] | None = None,
+    canary_steps: int = 0,
 ) -> list[Outcome]:
     """The seed's LM zoo; `datasets` (names) runs a subset, which must include `self-samples` (the realised null)."""
     from distill_guard.policy.schema import SuiteRef, Threshold
@@ -218,7 +221,7 @@ def run_lm(
             student = miniature.student(case, Path(out) / "student")
             tokenizer = miniature.tokenizer
             screen_settings = dataclasses.replace(
-                settings, steps=spec.student_steps(len(rows)), batch_size=spec.batch_size
+                settings, steps=spec.student_steps(len(rows)), batch_size=spec.batch_size, canary_steps=canary_steps
             )
             report = screen_dataset(
                 student,
@@ -232,20 +235,22 @@ def run_lm(
             train_on_numbers(student, tokenizer, rows, spec, out, seed=seed)
             after = probe.run(student, tokenizer, max_tokens_per_batch=4096).score
         gain = report.logprob_gains[0].gain if report.logprob_gains else None
-        outcomes.append(
-            _outcome(
-                "lm",
-                seed,
-                name,
-                role,
-                report.probes[0],
-                report.difficulty,
-                gain,
-                (before, before),
-                (after, after),
-                started,
-            )
+        canary = report.canary.probes[0] if report.canary else None
+        outcome = _outcome(
+            "lm",
+            seed,
+            name,
+            role,
+            report.probes[0],
+            report.difficulty,
+            gain,
+            (before, before),
+            (after, after),
+            started,
         )
+        if canary is not None:
+            outcome = dataclasses.replace(outcome, canary_rise=canary.rise, canary_flagged=canary.flagged)
+        outcomes.append(outcome)
     return _relative_to_self(outcomes)
 
 
@@ -305,6 +310,8 @@ def metrics(rows: list[Outcome], margin: float) -> dict[str, Any]:
     }
     if all(r.logprob_gain is not None for r in rows):
         scores["log-prob gain"] = [float(r.logprob_gain) for r in rows]  # type: ignore[arg-type]
+    if all(r.canary_rise is not None for r in rows):
+        scores["canary rise"] = [float(r.canary_rise) for r in rows]  # type: ignore[arg-type]
     predicted = [r.predicted for r in rows]
     table = {
         name: {
@@ -332,11 +339,13 @@ def metrics(rows: list[Outcome], margin: float) -> dict[str, Any]:
 
 def print_rows(rows: list[Outcome], *, flush: bool = False) -> None:
     head = f"{'zoo':6} {'seed':>4} {'dataset':18} {'role':15} {'pred/step':>10} {'z adam':>8} {'z sgd':>8} flag"
-    print(f"{head} {'real stat':>9} {'real score':>10}")
+    print(f"{head} {'real stat':>9} {'real score':>10} {'gain':>8} canary")
     for r in rows:
+        gain = f"{r.logprob_gain:+8.4f}" if r.logprob_gain is not None else f"{'':8}"
+        canary = f"{r.canary_rise:+.4f} {'YES' if r.canary_flagged else 'no'}" if r.canary_rise is not None else ""
         print(
             f"{r.zoo:6} {r.seed:>4} {r.name:18} {r.role:15} {r.predicted:+10.2e} {r.z_adam:+8.2f} {r.z_sgd:+8.2f} "
-            f"{'YES ' if r.flagged else 'no  '} {r.realised_statistic:+9.4f} {r.realised_score:+10.4f}",
+            f"{'YES ' if r.flagged else 'no  '} {r.realised_statistic:+9.4f} {r.realised_score:+10.4f} {gain} {canary}",
             flush=flush,
         )
 
@@ -373,6 +382,7 @@ def main() -> None:
     parser.add_argument(
         "--lm-datasets", default=None, help="comma-separated subset of the LM zoo (default: all; self-samples always)"
     )
+    parser.add_argument("--canary-steps", type=int, default=0, help="LM: also run the canary this many steps")
     parser.add_argument("--json", type=Path, default=None, help="write every row and metric here")
     parser.add_argument("--from-json", type=Path, nargs="+", default=None, help="print the metrics of saved runs")
     args = parser.parse_args()
@@ -385,7 +395,12 @@ def main() -> None:
         "lm": (
             LM_MARGIN,
             lambda s: run_lm(
-                s, ScreenSettings(args.minibatches, 64, 1e-3), args.trait, args.teacher_preference, lm_datasets
+                s,
+                ScreenSettings(args.minibatches, 64, 1e-3),
+                args.trait,
+                args.teacher_preference,
+                lm_datasets,
+                args.canary_steps,
             ),
         ),
     }
