@@ -251,6 +251,13 @@ class HaltPolicy(StrictModel):
     quarantine_checkpoints: StrictBool = Field(
         True, description="mark a checkpoint of a halted model before it is written"
     )
+    quarantine_registry: NonEmpty | None = Field(
+        None,
+        description=(
+            "JSON Lines file outside the checkpoints (relative to the policy) where a kept halted checkpoint's "
+            "weight fingerprint is recorded; the gate denies a student or teacher that matches one"
+        ),
+    )
 
 
 # Outside 9100-9999, which Prometheus' port-allocation list has handed out in full (9464 there is
