@@ -385,7 +385,12 @@ class DistillGuard(TrainerCallback, ExportableState):
                 with self._interruption_recorded(probe, state.global_step):
                     result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
                 evaluation = self.monitor.observe(
-                    result, probe.ref.threshold, step=state.global_step, alpha=alpha, panel=probe.ref.panel
+                    result,
+                    probe.ref.threshold,
+                    step=state.global_step,
+                    alpha=alpha,
+                    panel=probe.ref.panel,
+                    gate=probe.ref.stand_out,
                 )
             except DistillGuardError as exc:
                 evaluation = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
