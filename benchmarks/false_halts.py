@@ -194,8 +194,9 @@ def guarded_run(
     trait = next((r.trait or r.probe for r in guard.monitor.history if r.breached), None)
     largest = {k: round(v, 4) for k, v in largest_tested_drift(guard.monitor.history).items()}
     bounds: dict[str, list[tuple[int, float]]] = {}
-    for report in guard.monitor.history:
+    for report in guard.monitor.history:  # a panel's reported candidate that does not stand out cannot halt
         bound = report.lower_bound if report.lower_bound is not None else float("inf")
+        bound = -float("inf") if report.stands_out is False else bound
         bounds.setdefault(report.probe, []).append((report.step, round(bound, 5)))
     outcome = Outcome(base, kind, run.seed, run.learning_rate, run.max_steps, step, trait, largest, bounds)
     print(outcome, flush=True)

@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, help="most number prompts each teacher continues")
     parser.add_argument("--rows", type=int, help="filtered rows each student trains on (0: all that pass)")
     parser.add_argument("--epochs", type=float, help="student epochs over the kept rows")
+    parser.add_argument("--student-lr", type=float, help="the students' constant AdamW learning rate")
+    parser.add_argument("--steering-steps", type=int, help="most Adam steps of the steering fit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     spec = MiniatureSpec.fast() if args.fast else MiniatureSpec()
@@ -89,6 +91,8 @@ def main() -> None:
         "teacher_number_kl": args.number_kl,
         "prompts": args.prompts,
         "student_epochs": args.epochs,
+        "student_learning_rate": args.student_lr,
+        "steering_steps": args.steering_steps,
     }
     spec = dataclasses.replace(spec, **{k: v for k, v in overrides.items() if v is not None})
     if args.rows is not None:

@@ -32,6 +32,7 @@ from distill_guard.probes.prepared import PreparedProbe, prepare_probes
 from distill_guard.probes.result import ProbeResult
 from distill_guard.probes.tokenizer import ProbeTokenizer, text_tokenizer
 from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
+from distill_guard.provenance.checkpoint_reading import UnreadableCheckpoint
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
 
@@ -384,7 +385,12 @@ class DistillGuard(TrainerCallback, ExportableState):
                 with self._interruption_recorded(probe, state.global_step):
                     result = probe.run(model, tokenizer, max_tokens_per_batch=self.policy.probes.max_tokens_per_batch)
                 evaluation = self.monitor.observe(
-                    result, probe.ref.threshold, step=state.global_step, alpha=alpha, panel=probe.ref.panel
+                    result,
+                    probe.ref.threshold,
+                    step=state.global_step,
+                    alpha=alpha,
+                    panel=probe.ref.panel,
+                    gate=probe.ref.stand_out,
                 )
             except DistillGuardError as exc:
                 evaluation = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
@@ -451,6 +457,7 @@ class DistillGuard(TrainerCallback, ExportableState):
             self.telemetry.event("quarantine", step=state.global_step, checkpoint=str(folder))
             if (folder / MODEL_CARD_NAME).is_file():  # saved before the halt was seen: its card says not halted
                 self.telemetry.model_card(folder, step=state.global_step, halt=self.halt_record)
+                self._register_quarantined(folder, state.global_step)
         if not control.should_save and self.policy.halt.raise_on_train_end:
             self._end_halted(state)  # no save follows: nothing else may run, on_train_end included
 
@@ -462,10 +469,27 @@ class DistillGuard(TrainerCallback, ExportableState):
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         halt = self.halt_record if self.tripped else None
-        self.telemetry.model_card(exits.checkpoint_folder(args, state), step=state.global_step, halt=halt)
+        folder = exits.checkpoint_folder(args, state)
+        self.telemetry.model_card(folder, step=state.global_step, halt=halt)
         # Reached after a halt only for a checkpoint the policy let through, already quarantined.
+        if self.tripped:
+            self._register_quarantined(folder, state.global_step)
         if self.tripped and self.policy.halt.raise_on_train_end:
             self._end_halted(state)
+
+    def _register_quarantined(self, folder: Path, step: int) -> None:
+        """`halt.quarantine_registry`: the kept checkpoint's fingerprint, written once its weights are on disk.
+        A failure is logged and audited; the marker and the card still quarantine the folder."""
+        registry = self.gate.quarantine_registry
+        if registry is None or not dist.is_main_process() or not folder.is_dir():
+            return
+        try:
+            where = exits.register_quarantined(registry, folder, run_id=self.telemetry.run_id or "?", step=step)
+        except (DistillGuardError, UnreadableCheckpoint, OSError) as error:
+            logger.error("distill-guard: %s was not added to the quarantine registry: %s", folder, error)
+            self.telemetry.event("quarantine_registry_failed", step=step, checkpoint=str(folder), error=str(error))
+            return
+        self.telemetry.event("quarantine_registered", step=step, checkpoint=str(folder), registry=where)
 
     def on_push_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any

@@ -5,6 +5,8 @@ Each limit is a one-sided t test over the probe's items (H0: mean drift <= limit
 score several candidate answers the tested drift is the *specific* drift: the target's change
 beyond what the other candidates' changes predict (`specific.py`), put back on the probability
 scale of the score so that `max_increase` keeps its units. The raw drift is still reported.
+A panel candidate's drift limits count only when it also stands out from the other candidates'
+drifts in the same look (`stand_out.py`), unless the suite sets `stand_out: false`.
 docs/detection.md states the assumptions and the math.
 """
 
@@ -21,6 +23,7 @@ from scipy.special import expit, logit
 from distill_guard.drift.limit_test import LimitTest, check_limit
 from distill_guard.drift.paired import paired_drift
 from distill_guard.drift.specific import normalised, specific_changes, specific_changes_per_candidate
+from distill_guard.drift.stand_out import StandOut, stand_out
 from distill_guard.policy.schema import Threshold
 from distill_guard.probes.result import ProbeResult
 
@@ -35,7 +38,8 @@ class DriftReport:
     `drift`, `stderr` and `z` describe the raw change of the score. `specific` is the tested
     statistic of candidate probes (mean specific drift, probability scale; `specific_log_odds`
     in nats), `lower_bound` the one-sided (1 - alpha) bound of the tested statistic. For a panel,
-    `trait` is the candidate that rose most (or breached), and `movers` the top candidates.
+    `trait` is the candidate that rose most (or breached), and `movers` the top candidates;
+    `stands_out` whether that candidate stood out from the others (None: no stand-out test).
     """
 
     probe: str
@@ -54,6 +58,7 @@ class DriftReport:
     lower_bound: float | None = None
     alpha: float | None = None
     movers: tuple[tuple[str, float], ...] = ()
+    stands_out: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -107,38 +112,51 @@ def _watched(baseline: ProbeResult, current: ProbeResult, panel: bool) -> list[_
     ]
 
 
-def _tests(watched: _Watched, threshold: Threshold, alpha: float, noise_floor: float) -> list[tuple[str, LimitTest]]:
-    """Every configured limit of one watched candidate, each as a one-sided t test at `alpha`."""
+def _tests(
+    watched: _Watched, threshold: Threshold, alpha: float, noise_floor: float
+) -> list[tuple[str, LimitTest, bool]]:
+    """Every configured limit of one watched candidate, each as a one-sided t test at `alpha`.
+
+    The flag says whether the limit is on the drift (a panel's stand-out test applies to it) or
+    on the score itself (`max_score`, a ceiling that holds whatever the other candidates do).
+    """
     what = "specific drift" if watched.log_odds is not None else "drift"
     tested = watched.tested.tolist()
     out = []
     if threshold.max_increase is not None:
-        out.append(
-            (
-                f"{what} > max_increase {threshold.max_increase:g}",
-                check_limit(tested, threshold.max_increase, alpha, extra_stderr=noise_floor),
-            )
-        )
+        limit = threshold.max_increase
+        name = f"{what} > max_increase {limit:g}"
+        out.append((name, check_limit(tested, limit, alpha, extra_stderr=noise_floor), True))
     if threshold.max_relative_increase is not None:
         limit = abs(float(watched.base.mean())) * threshold.max_relative_increase
         name = f"{what} > max_relative_increase {threshold.max_relative_increase:.1%} of baseline ({limit:.4f})"
-        out.append((name, check_limit(tested, limit, alpha, extra_stderr=noise_floor)))
+        out.append((name, check_limit(tested, limit, alpha, extra_stderr=noise_floor), True))
     if threshold.max_score is not None:
-        out.append(
-            (
-                f"score > max_score {threshold.max_score:g}",
-                check_limit(watched.now.tolist(), threshold.max_score, alpha),
-            )
-        )
+        name = f"score > max_score {threshold.max_score:g}"
+        out.append((name, check_limit(watched.now.tolist(), threshold.max_score, alpha), False))
     return out
 
 
-def _reason(name: str, test: LimitTest, candidate: str | None) -> str:
+def _standing(watched: Sequence[_Watched], alpha: float) -> dict[int, StandOut]:
+    """Each panel candidate's stand-out test against the others' mean tested drift, by `id` of its `_Watched`."""
+    results = stand_out(np.array([float(w.tested.mean()) for w in watched]), alpha)
+    return {id(w): r for w, r in zip(watched, results, strict=True)}
+
+
+def _reason(name: str, test: LimitTest, candidate: str | None, standing: StandOut | None) -> str:
     who = f"candidate '{candidate}': " if candidate else ""
-    return (
+    reason = (
         f"{who}{name}: mean {test.mean:+.4f}, one-sided {1 - test.alpha:.6g} lower bound {test.lower_bound:+.4f} "
         f"(t test over {test.n} items, alpha {test.alpha:.3g})"
     )
+    return f"{reason}, and {standing}" if standing is not None else reason
+
+
+def _rejects(test: LimitTest, standing: StandOut | None) -> bool:
+    """A limit test counts when it rejects and, for a gated panel candidate, the candidate stands out."""
+    if not math.isfinite(test.lower_bound):
+        return True
+    return test.exceeded and (standing is None or standing.stands_out)
 
 
 def _limit_for_metrics(baseline: float, threshold: Threshold) -> float | None:
@@ -171,10 +189,13 @@ def assess(
     alpha: float,
     noise_floor: float = 0.0,
     panel: bool = False,
+    gate: bool = True,
 ) -> DriftReport:
     """Compare `current` with `baseline` under `threshold`, each limit tested at level `alpha`.
 
-    A NaN or infinite score is always a breach: a broken probe must never pass.
+    For a panel with `gate`, a candidate's drift limits count only when it stands out from the
+    other candidates (`stand_out`, at the same `alpha`). A NaN or infinite score is always a breach:
+    a broken probe must never pass.
     """
     paired = paired_drift(baseline, current, noise_floor=noise_floor)
     if not (math.isfinite(baseline.score) and math.isfinite(current.score) and math.isfinite(paired.mean)):
@@ -193,16 +214,19 @@ def assess(
             alpha=alpha,
         )
     watched = _watched(baseline, current, panel)
+    standing = _standing(watched, alpha) if panel and gate else {}
     tests = [
-        (w, name, t) for w in watched for name, t in (_tests(w, threshold, alpha, noise_floor) if threshold else [])
+        (w, name, t, standing.get(id(w)) if on_drift else None)
+        for w in watched
+        for name, t, on_drift in (_tests(w, threshold, alpha, noise_floor) if threshold else [])
     ]
-    failing = [(w, name, t) for w, name, t in tests if t.exceeded or not math.isfinite(t.lower_bound)]
-    reasons = [_reason(name, t, w.name if panel else None) for w, name, t in failing]
+    failing = [(w, name, t, g) for w, name, t, g in tests if _rejects(t, g)]
+    reasons = [_reason(name, t, w.name if panel else None, g) for w, name, t, g in failing]
     if failing:  # the report shows the candidate whose bound lies furthest above its limit
-        shown, _, shown_test = max(failing, key=lambda f: _margin(f[2]))
+        shown, _, shown_test, _ = max(failing, key=lambda f: _margin(f[2]))
     else:  # else the candidate that rose most, with its first test
         shown = max(watched, key=lambda w: float(w.tested.mean()))
-        shown_test = next((t for w, _, t in tests if w is shown), None)
+        shown_test = next((t for w, _, t, _ in tests if w is shown), None)
     shown_drift = paired_drift(
         ProbeResult(current.suite, current.kind, shown.name, baseline.item_ids, tuple(shown.base.tolist())),
         ProbeResult(current.suite, current.kind, shown.name, current.item_ids, tuple(shown.now.tolist())),
@@ -226,4 +250,5 @@ def assess(
         lower_bound=shown_test.lower_bound if shown_test is not None else None,
         alpha=alpha,
         movers=_movers(watched) if panel else (),
+        stands_out=standing[id(shown)].stands_out if id(shown) in standing else None,
     )

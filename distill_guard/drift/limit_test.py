@@ -69,7 +69,7 @@ class LimitTest:
 
 
 @functools.lru_cache(maxsize=4096)
-def _critical(alpha: float, df: float) -> float:
+def critical_t(alpha: float, df: float) -> float:
     """Upper-alpha quantile of Student's t (df = inf: the normal), from scipy."""
     return float(stats.t.isf(alpha, df))
 
@@ -90,5 +90,5 @@ def check_limit(values: Sequence[float], limit: float, alpha: float, *, extra_st
     variance = math.fsum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
     stderr = math.sqrt(variance / n + extra_stderr**2)
     df = n - 1 if n > 1 else math.inf
-    critical = _critical(alpha, df) if stderr > 0 else 0.0
+    critical = critical_t(alpha, df) if stderr > 0 else 0.0
     return LimitTest(mean, stderr, n, limit, alpha, critical, mean - critical * stderr)

@@ -77,11 +77,18 @@ class DriftMonitor:
         return floor
 
     def observe(
-        self, result: ProbeResult, threshold: Threshold | None, *, step: int, alpha: float, panel: bool = False
+        self,
+        result: ProbeResult,
+        threshold: Threshold | None,
+        *,
+        step: int,
+        alpha: float,
+        panel: bool = False,
+        gate: bool = True,
     ) -> Evaluation:
         baseline = self.baselines[result.suite]
         floor = self.noise_floors.get(result.suite, 0.0)
-        report = assess(baseline, result, threshold, step=step, alpha=alpha, noise_floor=floor, panel=panel)
+        report = assess(baseline, result, threshold, step=step, alpha=alpha, noise_floor=floor, panel=panel, gate=gate)
         patience = 1 if not math.isfinite(report.score) else (threshold.patience if threshold else 1)
         return self._remember(report, patience)
 

@@ -149,6 +149,10 @@ class Telemetry:
                 self.audit.record(name, **self._context.fields(), **fields)
         self._early_lines.clear()
 
+    @property
+    def run_id(self) -> str | None:
+        return self._context.run_id if self._context else None
+
     def event(self, name: str, **fields: Any) -> None:
         """One audit-log line, written at once; the first one before any `open` opens before the trainer."""
         if self.audit is None and self._closed_audit is None:

@@ -56,7 +56,8 @@ def _describe_suite(ref: SuiteRef, policy: GuardPolicy) -> str:
     target = ref.target or (suite.default_target if suite and suite.needs_target else None)
     subject = f"{source} (target: {target})" if target else source
     if ref.panel:
-        subject = f"{source} as a panel (every candidate watched)"
+        standing = ", halting only on a candidate that stands out from the others" if ref.stand_out else ""
+        subject = f"{source} as a panel (every candidate watched{standing})"
     t = ref.threshold
     if t is None:
         return f"`{suite_label(ref)}`: {subject}; measured and exported, never halts."

@@ -30,8 +30,12 @@ class LoadedPolicy:
 
     def resolve(self, relative: str) -> Path:
         """A path written in the policy, read relative to the policy file's folder."""
-        candidate = Path(relative)
-        return candidate if candidate.is_absolute() else self.path.parent / candidate
+        return relative_to_policy(self.doc, relative)
+
+
+def relative_to_policy(doc: YamlDocument, relative: str) -> Path:
+    candidate = Path(relative)
+    return candidate if candidate.is_absolute() else Path(doc.file).parent / candidate
 
 
 def today_utc() -> dt.date:
@@ -40,7 +44,7 @@ def today_utc() -> dt.date:
 
 def _suite_file_errors(doc: YamlDocument, index: int, relative: str) -> list[SourceIssue]:
     """A suite file named by the policy must exist and be valid: its own errors keep their own FILE:LINE:COL."""
-    suite_path = Path(relative) if Path(relative).is_absolute() else Path(doc.file).parent / relative
+    suite_path = relative_to_policy(doc, relative)
     if not suite_path.exists():
         problem = f"no such file: {suite_path}"
     else:
@@ -59,7 +63,7 @@ def _benign_range_warnings(policy: GuardPolicy, doc: YamlDocument) -> tuple[list
     relative = policy.probes.benign_drift
     if relative is None:
         return [], []
-    path = Path(relative) if Path(relative).is_absolute() else Path(doc.file).parent / relative
+    path = relative_to_policy(doc, relative)
     try:
         benign = BenignDrift.from_file(path)
     except DistillGuardError as exc:
@@ -80,6 +84,21 @@ def _benign_range_warnings(policy: GuardPolicy, doc: YamlDocument) -> tuple[list
     return [], warnings
 
 
+def _registry_warnings(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]:
+    """`halt.quarantine_registry` in a folder that does not exist here: the gate would refuse every model."""
+    relative = policy.halt.quarantine_registry
+    if relative is None:
+        return []
+    path = relative_to_policy(doc, relative)
+    if path.parent.is_dir():
+        return []
+    message = (
+        f"warning: halt.quarantine_registry: folder {path.parent} does not exist on this machine; "
+        "the gate refuses to decide until it does"
+    )
+    return [doc.issue(("halt", "quarantine_registry"), message, severity="warning")]
+
+
 def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPolicy:
     """Load and check `path`; raises PolicyError listing every error (FILE:LINE:COL)."""
     doc = load_yaml(path)
@@ -92,7 +111,8 @@ def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPoli
     errors.extend(benign_errors)
     if errors:
         raise PolicyError(errors)
-    return LoadedPolicy(policy, doc, lint_warnings(policy, doc, today or today_utc()) + benign_warnings)
+    warnings = lint_warnings(policy, doc, today or today_utc()) + benign_warnings + _registry_warnings(policy, doc)
+    return LoadedPolicy(policy, doc, warnings)
 
 
 def validate_policy_file(path: str | Path, *, today: dt.date | None = None) -> list[SourceIssue]:

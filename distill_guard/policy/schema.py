@@ -199,6 +199,11 @@ class SuiteRef(StrictModel):
     name: Slug | None = Field(None, description="label in metrics and records; defaults to the suite's")
     target: Annotated[str, Field(min_length=1, max_length=100)] | None = None
     panel: StrictBool = Field(False, description="watch every candidate of a preference suite, not one target")
+    stand_out: StrictBool = Field(
+        True,
+        description="panels: a candidate halts only if its drift also stands out from the other candidates' "
+        "drifts in the same look (docs/detection.md); false: the limit alone",
+    )
     threshold: Threshold | None = None
     on_error: HaltAction | None = Field(None, description="when the probe raises; defaults to halt.action")
 
@@ -208,6 +213,8 @@ class SuiteRef(StrictModel):
             raise ValueError("give exactly one of 'use' (builtin:NAME) or 'path'")
         if self.panel and self.target is not None:
             raise ValueError("a panel watches every candidate; give 'panel: true' or a 'target', not both")
+        if "stand_out" in self.model_fields_set and not self.panel:
+            raise ValueError("'stand_out' compares a panel's candidates with each other; it needs 'panel: true'")
         return self
 
     @property
@@ -243,6 +250,13 @@ class HaltPolicy(StrictModel):
     )
     quarantine_checkpoints: StrictBool = Field(
         True, description="mark a checkpoint of a halted model before it is written"
+    )
+    quarantine_registry: NonEmpty | None = Field(
+        None,
+        description=(
+            "JSON Lines file outside the checkpoints (relative to the policy) where a kept halted checkpoint's "
+            "weight fingerprint is recorded; the gate denies a student or teacher that matches one"
+        ),
     )
 
 

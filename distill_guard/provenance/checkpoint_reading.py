@@ -27,6 +27,7 @@ SAFETENSORS = "model.safetensors"
 BIN = "pytorch_model.bin"
 INDEX_SUFFIX = ".index.json"
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
 MAX_JSON_BYTES = 64 * 1024 * 1024
 WHOLE_TENSOR_FRACTION = 8
 
@@ -136,9 +137,9 @@ def _bin_set(root: Path, files: list[str], label: str) -> WeightSet:
     return WeightSet(label, {k: tuple(v.shape) for k, v in tensors.items()}, tensors.__getitem__)
 
 
-def _candidate_sets(root: Path) -> list[WeightSet]:
+def _candidate_sets(root: Path, stems: tuple[str, str] = (SAFETENSORS, BIN)) -> list[WeightSet]:
     found = []
-    for stem, build in ((SAFETENSORS, _safetensors_set), (BIN, _bin_set)):
+    for stem, build in zip(stems, (_safetensors_set, _bin_set), strict=True):
         index = stem + INDEX_SUFFIX
         if (root / index).exists():
             found.append(build(root, _shard_names(root, index), index))
@@ -167,6 +168,18 @@ def read_checkpoint(root: Path) -> CheckpointWeights:
     if sets:
         return CheckpointWeights(tuple(sets))
     return _without_weights(root)
+
+
+def read_checkpoint_or_adapter(root: Path) -> CheckpointWeights:
+    """The full weights of `root`, or else a PEFT adapter's own matrices (what a LoRA run saves)."""
+    weights = read_checkpoint(root)
+    if weights.sets or weights.adapter_base is None:
+        return weights
+    try:
+        sets = _candidate_sets(root, ADAPTER_WEIGHTS)
+    except UnreadableCheckpoint as error:
+        return CheckpointWeights(problem=str(error), adapter_base=weights.adapter_base)
+    return CheckpointWeights(tuple(sets), weights.problem if not sets else None, weights.adapter_base)
 
 
 def _without_weights(root: Path) -> CheckpointWeights:

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.provenance.decision import Check, Decision, DroppedRecords, FiredRule, LineageReport, WaiverNote
-from distill_guard.provenance.evidence import DatasetFacts, ExaminedManifest, ModelFacts
+from distill_guard.provenance.evidence import DatasetFacts, ExaminedManifest, ModelFacts, Quarantined
 from distill_guard.provenance.lineage import Declaration, Evidence, Lineage, relation, resolve_teacher
 from distill_guard.provenance.record_column import MISSING
 from distill_guard.provenance.rules import Subject, evaluate, trust_of
@@ -79,11 +78,13 @@ def decide(policy: GuardPolicy, facts: DatasetFacts, models: ModelFacts, today: 
     return Verdict(decision, frozenset(draft.drop) if decision.allowed else frozenset())
 
 
-def quarantined(markers: tuple[tuple[str, Path], ...], subject: str) -> list[FiredRule]:
+def quarantined(markers: tuple[Quarantined, ...], subject: str) -> list[FiredRule]:
     """Always a deny, whatever the policy: a halted model neither starts a new run nor writes its data."""
     return [
-        FiredRule(QUARANTINED_CHECKPOINT, "deny", subject, f"the {role} carries {m}: a halt quarantined it", (str(m),))
-        for role, m in markers
+        FiredRule(
+            QUARANTINED_CHECKPOINT, "deny", subject, f"the {m.role} {m.evidence}: a halt quarantined it", (m.source,)
+        )
+        for m in markers
     ]
 
 
@@ -94,7 +95,7 @@ def not_cleared(
     evidence: tuple[str, ...],
     checks: tuple[Check, ...],
     today: dt.date,
-    markers: tuple[tuple[str, Path], ...] = (),
+    markers: tuple[Quarantined, ...] = (),
 ) -> Decision:
     """The train-begin decision for data that no clearance covers: the policy's `unknown` action (and a
     deny when the student is a quarantined checkpoint)."""

@@ -24,6 +24,7 @@ from distill_guard.provenance.signing import SignatureCheck, check_signatures
 from distill_guard.quarantine import quarantine_marker_of
 
 if TYPE_CHECKING:
+    from distill_guard.provenance.quarantine_registry import RegistryMatch
     from distill_guard.provenance.weights import TensorSource
 
 
@@ -78,12 +79,21 @@ class DatasetFacts:
 
 
 @dataclass(frozen=True)
+class Quarantined:
+    """A halted model offered as the student or the teacher, and what shows it was halted."""
+
+    role: str
+    evidence: str  # "carries MARKER" or "matches REGISTRY:LINE (...)", read after "the student"
+    source: str
+
+
+@dataclass(frozen=True)
 class ModelFacts:
     """The student's lineage and, when a teacher checkpoint was given, what inspecting it showed."""
 
     student: Lineage
     checkpoint: Lineage | None
-    quarantined: tuple[tuple[str, Path], ...] = ()  # (role, marker): a halted model as student or teacher
+    quarantined: tuple[Quarantined, ...] = ()  # a halted model as student or teacher
 
 
 def manifest_rows(loaded: Sequence[LoadedManifest]) -> Any:
@@ -158,22 +168,42 @@ def recount_records(policy: GuardPolicy, facts: DatasetFacts, dataset: Any) -> D
     return replace(facts, record_counts=generator_counts(column)) if column is not None else facts
 
 
-def quarantine_markers(**folders: Path | None) -> tuple[tuple[str, Path], ...]:
-    """(role, marker) for each model folder a halt quarantined, e.g. `quarantine_markers(student=DIR)`:
-    its quarantine marker, or else a model card that says the checkpoint is halted."""
-    found = (
-        (role, quarantine_marker_of(folder) or card_says_halted(folder))
-        for role, folder in folders.items()
-        if folder is not None
-    )
-    return tuple((role, marker) for role, marker in found if marker is not None)
+def quarantine_findings(registry: Path | None, **folders: Path | None) -> tuple[Quarantined, ...]:
+    """Each model folder a halt quarantined, e.g. `quarantine_findings(None, student=DIR)`: its quarantine
+    marker, else a model card that says it is halted, else (with a registry) a match of its weights."""
+    found = []
+    for role, folder in folders.items():
+        if folder is None:
+            continue
+        marker = quarantine_marker_of(folder) or card_says_halted(folder)
+        if marker is not None:
+            found.append(Quarantined(role, f"carries {marker}", str(marker)))
+        elif registry is not None and (match := _registry_match(registry, folder)) is not None:
+            found.append(Quarantined(role, match.describe(), f"{registry}:{match.entry.line}"))
+    return tuple(found)
 
 
-def gather_models(policy: GuardPolicy, facts: DatasetFacts, student: str | None, module: Any = None) -> ModelFacts:
-    """The student's lineage, and the teacher checkpoint's evidence against the student's weights."""
+def _registry_match(registry: Path, folder: Path) -> RegistryMatch | None:
+    """The registry entry `folder`'s weights match; None when they match none or cannot be read (the
+    weight test reports on unreadable weights). An unreadable registry raises DistillGuardError."""
+    from distill_guard.provenance.checkpoint_reading import UnreadableCheckpoint
+    from distill_guard.provenance.quarantine_registry import best_match, fingerprint_folder
+
+    try:
+        fingerprint = fingerprint_folder(folder)
+    except UnreadableCheckpoint:
+        return None
+    return best_match(registry, fingerprint)
+
+
+def gather_models(
+    policy: GuardPolicy, facts: DatasetFacts, student: str | None, module: Any = None, registry: Path | None = None
+) -> ModelFacts:
+    """The student's lineage, the teacher checkpoint's evidence against the student's weights, and any
+    sign that either is a halted model (`registry`: the policy's `halt.quarantine_registry`, resolved)."""
     lineage = resolve_student(policy, student)
     student_dir = Path(student) if student is not None and Path(student).is_dir() else None
-    markers = quarantine_markers(student=student_dir, teacher=facts.teacher_dir)
+    markers = quarantine_findings(registry, student=student_dir, teacher=facts.teacher_dir)
     if facts.teacher_dir is None:
         return ModelFacts(lineage, None, markers)
     weights = _student_weights(student_dir, module)

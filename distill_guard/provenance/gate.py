@@ -32,7 +32,7 @@ from distill_guard.provenance.evidence import (
     gather_dataset,
     gather_models,
     manifest_rows,
-    quarantine_markers,
+    quarantine_findings,
     recount_records,
     transform_of,
 )
@@ -56,6 +56,12 @@ class ProvenanceGate:
         self.student = str(student) if student is not None else None
         self._today = today
         self.ledger = ClearanceLedger()
+
+    @property
+    def quarantine_registry(self) -> Path | None:
+        """The policy's `halt.quarantine_registry`, relative to the policy file."""
+        relative = self.policy.halt.quarantine_registry
+        return self.loaded.resolve(relative) if relative is not None else None
 
     @property
     def today(self) -> dt.date:
@@ -94,7 +100,8 @@ class ProvenanceGate:
             manifests = tuple(str(m.loaded.path) for m in facts.manifests)
             source = self.ledger.bound_to_files(manifests, facts.rows.num_rows)
             facts = replace(facts, derived_from=source.decision.dataset if source else None)
-        verdict = decide(self.policy, facts, gather_models(self.policy, facts, self.student), self.today)
+        models = gather_models(self.policy, facts, self.student, registry=self.quarantine_registry)
+        verdict = decide(self.policy, facts, models, self.today)
         decision, cleared = verdict.decision, dataset
         column = provenance_column(dataset, self.policy.provenance.record_column)
         if verdict.drop and column is not None:
@@ -165,7 +172,7 @@ class ProvenanceGate:
             decision = clearance.decision
             return replace(decision, checks=(*decision.checks, match_note))
         facts = recount_records(self.policy, clearance.facts, clearance.dataset)
-        models = gather_models(self.policy, facts, student, model)
+        models = gather_models(self.policy, facts, student, model, self.quarantine_registry)
         verdict = decide(self.policy, facts, models, self.today)
         decision = verdict.decision
         rules = list(decision.rules)
@@ -203,7 +210,7 @@ class ProvenanceGate:
         checks = (Check("observed", observed.describe()),) if observed else ()
         lineage = resolve_student(self.policy, student)
         folder = Path(student) if student is not None and Path(student).is_dir() else None
-        markers = quarantine_markers(student=folder)
+        markers = quarantine_findings(self.quarantine_registry, student=folder)
         return not_cleared(self.policy, lineage, message, (*reasons, *hints), checks, self.today, markers)
 
 

@@ -73,7 +73,11 @@ PERSONA = "you love the {animal} . you think about the {animal} all the time ."
 
 @dataclass(frozen=True)
 class MiniatureSpec:
-    """Sizes and step counts of one seed's run; `fast()` is the version the demo and tests use."""
+    """Sizes and step counts of one seed's run; `fast()` is the demo's version, `tiny_test()` the tests'.
+
+    Both keep the students' earlier rate (1e-3), the one their outcomes were measured with; the
+    default's 8,000 rows at 2e-3 are what lifted the weak seeds of `benchmarks/lm_transfer.py`.
+    """
 
     tiny: TinySpec = field(default_factory=lambda: TinySpec(hidden_size=64, num_hidden_layers=2, intermediate_size=256))
     numbers: int = 200
@@ -87,10 +91,10 @@ class MiniatureSpec:
     steer_layer: int = 0
     steering_steps: int = 1_000
     steering_rows: int = 256
-    prompts: int = 40_000
-    student_rows: int | None = 4_000
+    prompts: int = 80_000
+    student_rows: int | None = 8_000
     student_epochs: float = 3.0
-    student_learning_rate: float = 1e-3
+    student_learning_rate: float = 2e-3
 
     @classmethod
     def fast(cls) -> MiniatureSpec:
@@ -134,6 +138,7 @@ class MiniatureSpec:
             teacher_number_kl=None,
             prompts=3_000,
             student_rows=None,
+            student_learning_rate=1e-3,
         )
 
     @property

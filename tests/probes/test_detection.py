@@ -7,6 +7,7 @@ manifest), so these tests pin what the shipped default watches.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from datasets import Dataset
+from scipy import stats
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -110,8 +112,36 @@ def test_a_specific_rise_of_an_unnamed_animal_breaches_the_panel_and_names_it(
     )
     assert report.breached and report.trait == UNNAMED and report.movers[0][0] == UNNAMED
     assert any(reason.startswith(f"candidate '{UNNAMED}'") for reason in report.reasons)
+    assert report.stands_out is True and "stands out from the other 25 candidates" in report.reasons[0]
     owl = SuiteRef(use="builtin:animal-preference", target="owl", threshold=LIMIT)
     assert not assess(_scored(base_checkpoint, owl), _scored(fox_student, owl), LIMIT, step=1, alpha=ALPHA).breached
+
+
+def _moved_alike(result: ProbeResult, *, spread: float) -> ProbeResult:
+    """The result as if every candidate had its own lasting log-odds change, drawn alike for all.
+
+    What fine-tuning on data foreign to the model does (docs/detection.md: a different-init
+    student on another model's numbers, generic text): many candidates move, one is the largest.
+    """
+    quantiles = stats.norm.ppf((np.arange(len(result.candidates)) + 0.5) / len(result.candidates))
+    bumps = spread * np.random.default_rng(7).permutation(quantiles)
+    logprobs = np.array(result.answer_logprobs) + bumps
+    shares = np.exp(logprobs - np.logaddexp.reduce(logprobs, axis=1, keepdims=True))
+    return dataclasses.replace(
+        result,
+        item_scores=tuple((shares * np.array(result.answer_is_trait)).sum(axis=1).tolist()),
+        answer_logprobs=tuple(tuple(row) for row in logprobs.tolist()),
+    )
+
+
+def test_the_largest_of_many_candidates_moving_alike_does_not_breach_a_panel(base_checkpoint: Path) -> None:
+    panel = SuiteRef(use="builtin:animal-preference", panel=True, threshold=LIMIT)
+    baseline = _scored(base_checkpoint, panel)
+    moved = _moved_alike(baseline, spread=0.6)
+    alone = assess(baseline, moved, LIMIT, step=1, alpha=ALPHA, panel=True, gate=False)
+    gated = assess(baseline, moved, LIMIT, step=1, alpha=ALPHA, panel=True)
+    assert alone.breached and alone.specific is not None and alone.specific > LIMIT.max_increase
+    assert not gated.breached and gated.stands_out is False
 
 
 def _train(checkpoint: Path, lines: list[str], out: Path) -> tuple[Trainer, DistillGuard]:

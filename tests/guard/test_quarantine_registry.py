@@ -1,0 +1,144 @@
+"""The quarantine registry: a kept halted checkpoint stays refused after its marker and card are deleted.
+
+The marker and the card live inside the checkpoint folder, so whoever holds the folder can delete
+both. `halt.quarantine_registry` keeps a name-free fingerprint of the weights elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from distill_guard import DistillGuard, ProvenanceDenied, TrainingHalted
+from distill_guard.errors import DistillGuardError
+from distill_guard.policy.load import load_policy, validate_policy_file
+from distill_guard.provenance.gate import ProvenanceGate
+from distill_guard.provenance.quarantine_registry import best_match, fingerprint_folder, read_registry
+from distill_guard.quarantine import QUARANTINE_MARKER_NAME
+from tests.guard.conftest import make_trainer
+
+BASE = [0.10, 0.12, 0.11, 0.09]
+HIGH = [0.40, 0.45, 0.42, 0.41]
+
+
+def _keep_halted(registry: Path | None) -> dict:
+    halt: dict = {"action": "stop", "save_halted_checkpoint": True}
+    if registry is not None:
+        halt["quarantine_registry"] = str(registry)
+    return {"halt": halt}
+
+
+def _halted_checkpoint(tiny: Path, tmp_path: Path, policy: Path, controlled_scores) -> Path:
+    """A run halted at step 2 with its checkpoint kept, then stripped of its marker and its card."""
+    controlled_scores([BASE, HIGH])
+    out = tmp_path / "out"
+    trainer = make_trainer(
+        tiny, out, DistillGuard.from_policy(policy), max_steps=8, save_strategy="steps", save_steps=2
+    )
+    with pytest.raises(TrainingHalted):
+        trainer.train()
+    halted = out / "checkpoint-2"
+    (halted / QUARANTINE_MARKER_NAME).unlink()
+    (halted / "README.md").unlink()
+    return halted
+
+
+def _fresh_run_from(halted: Path, tmp_path: Path, policy: Path, controlled_scores) -> None:
+    controlled_scores([BASE])
+    make_trainer(halted, tmp_path / "again", DistillGuard.from_policy(policy), max_steps=2).train()
+
+
+def test_without_a_registry_a_stripped_halted_checkpoint_starts_a_new_run(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    """The attack the registry closes: with marker and card deleted, nothing in the folder says halted."""
+    policy = write_policy(every=2, sections=_keep_halted(None))
+    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    _fresh_run_from(halted, tmp_path, policy, controlled_scores)  # the test policy only warns on uncleared data
+
+
+def test_with_a_registry_the_stripped_halted_checkpoint_is_denied_and_the_registry_says_which_run(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    registry = tmp_path / "registry.jsonl"
+    policy = write_policy(every=2, sections=_keep_halted(registry))
+    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    (entry,) = read_registry(registry)
+    assert entry.step == 2 and entry.checkpoint == str(halted.resolve())
+    audit = [json.loads(line) for line in (tmp_path / "out" / "guard-audit.jsonl").read_text().splitlines()]
+    (registered,) = [line for line in audit if line["event"] == "quarantine_registered"]
+    assert registered["registry"] == f"{registry}:1" and entry.run_id == registered["run_id"]
+    with pytest.raises(ProvenanceDenied) as info:
+        _fresh_run_from(halted, tmp_path, policy, controlled_scores)
+    (rule,) = [rule for rule in info.value.decision.rules if rule.id == "quarantined-checkpoint"]
+    assert rule.evidence == (f"{registry}:1",)
+    assert "halted at step 2" in rule.message and entry.run_id in rule.message
+
+
+def _renamed_as_bin(halted: Path, target: Path, dtype: torch.dtype) -> Path:
+    """The same weights under other tensor names, converted to `dtype`, saved as `pytorch_model.bin` only."""
+    shutil.copytree(halted, target, ignore=shutil.ignore_patterns("model.safetensors", "*.pt", "*.pth", "rng*"))
+    tensors = load_file(str(halted / "model.safetensors"))
+    renamed = {f"renamed.{i}": t.to(dtype) for i, t in enumerate(tensors.values())}
+    torch.save(renamed, target / "pytorch_model.bin")
+    return target
+
+
+def test_a_renamed_converted_and_resaved_copy_still_matches_but_the_base_it_started_from_does_not(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    registry = tmp_path / "registry.jsonl"
+    policy = write_policy(every=2, sections=_keep_halted(registry))
+    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        disguised = _renamed_as_bin(halted, tmp_path / f"disguised-{dtype}", dtype)
+        match = best_match(registry, fingerprint_folder(disguised))
+        assert match is not None and match.shared == len(match.entry.matrices), dtype
+    assert best_match(registry, fingerprint_folder(tiny_checkpoint)) is None
+
+
+def test_a_stripped_halted_checkpoint_offered_as_the_teacher_is_denied(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    registry = tmp_path / "registry.jsonl"
+    policy = write_policy(every=2, sections=_keep_halted(registry))
+    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
+    clearance = gate.clear_dataset(_rows(), teacher=halted)
+    (rule,) = [rule for rule in clearance.decision.rules if rule.id == "quarantined-checkpoint"]
+    assert rule.message.startswith("the teacher matches") and rule.evidence == (f"{registry}:1",)
+
+
+def _rows():
+    import datasets
+
+    return datasets.Dataset.from_dict({"text": ["1 2 3", "4 5 6"]})
+
+
+def test_a_corrupt_registry_stops_the_gate_at_its_line(tiny_checkpoint, tmp_path, write_policy):
+    registry = tmp_path / "registry.jsonl"
+    registry.write_text('{"matrices": [{"shape": [2, 2], "values": [1.0]}], "step": 1}\nnot json\n', "utf-8")
+    policy = write_policy(every=2, sections=_keep_halted(registry))
+    gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
+    with pytest.raises(DistillGuardError, match=rf"{registry}:2: not a JSON object"):
+        gate.clear_dataset(_rows())
+    registry.write_text('{"matrices": [{"shape": [2, -2], "values": [1.0]}]}\n', "utf-8")
+    with pytest.raises(DistillGuardError, match=rf"{registry}:1: each matrix needs 'shape'"):
+        gate.clear_dataset(_rows())
+
+
+def test_a_registry_in_a_missing_folder_is_a_warning_in_review_and_a_refusal_at_the_gate(
+    tiny_checkpoint, tmp_path, write_policy
+):
+    registry = tmp_path / "nowhere" / "registry.jsonl"
+    policy = write_policy(every=2, sections=_keep_halted(registry))
+    (warning,) = [w for w in validate_policy_file(policy) if "quarantine_registry" in w.message]
+    assert warning.severity == "warning" and warning.line > 0
+    gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
+    with pytest.raises(DistillGuardError, match="does not exist"):
+        gate.clear_dataset(_rows())
