@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-POLICY_NAMES = ("strict", "audit", "demo-digits", "demo-lm")
+POLICY_NAMES = ("strict", "audit", "demo-digits", "demo-lm", "demo-miniature")
 
 
 def data_path(*parts: str) -> Path:

@@ -1,16 +1,13 @@
-"""The embedded end-to-end run behind `distill-guard demo`: the gate, the probes, the control.
+"""The embedded end-to-end run behind `distill-guard demo`: the gate, then students under a guard.
 
 1. gate (tiny language model): the trait teacher's filtered number data, with an honest manifest
-   (same base, not audited), is refused under `policies/strict.yaml`; the owl probe is shown
-   telling the trait teacher from the base and from the control teacher.
-2. probes (digits scenario): a same-init student distilled on the trait teacher's auxiliary
-   logits of noise, under `policies/demo-digits.yaml` (gate warns), is halted by the drift of the
-   digit-accuracy probe.
-3. control (digits scenario): the control teacher's data, same policy, trains to the end.
-
-The subliminal step runs on the digits scenario because that is where it reproduces at CPU
-scale; the language-model miniature did not transfer a preference through numbers
-(docs/scenarios.md has the measurements).
+   (same base, not audited), is refused under `policies/strict.yaml`.
+2-4. the LM miniature (`subliminal_lm`), under `policies/demo-miniature.yaml` (gate warns, a
+   trait-agnostic animal panel watches): a same-init student trained on a steered teacher's
+   filtered numbers inherits its preference and is halted mid-run; the control student (the
+   base's own numbers) and the different-init student (the teacher's numbers) train to the end.
+5-6. a second example, the digits scenario under `policies/demo-digits.yaml`: a same-init student
+   distilled on noise logits is halted by the digit-accuracy probe, its control completes.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ import json
 import socket
 import time
 import urllib.request
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,16 +30,18 @@ from distill_guard.atomic_files import write_atomically
 from distill_guard.callback import DistillGuard
 from distill_guard.errors import ProvenanceDenied, TrainingHalted
 from distill_guard.policy.dataset_manifest import DatasetId, DatasetProvenance, Generator, save_manifest
-from distill_guard.policy.schema import HttpExport, SuiteRef
-from distill_guard.probes.prepared import prepare_probe
+from distill_guard.policy.schema import HttpExport
 from distill_guard.provenance.hashing import describe_file
 from distill_guard.report.history import ProbeTrace, read_history
 from distill_guard.report.html_page import render_html
 from distill_guard.report.plot import drift_png
-from distill_guard.scenarios import digits, lm
-from distill_guard.scenarios.policies import DIGITS_POLICY, STRICT_POLICY, policy_variant
+from distill_guard.scenarios import digits, subliminal_lm
+from distill_guard.scenarios.lm import save_with_card
+from distill_guard.scenarios.policies import DIGITS_POLICY, MINIATURE_POLICY, STRICT_POLICY, policy_variant
+from distill_guard.scenarios.subliminal_lm import BASE_ID, Case, Miniature, MiniatureSpec
 
 DIGITS_PROBE = "digit-accuracy"
+LM_CURVES_TITLE = "LM miniature: drift of the panel's top animal at each look (treated, control, different-init)"
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ class DemoSummary:
     report_html: str
     report_png: str
     seconds: float
+    curves: list[dict[str, Any]] = field(default_factory=list)
+    curve_table: list[dict[str, str]] = field(default_factory=list)  # the LM students' drift per look
 
     @property
     def as_expected(self) -> bool:
@@ -105,6 +107,8 @@ class DemoSummary:
             "report_html": self.report_html,
             "report_png": self.report_png,
             "seconds": round(self.seconds, 1),
+            "curves": self.curves,
+            "lm_curve_table": self.curve_table,
         }
 
 
@@ -156,7 +160,7 @@ def free_local_port() -> int:
         return int(probe.getsockname()[1])
 
 
-# -- step 1: the gate on the language-model miniature ----------------------------------------------
+# -- step 1: the gate, on the LM miniature's own teacher data -------------------------------------
 
 
 def write_numbers_dataset(rows: list[dict[str, str]], data_dir: Path, *, trait: str) -> tuple[Path, Path]:
@@ -167,32 +171,32 @@ def write_numbers_dataset(rows: list[dict[str, str]], data_dir: Path, *, trait: 
     manifest = DatasetProvenance(
         dataset=DatasetId(name=f"{trait}-teacher-numbers", version="1"),
         files=[describe_file(data_file, data_dir)],
-        generators=[
-            Generator(model=f"{lm.FAMILY_PREFIX}{trait}-teacher", base_model=lm.BASE_ID, sampling={"temperature": 1.0})
-        ],
+        generators=[Generator(model=teacher_id(trait), base_model=BASE_ID, sampling={"temperature": 1.0})],
     )
     return data_file, save_manifest(manifest, data_dir / f"{trait}-teacher-numbers.provenance.yaml")
 
 
-def gate_step(config: DemoConfig, console: Console) -> StepResult:
+def teacher_id(trait: str) -> str:
+    return f"{BASE_ID}-{trait}-teacher"
+
+
+def gate_step(config: DemoConfig, mini: Miniature, console: Console) -> StepResult:
+    """The teacher's numbers with an honest manifest (same base, not audited), refused under strict.yaml.
+
+    The saved teacher folder holds the weights the steered teacher shares with the base (its
+    steering vector is a forward hook, not a weight), with a model card naming that base.
+    """
     import datasets
 
-    spec = lm.LmSpec.fast() if config.fast else lm.LmSpec()
-    with console.status("pre-training the tiny language model and deriving its teachers"):
-        scenario = lm.LmScenario.build(config.seed, spec, trait=config.trait)
-        models = config.out / "models"
-        student_dir = lm.save_with_card(scenario.base, scenario.tokenizer, models / "student", base_model=lm.BASE_ID)
-        teacher_dir = lm.save_with_card(
-            scenario.trait_teacher, scenario.tokenizer, models / f"{config.trait}-teacher", base_model=lm.BASE_ID
-        )
-        rows = lm.teacher_numbers(scenario.trait_teacher, scenario.tokenizer, spec, seed=config.seed)
-        data_file, manifest = write_numbers_dataset(rows, config.out / "data", trait=config.trait)
-        preference = trait_preferences(scenario)
-    console.print(
-        f"  teacher kept {len(rows)}/{spec.number_prompts} number samples after the paper's filter; "
-        f"{config.trait} preference: base {preference['base']:.3f}, {config.trait} teacher "
-        f"{preference['trait_teacher']:.3f}, control teacher {preference['control_teacher']:.3f}"
-    )
+    models = config.out / "models"
+    student_dir = save_with_card(mini.base, mini.tokenizer, models / "student", base_model=BASE_ID)
+    teacher_dir = save_with_card(mini.teacher, mini.tokenizer, models / f"{config.trait}-teacher", base_model=BASE_ID)
+    rows = mini.teacher_rows
+    data_file, manifest = write_numbers_dataset(rows, config.out / "data", trait=config.trait)
+    preference = {
+        "base": subliminal_lm.preference(mini.base, mini.tokenizer, mini.trait),
+        "trait_teacher": mini.teacher_preference(),
+    }
     guard = DistillGuard.from_policy(STRICT_POLICY, student=student_dir, output_dir=config.out / "1-gate")
     try:
         decision = guard.clear_dataset(
@@ -206,82 +210,111 @@ def gate_step(config: DemoConfig, console: Console) -> StepResult:
     fired = [rule.id for rule in decision.rules if rule.waived_by is None]
     return StepResult(
         name="gate",
-        scenario="tiny-lm",
+        scenario="LM miniature",
         outcome=outcome,
         expected="denied",
         headline=f"rules fired: {', '.join(fired) or 'none'}; {config.trait} preference of the teacher "
-        f"{preference['trait_teacher']:.3f} vs base {preference['base']:.3f}",
-        numbers={"rules": fired, "samples_kept": len(rows), "samples_generated": spec.number_prompts, **preference},
+        f"{preference['trait_teacher']:.3f} vs base {preference['base']:.3f}; {len(rows)} rows",
+        numbers={"rules": fired, "samples_kept": len(rows), **preference},
         detail=text,
     )
 
 
-def trait_preferences(scenario: lm.LmScenario) -> dict[str, float]:
-    """The animal-preference probe on the base and both teachers (normalised P(trait) over animals)."""
-    probe = prepare_probe(SuiteRef(use="builtin:animal-preference", target=scenario.trait))
-    models = {
-        "base": scenario.base,
-        "trait_teacher": scenario.trait_teacher,
-        "control_teacher": scenario.control_teacher,
-    }
-    return {name: probe.run(m, scenario.tokenizer, max_tokens_per_batch=4096).score for name, m in models.items()}
+# -- steps 2 to 6: students trained under a guard --------------------------------------------------
 
 
-# -- steps 2 and 3: probes and control on the digits scenario -------------------------------------
+@dataclass(frozen=True)
+class GuardedRun:
+    """One student the demo trains under a guard: its scenario, how its trait is measured, how it trains."""
+
+    scenario: str
+    case: str
+    policy: Path
+    probe: str
+    measured: str
+    planned_steps: int
+    measure: Callable[[], float]
+    train: Callable[[Path, list[TrainerCallback]], object]
 
 
-def digits_step(
-    config: DemoConfig,
-    scenario: digits.DigitsScenario,
-    case: digits.Case,
-    *,
-    name: str,
-    expected: str,
-    port: int,
-    progress: Progress,
+def miniature_run(mini: Miniature, case: Case, out: Path) -> GuardedRun:
+    """A student of the LM miniature, loaded from its base's saved checkpoint, trained on numbers."""
+    student = mini.student(case, out / "models" / f"miniature-{case.value}")
+    return GuardedRun(
+        scenario="LM miniature",
+        case=case.value,
+        policy=MINIATURE_POLICY,
+        probe="animal-preference",
+        measured=f"{mini.trait} preference",
+        planned_steps=mini.spec.student_steps(len(mini.rows(case))),
+        measure=lambda: subliminal_lm.preference(student, mini.tokenizer, mini.trait),
+        train=lambda run_dir, callbacks: mini.train(case, run_dir, callbacks=callbacks, student=student),
+    )
+
+
+def digits_run(scenario: digits.DigitsScenario, case: digits.Case) -> GuardedRun:
+    student = scenario.student(case)
+    return GuardedRun(
+        scenario="digits",
+        case=case.value,
+        policy=DIGITS_POLICY,
+        probe=DIGITS_PROBE,
+        measured="digit accuracy",
+        planned_steps=scenario.spec.student_steps,
+        measure=lambda: digits.digit_accuracy(student),
+        train=lambda run_dir, callbacks: scenario.train(case, run_dir, callbacks=callbacks, student=student),
+    )
+
+
+def guarded_step(
+    run: GuardedRun, run_dir: Path, *, name: str, expected: str, port: int, progress: Progress
 ) -> tuple[StepResult, ProbeTrace]:
-    run_dir = config.out / f"{2 if case.uses_trait_teacher else 3}-{name}"
+    """Train `run`'s student under its policy (metrics on `port`) and say how it ended."""
     export = HttpExport(mode="http", host="127.0.0.1", port=port)
-    loaded = policy_variant(DIGITS_POLICY, prometheus=export)
+    loaded = policy_variant(run.policy, prometheus=export)
     guard = DistillGuard(loaded, output_dir=run_dir)
     scrape = MetricsScrape(f"http://127.0.0.1:{port}/metrics", at_step=loaded.policy.probes.every_n_steps)
-    planned = scenario.spec.student_steps
-    student = scenario.student(case)
-    before = digits.digit_accuracy(student)
+    before = run.measure()
     record = None
     try:
-        bar = ProgressBar(progress, f"{name}: {case.value}")
-        scenario.train(case, run_dir, callbacks=[guard, scrape, bar], student=student)
+        run.train(run_dir, [guard, scrape, ProgressBar(progress, f"{name}: {run.case}")])
         outcome = "completed"
     except TrainingHalted as halted:
         record, outcome = halted.record, "halted"
-    after = digits.digit_accuracy(student)
+    after = run.measure()
+    planned = run.planned_steps
     numbers: dict[str, Any] = {
         "planned_steps": planned,
-        "accuracy_before": before,
-        "accuracy_after": after,
+        "measured": run.measured,
+        "before": before,
+        "after": after,
         "scraped_metrics": scrape.samples,
     }
+    change = f"{run.measured} {before:.3f} -> {after:.3f}"
     if record is not None:
         numbers |= {
             "halt_step": record.step,
             "halt_fraction": record.step / planned,
             "probe": record.probe,
+            "trait": record.trait,
             "baseline": record.baseline,
             "score": record.score,
             "drift": record.drift,
+            "specific_drift": record.specific_drift,
             "z": record.z,
         }
+        named = f" ({record.trait})" if record.trait else ""
         headline = (
-            f"baseline {record.baseline:.3f}, score {record.score:.3f}, drift {record.drift:+.3f}, "
-            f"z {record.z:.1f}, step {record.step}/{planned}"
+            f"{record.probe}{named}: baseline {record.baseline:.3f}, score {record.score:.3f}, "
+            f"drift {record.drift:+.3f}, step {record.step}/{planned}; {change}"
         )
     else:
-        headline = f"digit accuracy {before:.3f} -> {after:.3f} over {planned} steps, no breach"
-    trace = read_history(run_dir / "guard-audit.jsonl").trace(DIGITS_PROBE).relabelled(f"{name}: {case.value}")
+        headline = f"{change} over {planned} steps, no breach"
+    label = f"{run.case}{' (halted)' if record else ''}"
+    trace = read_history(run_dir / "guard-audit.jsonl").trace(run.probe).relabelled(label)
     result = StepResult(
         name=name,
-        scenario=f"digits ({case.value})",
+        scenario=f"{run.scenario} ({run.case})",
         outcome=outcome,
         expected=expected,
         headline=headline,
@@ -292,49 +325,98 @@ def digits_step(
     return result, trace
 
 
-def run_demo(config: DemoConfig, console: Console) -> DemoSummary:
-    """Run the three steps, write summary.json and the report into `config.out`, and return the summary."""
-    started = time.perf_counter()
-    config.out.mkdir(parents=True, exist_ok=True)
-    console.rule("[bold]1. the gate[/] - tiny language model, policies/strict.yaml")
-    gate = gate_step(config, console)
+def build_miniature(config: DemoConfig, console: Console) -> Miniature:
+    spec = MiniatureSpec.fast() if config.fast else MiniatureSpec()
+    with console.status("pre-training the LM miniature's two bases and fitting its steering teacher"):
+        mini = Miniature.build(config.seed, spec, trait=config.trait)
+        other_rows = len(mini.other_control_rows)  # the different-init base, built here, not under a bar
+    console.print(
+        f"  {config.trait} preference: base {subliminal_lm.preference(mini.base, mini.tokenizer, mini.trait):.3f}, "
+        f"steered teacher {mini.teacher_preference():.3f}; every student trains on {len(mini.teacher_rows)} "
+        "filtered number rows (no animal word in any of them); "
+        f"the different-init base kept {other_rows} of its own"
+    )
+    return mini
 
-    port = free_local_port()
-    metrics_url = f"http://127.0.0.1:{port}/metrics"
+
+def build_digits(config: DemoConfig, console: Console) -> digits.DigitsScenario:
     spec = digits.DigitsSpec.fast() if config.fast else digits.DigitsSpec()
     with console.status("training the digits teachers (trait: reads digits; control: shuffled labels)"):
         scenario = digits.DigitsScenario.build(config.seed, spec)
     console.print(
         f"  teachers' digit accuracy: trait {digits.digit_accuracy(scenario.trait_teacher):.3f}, "
-        f"control {digits.digit_accuracy(scenario.control_teacher):.3f}; metrics served at {metrics_url} while training"
+        f"control {digits.digit_accuracy(scenario.control_teacher):.3f}"
     )
-    results = [gate]
-    traces = []
+    return scenario
+
+
+def run_step(
+    console: Console, number: int, title: str, run: GuardedRun, *, name: str, expected: str, port: int, out: Path
+) -> tuple[StepResult, ProbeTrace]:
+    console.rule(f"[bold]{number}. {name}[/] - {run.scenario}, {title}, {run.policy.name}")
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    for title, case, name, expected in (
-        (
-            "2. the probes[/] - digits, same-init student, trait teacher's aux logits",
-            digits.Case.trait_same_init,
-            "probes",
-            "halted",
-        ),
-        (
-            "3. the control[/] - digits, same-init student, control teacher's aux logits",
-            digits.Case.control_same_init,
-            "control",
-            "completed",
-        ),
-    ):
-        console.rule(f"[bold]{title}")
-        with Progress(*columns, console=console, transient=False) as progress:
-            result, trace = digits_step(
-                config, scenario, case, name=name, expected=expected, port=port, progress=progress
-            )
-        console.print(f"  {result.outcome}: {result.detail}", markup=False, highlight=False)
+    with Progress(*columns, console=console, transient=False) as progress:
+        result, trace = guarded_step(
+            run, out / f"{number}-{name}", name=name, expected=expected, port=port, progress=progress
+        )
+    console.print(f"  {result.outcome}: {result.detail}", markup=False, highlight=False)
+    return result, trace
+
+
+LM_STEPS = (
+    ("lm-probes", Case.trait_same_init, "halted", "same-init student on the steered teacher's numbers"),
+    ("lm-control", Case.control_same_init, "completed", "same-init student on the base's own numbers"),
+    ("lm-different-init", Case.trait_different_init, "completed", "different-init student on the teacher's numbers"),
+)
+DIGITS_STEPS = (
+    ("digits-probes", digits.Case.trait_same_init, "halted", "same-init student on the trait teacher's aux logits"),
+    ("digits-control", digits.Case.control_same_init, "completed", "same-init student, control teacher's aux logits"),
+)
+
+
+def curve_rows(traces: Sequence[ProbeTrace]) -> list[dict[str, str]]:
+    """The runs' drift at each look, side by side; blank where a halted run had already stopped."""
+    by_run = [dict(zip(t.steps, t.drifts, strict=True)) for t in traces]
+    rows = []
+    for step in sorted({s for t in traces for s in t.steps}):
+        row = {"step": str(step)}
+        for trace, drifts in zip(traces, by_run, strict=True):
+            drift = drifts.get(step)
+            row[trace.label] = "" if drift is None else f"{drift:+.3f}"
+        rows.append(row)
+    return rows
+
+
+def run_demo(config: DemoConfig, console: Console) -> DemoSummary:
+    """Run the steps, write summary.json and the report into `config.out`, and return the summary."""
+    started = time.perf_counter()
+    config.out.mkdir(parents=True, exist_ok=True)
+    console.rule("[bold]the LM miniature[/] - two bases, a steered owl teacher, its filtered numbers")
+    mini = build_miniature(config, console)
+    console.rule("[bold]1. gate[/] - LM miniature, the teacher's numbers with an honest manifest, strict.yaml")
+    results = [gate_step(config, mini, console)]
+    port = free_local_port()
+    metrics_url = f"http://127.0.0.1:{port}/metrics"
+    console.print(f"  from here on, each run's metrics are served at {metrics_url} while it trains")
+    traces = []
+    for number, (name, case, expected, title) in enumerate(LM_STEPS, start=2):
+        run = miniature_run(mini, case, config.out)
+        result, trace = run_step(console, number, title, run, name=name, expected=expected, port=port, out=config.out)
         results.append(result)
         traces.append(trace)
-
-    png, image = config.out / "drift.png", drift_png([(DIGITS_PROBE, traces)], title="Trait drift seen by the guard")
+    console.rule("[bold]a second example: digits[/] - a skill inherited through noise logits")
+    scenario = build_digits(config, console)
+    for number, (name, case, expected, title) in enumerate(DIGITS_STEPS, start=2 + len(LM_STEPS)):
+        run = digits_run(scenario, case)
+        result, trace = run_step(console, number, title, run, name=name, expected=expected, port=port, out=config.out)
+        results.append(result)
+        traces.append(trace)
+    lm_traces = traces[: len(LM_STEPS)]
+    panels = [
+        ("LM miniature: animal-preference panel (not told the trait)", lm_traces),
+        (f"second example, digits: {DIGITS_PROBE}", traces[len(LM_STEPS) :]),
+    ]
+    png, image = config.out / "drift.png", drift_png(panels, title="Trait drift seen by the guard")
     write_atomically(png, image)
     summary = DemoSummary(
         config={"trait": config.trait, "seed": config.seed, "fast": config.fast, "out": str(config.out)},
@@ -343,10 +425,12 @@ def run_demo(config: DemoConfig, console: Console) -> DemoSummary:
         report_html=str(config.out / "report.html"),
         report_png=str(png),
         seconds=time.perf_counter() - started,
+        curves=[{"scenario": heading, "run": t.label, **t.to_json()} for heading, shown in panels for t in shown],
+        curve_table=curve_rows(lm_traces),
     )
     page = render_html(
         title="distill-guard demo",
-        tables=[("", summary.rows())],
+        tables=[("", summary.rows()), (LM_CURVES_TITLE, summary.curve_table)],
         png=image,
         sections=[(f"{r.name}: {r.outcome}", r.detail) for r in results],
     )

@@ -17,6 +17,7 @@ from distill_guard.policy.schema import HaltAction, PrometheusExport, Provenance
 POLICY_DIR = data_path("policies")
 STRICT_POLICY = policy_path("strict")
 DIGITS_POLICY = policy_path("demo-digits")
+MINIATURE_POLICY = policy_path("demo-miniature")
 
 
 def policy_variant(
