@@ -24,6 +24,8 @@ before these seeds (strict.yaml's by `benchmarks/false_halts.py` calibration on 
 benign base), so evaluated seeds (default 10-14) are disjoint from the ones thresholds came from.
 
     PYTHONPATH=. .venv/bin/python benchmarks/detection.py --seeds 10,11,12,13,14 [--fast] [--benign benign.json]
+    PYTHONPATH=. .venv/bin/python benchmarks/detection.py --seeds 0,1,2 --json a.json   # split by seed,
+    PYTHONPATH=. .venv/bin/python benchmarks/detection.py --from-json a.json b.json     # then summarise
 """
 
 from __future__ import annotations
@@ -236,11 +238,17 @@ def main() -> None:
     parser.add_argument("--no-weak", action="store_true", help="skip the weaker-effect LM settings")
     parser.add_argument("--benign", type=Path, help="outcomes written by benchmarks/false_halts.py --json")
     parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument(
+        "--from-json", type=Path, nargs="+", help="summarise results written by --json (runs split by seed) instead"
+    )
     args = parser.parse_args()
+    benign = json.loads(args.benign.read_text()) if args.benign else []
+    if args.from_json:
+        print(summarise([RunResult(**r) for f in args.from_json for r in json.loads(f.read_text())], benign))
+        return
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     scenarios = set(args.scenarios.split(","))
-    benign = json.loads(args.benign.read_text()) if args.benign else []
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
