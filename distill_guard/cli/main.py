@@ -47,7 +47,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": (
         "distill_guard.cli.demo",
         "demo",
-        "Show the danger and the guard: a refused dataset, a halted run, and a control that completes.",
+        "Show the danger and the guard: a refused dataset, an LM halted as it inherits a trait, "
+        "controls that complete.",
     ),
     "calibrate": (
         "distill_guard.cli.calibrate",
