@@ -328,7 +328,7 @@ def guarded_step(
 def build_miniature(config: DemoConfig, console: Console) -> Miniature:
     spec = MiniatureSpec.fast() if config.fast else MiniatureSpec()
     with console.status("pre-training the LM miniature's two bases and fitting its steering teacher"):
-        mini = Miniature.build(config.seed, spec, trait=config.trait)
+        mini = Miniature.build(config.seed, spec, trait=config.trait, other_base_meanwhile=True)
         other_rows = len(mini.other_control_rows)  # the different-init base, built here, not under a bar
     console.print(
         f"  {config.trait} preference: base {subliminal_lm.preference(mini.base, mini.tokenizer, mini.trait):.3f}, "
