@@ -35,6 +35,7 @@ from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folde
 from distill_guard.provenance.checkpoint_reading import UnreadableCheckpoint
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
+from distill_guard.provenance.quarantine_registry import register
 
 logger = logging.getLogger(__name__)
 
@@ -484,12 +485,14 @@ class DistillGuard(TrainerCallback, ExportableState):
         if registry is None or not dist.is_main_process() or not folder.is_dir():
             return
         try:
-            where = exits.register_quarantined(registry, folder, run_id=self.telemetry.run_id or "?", step=step)
+            entry = register(registry, folder, run_id=self.telemetry.run_id or "?", step=step)
         except (DistillGuardError, UnreadableCheckpoint, OSError) as error:
             logger.error("distill-guard: %s was not added to the quarantine registry: %s", folder, error)
             self.telemetry.event("quarantine_registry_failed", step=step, checkpoint=str(folder), error=str(error))
             return
-        self.telemetry.event("quarantine_registered", step=step, checkpoint=str(folder), registry=where)
+        self.telemetry.event(
+            "quarantine_registered", step=step, checkpoint=str(folder), registry=f"{registry}:{entry.line}"
+        )
 
     def on_push_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any

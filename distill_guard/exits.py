@@ -40,15 +40,6 @@ def quarantine(folder: Path, record: HaltRecord) -> Path:
     return marker
 
 
-def register_quarantined(registry: Path, folder: Path, *, run_id: str, step: int) -> str:
-    """Record a kept halted checkpoint's weight fingerprint in the registry, outside the checkpoint, so
-    deleting its marker and card does not clear it; returns `REGISTRY:LINE`. Raises DistillGuardError
-    (registry unreadable) or UnreadableCheckpoint (no weights in `folder`)."""
-    from distill_guard.provenance.quarantine_registry import register
-
-    return f"{registry}:{register(registry, folder, run_id=run_id, step=step).line}"
-
-
 def close_after_halt(
     args: TrainingArguments,
     state: TrainerState,

@@ -187,13 +187,12 @@ def _registry_match(registry: Path, folder: Path) -> RegistryMatch | None:
     """The registry entry `folder`'s weights match; None when they match none or cannot be read (the
     weight test reports on unreadable weights). An unreadable registry raises DistillGuardError."""
     from distill_guard.provenance.checkpoint_reading import UnreadableCheckpoint
-    from distill_guard.provenance.quarantine_registry import best_match, fingerprint_folder
+    from distill_guard.provenance.quarantine_registry import match_folder
 
     try:
-        fingerprint = fingerprint_folder(folder)
+        return match_folder(registry, folder)
     except UnreadableCheckpoint:
         return None
-    return best_match(registry, fingerprint)
 
 
 def gather_models(

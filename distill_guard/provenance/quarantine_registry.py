@@ -113,14 +113,21 @@ def read_registry(path: Path) -> list[RegistryEntry]:
 
     A registry that cannot be read is an error, never an empty list: that would clear every model.
     """
+    return _entries(path, _registry_text(path))
+
+
+def _registry_text(path: Path) -> str:
     if not path.exists():
         if not path.parent.is_dir():
             raise DistillGuardError(f"{path}: the quarantine registry's folder {path.parent} does not exist")
-        return []
+        return ""
     try:
-        text = path.read_text("utf-8")
+        return path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise DistillGuardError(f"{path}: the quarantine registry cannot be read ({error})") from None
+
+
+def _entries(path: Path, text: str) -> list[RegistryEntry]:
     return [_entry(f"{path}:{n}", n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
 
 
@@ -159,18 +166,28 @@ def _parsed_matrix(where: str, data: object) -> Matrix:
 
 def best_match(path: Path, fingerprint: Sequence[Matrix]) -> RegistryMatch | None:
     """The entry sharing the largest share of its matrices with `fingerprint`, if at least MATCH_FRACTION."""
-    matches = [RegistryMatch(path, entry, entry.shared_with(fingerprint)) for entry in read_registry(path)]
+    return _best(path, read_registry(path), fingerprint)
+
+
+def match_folder(path: Path, folder: Path) -> RegistryMatch | None:
+    """`best_match` for a model folder, whose weights are read only when the registry has an entry."""
+    entries = read_registry(path)
+    return _best(path, entries, fingerprint_folder(folder)) if entries else None
+
+
+def _best(path: Path, entries: Sequence[RegistryEntry], fingerprint: Sequence[Matrix]) -> RegistryMatch | None:
+    matches = [RegistryMatch(path, entry, entry.shared_with(fingerprint)) for entry in entries]
     best = max(matches, key=lambda m: m.shared / len(m.entry.matrices), default=None)
     return best if best is not None and best.shared >= MATCH_FRACTION * len(best.entry.matrices) else None
 
 
 def register(path: Path, folder: Path, *, run_id: str, step: int) -> RegistryEntry:
     """Append `folder`'s fingerprint to the registry as one line, written and synced in one call."""
-    read_registry(path)  # a corrupt registry is reported before it is appended to
+    text = _registry_text(path)
+    _entries(path, text)  # a corrupt registry is reported before it is appended to
     matrices = fingerprint_folder(folder)
     if not matrices:
         raise UnreadableCheckpoint(f"{folder}: every weight matrix is zero where the fingerprint reads it")
-    text = path.read_text("utf-8") if path.exists() else ""
     entry = RegistryEntry(len(text.splitlines()) + 1, str(folder.resolve()), run_id, step, matrices)
     separator = "\n" if text and not text.endswith("\n") else ""
     line = (separator + json.dumps(entry.to_json(), sort_keys=True) + "\n").encode("utf-8")
