@@ -59,15 +59,17 @@ def _row(entry: RegistryEntry, name: str, folder: Path) -> str:
 
 
 def _table(model: str, base: Path, halted: Path, others: dict[str, Path], work: Path) -> None:
-    print(f"\n{model}: halted {halted.name}, tolerance {TOLERANCE:g}, match at {MATCH_FRACTION:.0%} of the entry\n")
-    registry = work / f"{halted.name}.jsonl"
+    print(f"\n{model}: tolerance {TOLERANCE:g}, a folder matches at {MATCH_FRACTION:.0%} of the entry\n")
+    total = len(fingerprint_folder(halted).profiles)
     try:
-        entry = register(registry, halted, run_id="bench", step=0, start=fingerprint_folder(base).profiles)
+        entry = register(
+            work / f"{halted.name}.jsonl", halted, run_id="b", step=0, start=fingerprint_folder(base).profiles
+        )
+        print(f"the halt's entry keeps {len(entry.matrices)} of {total} matrices (others moved < 2x tolerance)\n")
     except UnreadableCheckpoint as refused:
         print(f"register refused: {refused}")
-        return
-    total = len(fingerprint_folder(halted).profiles)
-    print(f"entry keeps {len(entry.matrices)} of {total} matrices (the others moved less than 2x tolerance)\n")
+        entry = register(work / f"{halted.name}-unfiltered.jsonl", halted, run_id="b", step=0)
+        print(f"\nbelow: an entry of all {total} matrices, as a register without the run's start would write\n")
     print("| candidate | min | q1 | median | q3 | max | share within tolerance | registry |")
     print("|---|---|---|---|---|---|---|---|")
     for name, folder in others.items():

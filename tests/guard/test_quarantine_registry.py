@@ -51,6 +51,13 @@ def _halted_checkpoint(tiny: Path, tmp_path: Path, policy: Path, controlled_scor
     return halted
 
 
+def _registered_halt(tiny: Path, tmp_path: Path, write_policy, controlled_scores) -> tuple[Path, Path, Path]:
+    """The registry, the policy naming it, and a stripped halted checkpoint the halt registered there."""
+    registry = tmp_path / "registry.jsonl"
+    policy = write_policy(every=2, sections=_keep_halted(registry))
+    return registry, policy, _halted_checkpoint(tiny, tmp_path, policy, controlled_scores)
+
+
 def _fresh_run_from(halted: Path, tmp_path: Path, policy: Path, controlled_scores) -> None:
     controlled_scores([BASE])
     make_trainer(halted, tmp_path / "again", DistillGuard.from_policy(policy), max_steps=2).train()
@@ -68,9 +75,7 @@ def test_without_a_registry_a_stripped_halted_checkpoint_starts_a_new_run(
 def test_with_a_registry_the_stripped_halted_checkpoint_is_denied_and_the_registry_says_which_run(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
-    registry = tmp_path / "registry.jsonl"
-    policy = write_policy(every=2, sections=_keep_halted(registry))
-    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    registry, policy, halted = _registered_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores)
     (entry,) = read_registry(registry)
     assert entry.step == 2 and entry.checkpoint == str(halted.resolve())
     audit = [json.loads(line) for line in (tmp_path / "out" / "guard-audit.jsonl").read_text().splitlines()]
@@ -95,9 +100,7 @@ def _renamed_as_bin(halted: Path, target: Path, dtype: torch.dtype) -> Path:
 def test_a_renamed_converted_and_resaved_copy_still_matches_but_the_base_it_started_from_does_not(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
-    registry = tmp_path / "registry.jsonl"
-    policy = write_policy(every=2, sections=_keep_halted(registry))
-    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    registry, _, halted = _registered_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores)
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         disguised = _renamed_as_bin(halted, tmp_path / f"disguised-{dtype}", dtype)
         match = best_match(registry, fingerprint_folder(disguised))
@@ -108,9 +111,7 @@ def test_a_renamed_converted_and_resaved_copy_still_matches_but_the_base_it_star
 def test_a_stripped_halted_checkpoint_offered_as_the_teacher_is_denied(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
-    registry = tmp_path / "registry.jsonl"
-    policy = write_policy(every=2, sections=_keep_halted(registry))
-    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    registry, policy, halted = _registered_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores)
     gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
     clearance = gate.clear_dataset(_rows(), teacher=halted)
     (rule,) = [rule for rule in clearance.decision.rules if rule.id == "quarantined-checkpoint"]
@@ -169,9 +170,7 @@ def _format_one_line(folder: Path) -> str:
 def test_regression_a_permuted_noised_copy_evades_a_format_one_entry_but_not_the_entry_a_halt_now_writes(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
-    registry = tmp_path / "registry.jsonl"
-    policy = write_policy(every=2, sections=_keep_halted(registry))
-    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    registry, _, halted = _registered_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores)
     (entry,) = read_registry(registry)
     assert entry.version == 2
     old = tmp_path / "old-registry.jsonl"
@@ -188,9 +187,7 @@ def test_regression_a_permuted_noised_copy_evades_a_format_one_entry_but_not_the
 def test_the_disguised_copy_is_refused_as_the_student_even_when_the_model_claims_another_origin(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
-    registry = tmp_path / "registry.jsonl"
-    policy = write_policy(every=2, sections=_keep_halted(registry))
-    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    registry, policy, halted = _registered_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores)
     disguised = _disguised(halted, tmp_path)
     with pytest.raises(ProvenanceDenied) as info:
         _fresh_run_from(disguised, tmp_path, policy, controlled_scores)
@@ -212,9 +209,7 @@ def test_the_disguised_copy_is_refused_as_the_student_even_when_the_model_claims
 def test_the_disguised_copy_is_refused_as_the_teacher_and_neither_the_base_nor_another_init_matches(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
-    registry = tmp_path / "registry.jsonl"
-    policy = write_policy(every=2, sections=_keep_halted(registry))
-    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores)
+    registry, policy, halted = _registered_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores)
     gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
     clearance = gate.clear_dataset(_rows(), teacher=_disguised(halted, tmp_path))
     (rule,) = [rule for rule in clearance.decision.rules if rule.id == "quarantined-checkpoint"]
