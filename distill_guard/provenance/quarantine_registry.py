@@ -9,13 +9,15 @@ A line written by this version (`"version": 2`) keeps, per weight matrix, its sh
 profile (norm_profile.py), without the tensor's name; a folder matches when most of the entry's
 matrices find a matrix of the folder with a close profile. Renaming or reordering tensors,
 re-saving as `.bin`, sharding, float16/bfloat16, permuting hidden units and small noise do not
-evade it. Training the halted copy on does: a few more steps move it as far from its entry as the
-halted run moved it from its base (measured in `benchmarks/quarantine_fingerprint.py`); that copy
-is a same-init model, which the weight test catches when it comes back as a teacher.
+evade it. Training the halted copy on does: one more step at the halt's learning rate moves it
+about as far from its entry as the halted run moved it from its base (measured in
+`benchmarks/quarantine_fingerprint.py`); that copy is a same-init model, which the weight test
+catches when it comes back as a teacher. The entry keeps only matrices the run moved clearly away
+from where it started, so the base itself never matches (see `register`).
 
 Lines without a version, written before, keep 32 values at fixed positions per matrix and are
-still matched that way (renaming and dtype survive, permutation does not): re-register those
-checkpoints with `register` to get the stronger entry. A line of a version this code does not know
+still matched that way (renaming and dtype survive, permutation does not): call `register` on
+those checkpoints again to get the stronger entry. A line of a version this code does not know
 stops the gate at FILE:LINE rather than being skipped.
 """
 
