@@ -162,14 +162,15 @@ class ProvenanceGate:
     def _with_trained_weights(self, decision: Decision, trained: Fingerprint | None) -> Decision:
         """A deny when the weights in memory match a registry entry that the student's folder did not."""
         registry = self.quarantine_registry
-        if registry is None or trained is None or _student_quarantined(decision):
+        if registry is None or trained is None:
             return decision
         from distill_guard.provenance.quarantine_registry import best_match  # torch, only with a registry
 
         match = best_match(registry, trained)
-        if match is None:
+        source = f"{registry}:{match.entry.line}" if match is not None else None
+        if match is None or any(r.id == QUARANTINED_CHECKPOINT and r.evidence == (source,) for r in decision.rules):
             return decision
-        found = Quarantined("student", f"being trained {match.describe()}", f"{registry}:{match.entry.line}")
+        found = Quarantined("student", f"being trained {match.describe()}", str(source))
         rules = (*decision.rules, *quarantined((found,), decision.dataset))
         return replace(decision, rules=rules, outcome=Decision.outcome_of(rules))
 
@@ -244,10 +245,6 @@ class ProvenanceGate:
         folder = Path(student) if student is not None and Path(student).is_dir() else None
         markers = quarantine_findings(self.quarantine_registry, student=folder)
         return not_cleared(self.policy, lineage, message, (*reasons, *hints), checks, self.today, markers)
-
-
-def _student_quarantined(decision: Decision) -> bool:
-    return any(r.id == QUARANTINED_CHECKPOINT and r.message.startswith("the student ") for r in decision.rules)
 
 
 def _same_model(a: str | None, b: str | None) -> bool:
