@@ -206,12 +206,13 @@ def test_the_disguised_copy_is_refused_as_the_student_even_when_the_model_claims
     assert denied["decision"]["outcome"] == "deny" and "quarantined-checkpoint" in json.dumps(denied)
 
 
-def test_the_disguised_copy_is_refused_as_the_teacher_and_neither_the_base_nor_another_init_matches(
+def test_the_disguised_renamed_copy_is_refused_as_the_teacher_and_neither_the_base_nor_another_init_matches(
     tiny_checkpoint, tmp_path, write_policy, controlled_scores
 ):
     registry, policy, halted = _registered_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores)
     gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
-    clearance = gate.clear_dataset(_rows(), teacher=_disguised(halted, tmp_path))
+    teacher = _renamed_as_bin(_disguised(halted, tmp_path), tmp_path / "renamed", torch.bfloat16)
+    clearance = gate.clear_dataset(_rows(), teacher=teacher)
     (rule,) = [rule for rule in clearance.decision.rules if rule.id == "quarantined-checkpoint"]
     assert rule.message.startswith("the teacher matches") and rule.evidence == (f"{registry}:1",)
     another_init = tiny_lm.make_tiny_checkpoint(tmp_path / "another-init", seed=1)
