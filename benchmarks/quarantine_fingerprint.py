@@ -1,7 +1,7 @@
 """How far a disguised halted checkpoint, its base, another init and washed copies are from the registry entry.
 
 The unit is one weight matrix of the entry: for each candidate folder, each entry matrix's distance
-(norm_profile.NormProfile.distance) to the closest matrix of the candidate, then the share of entry
+(norm_profile.ProfileIndex.closest) to the closest matrix of the candidate, in either orientation, then the share of entry
 matrices within TOLERANCE (a folder matches at MATCH_FRACTION). The entry is what a halt writes:
 `register` with the run's starting weights, so matrices the halt left near the base are not kept.
 
@@ -49,8 +49,8 @@ def _in_dtype(folder: Path, out: Path, dtype: torch.dtype) -> Path:
 
 
 def _row(entry: RegistryEntry, name: str, folder: Path) -> str:
-    theirs = fingerprint_folder(folder).profiles
-    distances = sorted(min(mine.distance(other) for other in theirs) for mine in entry.matrices)  # type: ignore[union-attr]
+    theirs = fingerprint_folder(folder).index
+    distances = sorted(theirs.closest(mine) for mine in entry.matrices)  # type: ignore[arg-type]
     share = sum(d <= TOLERANCE for d in distances) / len(distances)
     quartiles = statistics.quantiles(distances, n=4) if len(distances) > 1 else distances * 3
     verdict = "MATCH" if share >= MATCH_FRACTION else "no"

@@ -16,7 +16,7 @@ halted model's weights, so it keeps this summary instead and reuses only `finite
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -40,17 +40,10 @@ class NormProfile:
     row_norms: tuple[float, ...]
     column_norms: tuple[float, ...]
 
-    def distance(self, other: NormProfile) -> float:
-        """The larger relative L2 difference of the two profiles; infinite for another shape."""
-        if self.shape != other.shape:
-            return float("inf")
-        return max(
-            _relative(self.row_norms, other.row_norms),
-            _relative(self.column_norms, other.column_norms),
-        )
-
-    def matches(self, other: NormProfile) -> bool:
-        return self.distance(other) <= TOLERANCE
+    def transposed(self) -> NormProfile:
+        """The profile of the transposed matrix: the same linear map stored the other way round (as
+        GPT-2's Conv1D stores it), which a reader only has to transpose back."""
+        return NormProfile(tuple(reversed(self.shape)), self.column_norms, self.row_norms)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -60,13 +53,41 @@ class NormProfile:
         }
 
 
-def _relative(mine: Sequence[float], theirs: Sequence[float]) -> float:
-    if len(mine) != len(theirs):
-        return float("inf")
-    a = torch.tensor(mine, dtype=torch.float64)
-    b = torch.tensor(theirs, dtype=torch.float64)
-    scale = float(a.norm())
-    return float((a - b).norm()) / scale if scale > 0 else float("inf")
+class ProfileIndex:
+    """A model's profiles stacked by shape, so that one profile meets every same-shaped matrix in one
+    tensor operation: a registry of a hundred SmolLM2-sized entries is checked in a fraction of a
+    second instead of 18 s of pairwise comparisons (`python benchmarks/quarantine_fingerprint.py`)."""
+
+    def __init__(self, profiles: Iterable[NormProfile]) -> None:
+        groups: dict[tuple[int, ...], list[NormProfile]] = {}
+        for profile in profiles:
+            groups.setdefault(profile.shape, []).append(profile)
+        self._stacks = {
+            shape: torch.tensor([p.row_norms + p.column_norms for p in group], dtype=torch.float64)
+            for shape, group in groups.items()
+            if all(len(p.row_norms) == len(p.column_norms) == PROFILE_POINTS for p in group)
+        }
+
+    def closest(self, profile: NormProfile) -> float:
+        """The distance to the closest indexed profile in either orientation (the larger relative L2
+        difference of row and of column quantiles); infinite when no indexed matrix has its shape."""
+        candidates = [profile, profile.transposed()] if len(profile.shape) == 2 else [profile]
+        return min((self._distance(p) for p in candidates), default=float("inf"))
+
+    def _distance(self, profile: NormProfile) -> float:
+        stack = self._stacks.get(profile.shape)
+        mine = torch.tensor(profile.row_norms + profile.column_norms, dtype=torch.float64)
+        if stack is None or mine.shape[0] != 2 * PROFILE_POINTS:
+            return float("inf")
+        rows, columns = mine[:PROFILE_POINTS], mine[PROFILE_POINTS:]
+        scale = torch.stack([rows.norm(), columns.norm()])
+        if not bool((scale > 0).all()):
+            return float("inf")
+        difference = (stack - mine).reshape(-1, 2, PROFILE_POINTS).norm(dim=2) / scale
+        return float(difference.max(dim=1).values.min())
+
+    def matches(self, profile: NormProfile) -> bool:
+        return self.closest(profile) <= TOLERANCE
 
 
 def norm_profile(tensor: torch.Tensor) -> NormProfile | None:

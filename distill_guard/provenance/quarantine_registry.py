@@ -27,6 +27,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -36,9 +37,10 @@ from distill_guard.provenance.checkpoint_reading import (
     UnreadableCheckpoint,
     WeightSet,
     module_weights,
+    read_checkpoint,
     read_checkpoint_or_adapter,
 )
-from distill_guard.provenance.norm_profile import TOLERANCE, NormProfile, norm_profile
+from distill_guard.provenance.norm_profile import PROFILE_POINTS, TOLERANCE, NormProfile, ProfileIndex, norm_profile
 
 VERSION = 2
 """The line format `register` writes; lines without a version are format 1 (positional values)."""
@@ -76,6 +78,11 @@ class Fingerprint:
     profiles: tuple[NormProfile, ...]
     positional: tuple[PositionalMatrix, ...]
 
+    @cached_property
+    def index(self) -> ProfileIndex:
+        """The profiles by shape, built once however many entries the registry holds."""
+        return ProfileIndex(self.profiles)
+
 
 @dataclass(frozen=True)
 class RegistryEntry:
@@ -100,9 +107,10 @@ class RegistryEntry:
 
     def shared_with(self, fingerprint: Fingerprint) -> int:
         """How many of the entry's matrices some matrix of `fingerprint` matches, whatever their names and order."""
-        theirs: Sequence[NormProfile | PositionalMatrix]
-        theirs = fingerprint.profiles if self.version == VERSION else fingerprint.positional
-        return sum(any(mine.matches(other) for other in theirs) for mine in self.matrices)  # type: ignore[arg-type]
+        if self.version == VERSION:
+            return sum(fingerprint.index.matches(mine) for mine in self.matrices)  # type: ignore[arg-type]
+        theirs = fingerprint.positional
+        return sum(any(mine.matches(other) for other in theirs) for mine in self.matrices)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,9 @@ def _entries(path: Path, text: str) -> list[RegistryEntry]:
 
 def _entry(where: str, number: int, line: str) -> RegistryEntry:
     try:
-        data = json.loads(line)
+        data = json.loads(line, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise DistillGuardError(f"{where}: not a JSON object (nested too deeply)") from None
     except ValueError as error:
         raise DistillGuardError(f"{where}: not a JSON object ({error})") from None
     matrices = data.get("matrices") if isinstance(data, dict) else None
@@ -198,6 +208,10 @@ def _entry(where: str, number: int, line: str) -> RegistryEntry:
         tuple(parse(where, m) for m in matrices),  # type: ignore[arg-type]
         version,
     )
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number an entry can hold: it would match nothing and clear every model")
 
 
 def _is_number(value: object) -> bool:
@@ -234,7 +248,16 @@ def _parsed_profile(where: str, data: object) -> NormProfile:
         raise DistillGuardError(
             f"{where}: each matrix needs 'shape' (positive ints), 'row_norms' and 'column_norms' (numbers)"
         )
+    if not all(_is_profile(norms) for norms in (rows, columns)):
+        raise DistillGuardError(
+            f"{where}: 'row_norms' and 'column_norms' must each be {PROFILE_POINTS} norms (finite, not negative, "
+            "not all zero); an entry this code cannot compare would silently match nothing"
+        )
     return NormProfile(shape, rows, columns)
+
+
+def _is_profile(norms: tuple[float, ...]) -> bool:
+    return len(norms) == PROFILE_POINTS and all(0 <= v < float("inf") for v in norms) and any(norms)
 
 
 def best_match(path: Path, fingerprint: Fingerprint) -> RegistryMatch | None:
@@ -243,9 +266,18 @@ def best_match(path: Path, fingerprint: Fingerprint) -> RegistryMatch | None:
 
 
 def match_folder(path: Path, folder: Path) -> RegistryMatch | None:
-    """`best_match` for a model folder, whose weights are read only when the registry has an entry."""
+    """`best_match` for a model folder, whose weights are read only when the registry has an entry.
+
+    A PEFT adapter folder runs on top of its base: when the base it names is a local folder, that is
+    matched too, so an adapter saved over a halted checkpoint (even with every LoRA B still zero, the
+    halted model itself) is refused like the checkpoint.
+    """
     entries = read_registry(path)
-    return _best(path, entries, fingerprint_folder(folder)) if entries else None
+    if not entries:
+        return None
+    base = read_checkpoint(folder).adapter_base
+    folders = [folder] + ([Path(base)] if base is not None and Path(base).is_dir() else [])
+    return next((m for f in folders if (m := _best(path, entries, fingerprint_folder(f))) is not None), None)
 
 
 def _best(path: Path, entries: Sequence[RegistryEntry], fingerprint: Fingerprint) -> RegistryMatch | None:
@@ -266,7 +298,8 @@ def register(path: Path, folder: Path, *, run_id: str, step: int, start: Sequenc
     matrices = fingerprint_folder(folder).profiles
     if not matrices:
         raise UnreadableCheckpoint(f"{folder}: every weight matrix is zero")
-    moved = tuple(m for m in matrices if all(m.distance(s) > DISTINCT_FROM_START for s in start))
+    started = ProfileIndex(start)
+    moved = tuple(m for m in matrices if started.closest(m) > DISTINCT_FROM_START)
     if not moved:
         raise UnreadableCheckpoint(
             f"{folder}: no weight matrix moved more than {DISTINCT_FROM_START:g} (relative norm profile) from "
