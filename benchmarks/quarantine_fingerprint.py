@@ -1,8 +1,8 @@
 """How far a disguised halted checkpoint, its base, another init and washed copies are from the registry entry.
 
 The unit is one weight matrix of the entry: for each candidate folder, each entry matrix's distance
-(norm_profile.ProfileIndex.closest) to the closest matrix of the candidate, in either orientation, then the share of entry
-matrices within TOLERANCE (a folder matches at MATCH_FRACTION). The entry is what a halt writes:
+(norm_profile.ProfileIndex.closest) to the closest matrix of the candidate, in either orientation,
+then the share of entry matrices within TOLERANCE (a folder matches at MATCH_FRACTION). The entry is what a halt writes:
 `register` with the run's starting weights, so matrices the halt left near the base are not kept.
 
 Cases, each built from real saved checkpoints by distill_guard.scenarios.disguises:

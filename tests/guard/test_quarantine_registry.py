@@ -240,3 +240,71 @@ def test_a_registry_line_of_an_unknown_format_stops_the_gate_at_its_line(tiny_ch
     registry.write_text(json.dumps({"version": 2, "matrices": [{"shape": [2, 2], "row_norms": [1.0]}]}) + "\n")
     with pytest.raises(DistillGuardError, match=rf"{registry}:1: each matrix needs .* 'column_norms'"):
         gate.clear_dataset(_rows())
+
+
+# -- what an adversary or a careless colleague tries next ----------------------------------------------
+
+
+def _transposed_as_bin(halted: Path, target: Path) -> Path:
+    """Every matrix stored transposed (GPT-2's Conv1D layout), as a custom loader would read it back."""
+    shutil.copytree(halted, target, ignore=shutil.ignore_patterns("model.safetensors", "*.pt", "*.pth", "rng*"))
+    tensors = load_file(str(halted / "model.safetensors"))
+    torch.save({k: t.T.contiguous() if t.dim() == 2 else t for k, t in tensors.items()}, target / "pytorch_model.bin")
+    return target
+
+
+def _adapter_over(halted: Path, target: Path) -> Path:
+    """A fresh LoRA adapter saved with the halted checkpoint as its base: its function is the halted model's."""
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(halted), LoraConfig(r=4, target_modules=["q_proj"]))
+    model.save_pretrained(target)
+    return target
+
+
+def test_a_transposed_copy_and_an_adapter_over_the_halted_checkpoint_are_refused_as_the_teacher(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    registry, policy, halted = _registered_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores)
+    gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
+    for teacher in (_transposed_as_bin(halted, tmp_path / "transposed"), _adapter_over(halted, tmp_path / "adapter")):
+        clearance = gate.clear_dataset(_rows(), teacher=teacher)
+        (rule,) = [rule for rule in clearance.decision.rules if rule.id == "quarantined-checkpoint"]
+        assert rule.message.startswith("the teacher matches") and rule.evidence == (f"{registry}:1",), teacher.name
+
+
+def test_a_sibling_fine_tune_of_the_same_base_is_not_refused(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    """The team's other runs from the base a halted run started from must still train."""
+    registry, _, _ = _registered_halt(tiny_checkpoint, tmp_path, write_policy, controlled_scores)
+    sibling = disguises.fine_tuned(tiny_checkpoint, tmp_path / "sibling", steps=2, lr=1e-3, batch=8)
+    assert best_match(registry, fingerprint_folder(sibling)) is None
+    assert best_match(registry, fingerprint_folder(tiny_checkpoint)) is None
+
+
+@pytest.mark.parametrize(
+    ("row_norms", "problem"),
+    [
+        ("[NaN]", "NaN is not a number"),
+        ("[Infinity]", "Infinity is not a number"),
+        ("[1e400]", "must each be 16 norms"),
+        ("[1.0, 2.0]", "must each be 16 norms"),
+        ("[" + ", ".join(["0.0"] * 16) + "]", "must each be 16 norms"),
+    ],
+)
+def test_a_registry_line_no_profile_could_match_stops_the_gate_at_its_line(tmp_path, row_norms, problem):
+    """An edited line that would silently match nothing would clear every model: it is refused instead."""
+    registry = tmp_path / "registry.jsonl"
+    columns = json.dumps([1.0] * 16)
+    matrix = f'{{"shape": [4, 4], "row_norms": {row_norms}, "column_norms": {columns}}}'
+    registry.write_text(f'{{"version": 2, "matrices": [{matrix}]}}\n', "utf-8")
+    with pytest.raises(DistillGuardError, match=rf"{registry}:1: .*{problem}"):
+        read_registry(registry)
+
+
+def test_a_registry_line_nested_too_deeply_stops_the_gate_at_its_line(tmp_path):
+    registry = tmp_path / "registry.jsonl"
+    registry.write_text("\n" + "[" * 100_000 + "]" * 100_000 + "\n", "utf-8")
+    with pytest.raises(DistillGuardError, match=rf"{registry}:2: not a JSON object \(nested too deeply\)"):
+        read_registry(registry)
