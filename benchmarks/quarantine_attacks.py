@@ -1,0 +1,163 @@
+"""Function-preserving and near-function-preserving edits of a halted checkpoint against its registry entry.
+
+The unit is one weight matrix of the entry (what a halt registers: 2 AdamW steps at lr 1e-3 on the
+tiny Llama, matrices that moved from the base). For each edited copy: how many of the entry's
+matrices still find a matrix within TOLERANCE (a folder matches at MATCH_FRACTION), and the largest
+logit difference from the halted model on fixed token ids (how much the edit changed the function).
+
+    nice -n 10 python benchmarks/quarantine_attacks.py   # about 20 s
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+
+from distill_guard.provenance.quarantine_registry import (
+    MATCH_FRACTION,
+    RegistryEntry,
+    fingerprint_module,
+    register,
+)
+from distill_guard.provenance.quarantine_registry import fingerprint_folder as fingerprint
+from distill_guard.scenarios import disguises, tiny_lm
+
+Edit = Callable[[PreTrainedModel], PreTrainedModel]
+GENERATOR = torch.Generator().manual_seed(disguises.DISGUISE_SEED)
+
+
+def _factors(count: int) -> torch.Tensor:
+    """Per-unit scales in [0.5, 2]."""
+    return 0.5 + 1.5 * torch.rand(count, generator=GENERATOR)
+
+
+@torch.no_grad()
+def unit_rescaled(model: PreTrainedModel) -> PreTrainedModel:
+    """MLP up rows x c / down columns / c, value rows against output columns, query against key per RoPE pair."""
+    head = model.config.hidden_size // model.config.num_attention_heads
+    for layer in model.model.layers:
+        attention, mlp = layer.self_attn, layer.mlp
+        c = _factors(mlp.up_proj.weight.shape[0])
+        mlp.up_proj.weight *= c[:, None]
+        mlp.down_proj.weight /= c[None, :]
+        c = _factors(attention.v_proj.weight.shape[0])
+        attention.v_proj.weight *= c[:, None]
+        attention.o_proj.weight /= c[None, :]
+        pairs = _factors(attention.q_proj.weight.shape[0] // 2).reshape(-1, head // 2)
+        c = torch.cat([pairs, pairs], dim=1).reshape(-1)  # rotate_half pairs dimension i with i + head/2
+        attention.q_proj.weight *= c[:, None]
+        attention.k_proj.weight /= c[:, None]
+    return model
+
+
+@torch.no_grad()
+def gains_refolded(model: PreTrainedModel) -> PreTrainedModel:
+    """Each RMSNorm gain times s per channel, the input columns of the matrices it feeds divided by s."""
+    body = model.model
+    for layer in body.layers:
+        attention, mlp = layer.self_attn, layer.mlp
+        for norm, fed in (
+            (layer.input_layernorm, (attention.q_proj, attention.k_proj, attention.v_proj)),
+            (layer.post_attention_layernorm, (mlp.gate_proj, mlp.up_proj)),
+        ):
+            s = _factors(model.config.hidden_size)
+            norm.weight *= s
+            for linear in fed:
+                linear.weight /= s[None, :]
+    s = _factors(model.config.hidden_size)
+    body.norm.weight *= s
+    model.lm_head.weight /= s[None, :]
+    return model
+
+
+@torch.no_grad()
+def rotated(model: PreTrainedModel) -> PreTrainedModel:
+    """Norm gains folded into the next matrices, then the residual stream rotated by a random orthogonal Q."""
+    body, size = model.model, model.config.hidden_size
+    readers = [(layer.input_layernorm, ("q_proj", "k_proj", "v_proj"), layer.self_attn) for layer in body.layers]
+    readers += [(layer.post_attention_layernorm, ("gate_proj", "up_proj"), layer.mlp) for layer in body.layers]
+    q, _ = torch.linalg.qr(torch.randn(size, size, generator=GENERATOR))
+    for norm, names, block in readers:
+        for name in names:
+            linear = getattr(block, name).weight
+            linear.copy_(linear * norm.weight[None, :] @ q)
+        norm.weight.fill_(1.0)
+    model.lm_head.weight.copy_(model.lm_head.weight * body.norm.weight[None, :] @ q)
+    body.norm.weight.fill_(1.0)
+    body.embed_tokens.weight.copy_(body.embed_tokens.weight @ q)
+    for layer in body.layers:
+        for linear in (layer.self_attn.o_proj.weight, layer.mlp.down_proj.weight):
+            linear.copy_(q.T @ linear)
+    return model
+
+
+@torch.no_grad()
+def residual_zero_padded(model: PreTrainedModel, extra: int = 16) -> PreTrainedModel:
+    """The residual stream widened by `extra` zero channels, norm gains scaled so RMSNorm sees the same."""
+    config = model.config.to_dict()
+    size = config["hidden_size"]
+    head = size // config["num_attention_heads"]
+    wide = LlamaForCausalLM(LlamaConfig(**{**config, "hidden_size": size + extra, "head_dim": head})).eval()
+    writers = ("o_proj", "down_proj")
+    padded = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.dim() == 1:  # a norm gain: mean of squares over size + extra channels
+            padded[name] = torch.cat([tensor * (size / (size + extra)) ** 0.5, torch.zeros(extra)])
+        elif any(w in name for w in writers):
+            padded[name] = torch.cat([tensor, torch.zeros(extra, tensor.shape[1])])
+        else:
+            padded[name] = torch.cat([tensor, torch.zeros(tensor.shape[0], extra)], dim=1)
+    wide.load_state_dict(padded)
+    return wide
+
+
+def rounded_to(dtype: torch.dtype) -> Edit:
+    @torch.no_grad()
+    def edit(model: PreTrainedModel) -> PreTrainedModel:
+        for parameter in model.parameters():
+            parameter.copy_(parameter.to(dtype).float())
+        return model
+
+    return edit
+
+
+def _row(name: str, entry: RegistryEntry, model: PreTrainedModel, halted: Path) -> str:
+    ids = torch.randint(4, 500, (2, 24), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        change = float((model(ids).logits - AutoModelForCausalLM.from_pretrained(halted)(ids).logits).abs().max())
+    shared = entry.shared_with(fingerprint_module(model))
+    verdict = "refused" if shared >= MATCH_FRACTION * len(entry.matrices) else "**evades**"
+    return f"| {name} | {shared}/{len(entry.matrices)} | {verdict} | {change:.1e} |"
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        base = tiny_lm.make_tiny_checkpoint(work / "base", seed=0)
+        halted = disguises.fine_tuned(base, work / "halted", steps=2, lr=1e-3, batch=4)
+        start = fingerprint(base).profiles
+        entry = register(work / "registry.jsonl", halted, run_id="b", step=2, start=start)
+        edits: dict[str, Edit] = {
+            "halted, unedited": lambda m: m,
+            "per-unit rescaling (MLP up/down, value/output, query/key per RoPE pair)": unit_rescaled,
+            "RMSNorm gains against the columns they feed, per channel": gains_refolded,
+            "both of the above": lambda m: gains_refolded(unit_rescaled(m)),
+            "gains folded, residual stream rotated (QuaRot)": rotated,
+            "residual stream padded with 16 zero channels": residual_zero_padded,
+            "rounded to float8 e4m3": rounded_to(torch.float8_e4m3fn),
+            "rounded to float8 e5m2": rounded_to(torch.float8_e5m2),
+        }
+        print(f"entry: {len(entry.matrices)} matrices; a copy matches at {MATCH_FRACTION:.0%}\n")
+        print("| edit of the halted checkpoint | entry matrices matched | registry | max logit change |")
+        print("|---|---|---|---|")
+        for name, edit in edits.items():
+            print(_row(name, entry, edit(AutoModelForCausalLM.from_pretrained(halted).eval()), halted), flush=True)
+
+
+if __name__ == "__main__":
+    main()
