@@ -15,7 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedModel
+from transformers import (
+    AutoModelForCausalLM,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Phi3Config,
+    Phi3ForCausalLM,
+    PreTrainedModel,
+)
 
 from distill_guard.provenance.quarantine_registry import (
     MATCH_FRACTION,
@@ -115,6 +122,26 @@ def residual_zero_padded(model: PreTrainedModel, extra: int = 16) -> PreTrainedM
     return wide
 
 
+FUSED = {"qkv_proj": ("q_proj", "k_proj", "v_proj"), "gate_up_proj": ("gate_proj", "up_proj")}
+LLAMA_ONLY = ("model_type", "architectures", "head_dim", "mlp_bias", "attention_bias", "pretraining_tp")
+
+
+@torch.no_grad()
+def fused_as_phi3(model: PreTrainedModel) -> PreTrainedModel:
+    """Re-saved as `Phi3ForCausalLM`: query, key and value in one matrix, gate and up in another."""
+    fields = {k: v for k, v in model.config.to_dict().items() if k not in LLAMA_ONLY}
+    phi3 = Phi3ForCausalLM(Phi3Config(**fields, resid_pdrop=0.0, embd_pdrop=0.0)).eval()
+    state = model.state_dict()
+    parts = {f"{n}.weight" for names in FUSED.values() for n in names}
+    fused = {k: v for k, v in state.items() if not any(k.endswith(p) for p in parts)}
+    for prefix in {k.rsplit(".", 2)[0] for k in state if k.endswith(tuple(parts))}:
+        for name, names in FUSED.items():
+            if f"{prefix}.{names[0]}.weight" in state:
+                fused[f"{prefix}.{name}.weight"] = torch.cat([state[f"{prefix}.{n}.weight"] for n in names])
+    phi3.load_state_dict(fused)
+    return phi3
+
+
 def rounded_to(dtype: torch.dtype) -> Edit:
     @torch.no_grad()
     def edit(model: PreTrainedModel) -> PreTrainedModel:
@@ -149,6 +176,7 @@ def main() -> None:
             "both of the above": lambda m: gains_refolded(unit_rescaled(m)),
             "gains folded, residual stream rotated (QuaRot)": rotated,
             "residual stream padded with 16 zero channels": residual_zero_padded,
+            "query/key/value and gate/up fused (Phi-3 layout)": fused_as_phi3,
             "rounded to float8 e4m3": rounded_to(torch.float8_e4m3fn),
             "rounded to float8 e5m2": rounded_to(torch.float8_e5m2),
         }
