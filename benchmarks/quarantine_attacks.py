@@ -43,21 +43,65 @@ def _factors(count: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def unit_rescaled(model: PreTrainedModel) -> PreTrainedModel:
-    """MLP up rows x c / down columns / c, value rows against output columns, query against key per RoPE pair."""
+def mlp_rescaled(model: PreTrainedModel) -> PreTrainedModel:
+    """Each MLP unit's up-projection row x c, its down-projection column / c."""
+    for layer in model.model.layers:
+        c = _factors(layer.mlp.up_proj.weight.shape[0])
+        layer.mlp.up_proj.weight *= c[:, None]
+        layer.mlp.down_proj.weight /= c[None, :]
+    return model
+
+
+@torch.no_grad()
+def value_rescaled(model: PreTrainedModel) -> PreTrainedModel:
+    """Each value row x c, the output-projection column it feeds / c."""
+    for layer in model.model.layers:
+        c = _factors(layer.self_attn.v_proj.weight.shape[0])
+        layer.self_attn.v_proj.weight *= c[:, None]
+        layer.self_attn.o_proj.weight /= c[None, :]
+    return model
+
+
+@torch.no_grad()
+def query_rescaled(model: PreTrainedModel) -> PreTrainedModel:
+    """Query rows x c, key rows / c, the same c for both dimensions RoPE rotates together."""
     head = model.config.hidden_size // model.config.num_attention_heads
     for layer in model.model.layers:
-        attention, mlp = layer.self_attn, layer.mlp
-        c = _factors(mlp.up_proj.weight.shape[0])
-        mlp.up_proj.weight *= c[:, None]
-        mlp.down_proj.weight /= c[None, :]
-        c = _factors(attention.v_proj.weight.shape[0])
-        attention.v_proj.weight *= c[:, None]
-        attention.o_proj.weight /= c[None, :]
+        attention = layer.self_attn
         pairs = _factors(attention.q_proj.weight.shape[0] // 2).reshape(-1, head // 2)
         c = torch.cat([pairs, pairs], dim=1).reshape(-1)  # rotate_half pairs dimension i with i + head/2
         attention.q_proj.weight *= c[:, None]
         attention.k_proj.weight /= c[:, None]
+    return model
+
+
+def unit_rescaled(model: PreTrainedModel) -> PreTrainedModel:
+    return query_rescaled(value_rescaled(mlp_rescaled(model)))
+
+
+@torch.no_grad()
+def residual_scaled(model: PreTrainedModel, factor: float = 3.0) -> PreTrainedModel:
+    """Everything written to the residual stream x factor: RMSNorm divides it out again."""
+    model.model.embed_tokens.weight *= factor
+    for layer in model.model.layers:
+        layer.self_attn.o_proj.weight *= factor
+        layer.mlp.down_proj.weight *= factor
+    return model
+
+
+def second_layer_from(other: Path) -> Edit:
+    """The second decoder layer replaced by another init's: half of the entry's matrices kept."""
+
+    def edit(model: PreTrainedModel) -> PreTrainedModel:
+        model.model.layers[1].load_state_dict(AutoModelForCausalLM.from_pretrained(other).model.layers[1].state_dict())
+        return model
+
+    return edit
+
+
+def first_layer_only(model: PreTrainedModel) -> PreTrainedModel:
+    model.model.layers = model.model.layers[:1]
+    model.config.num_hidden_layers = 1
     return model
 
 
@@ -167,11 +211,16 @@ def main() -> None:
         work = Path(folder)
         base = tiny_lm.make_tiny_checkpoint(work / "base", seed=0)
         halted = disguises.fine_tuned(base, work / "halted", steps=2, lr=1e-3, batch=4)
+        other = tiny_lm.make_tiny_checkpoint(work / "other", seed=1)
         start = fingerprint(base).profiles
         entry = register(work / "registry.jsonl", halted, run_id="b", step=2, start=start)
         edits: dict[str, Edit] = {
             "halted, unedited": lambda m: m,
-            "per-unit rescaling (MLP up/down, value/output, query/key per RoPE pair)": unit_rescaled,
+            "MLP units rescaled (up rows x c, down columns / c)": mlp_rescaled,
+            "value rows x c, output columns / c": value_rescaled,
+            "query x c, key / c per RoPE pair": query_rescaled,
+            "the residual stream x3 (embedding, output and down projections)": residual_scaled,
+            "per-unit rescaling (the three above)": unit_rescaled,
             "RMSNorm gains against the columns they feed, per channel": gains_refolded,
             "both of the above": lambda m: gains_refolded(unit_rescaled(m)),
             "gains folded, residual stream rotated (QuaRot)": rotated,
@@ -179,6 +228,8 @@ def main() -> None:
             "query/key/value and gate/up fused (Phi-3 layout)": fused_as_phi3,
             "rounded to float8 e4m3": rounded_to(torch.float8_e4m3fn),
             "rounded to float8 e5m2": rounded_to(torch.float8_e5m2),
+            "pruned to its first decoder layer": first_layer_only,
+            "second decoder layer from another init": second_layer_from(other),
         }
         print(f"entry: {len(entry.matrices)} matrices; a copy matches at {MATCH_FRACTION:.0%}\n")
         print("| edit of the halted checkpoint | entry matrices matched | registry | max logit change |")
