@@ -37,7 +37,6 @@ from distill_guard.provenance.checkpoint_reading import (
     UnreadableCheckpoint,
     WeightSet,
     module_weights,
-    read_checkpoint,
     read_checkpoint_or_adapter,
 )
 from distill_guard.provenance.norm_profile import PROFILE_POINTS, TOLERANCE, NormProfile, ProfileIndex, norm_profile
@@ -266,18 +265,9 @@ def best_match(path: Path, fingerprint: Fingerprint) -> RegistryMatch | None:
 
 
 def match_folder(path: Path, folder: Path) -> RegistryMatch | None:
-    """`best_match` for a model folder, whose weights are read only when the registry has an entry.
-
-    A PEFT adapter folder runs on top of its base: when the base it names is a local folder, that is
-    matched too, so an adapter saved over a halted checkpoint (even with every LoRA B still zero, the
-    halted model itself) is refused like the checkpoint.
-    """
+    """`best_match` for a model folder, whose weights are read only when the registry has an entry."""
     entries = read_registry(path)
-    if not entries:
-        return None
-    base = read_checkpoint(folder).adapter_base
-    folders = [folder] + ([Path(base)] if base is not None and Path(base).is_dir() else [])
-    return next((m for f in folders if (m := _best(path, entries, fingerprint_folder(f))) is not None), None)
+    return _best(path, entries, fingerprint_folder(folder)) if entries else None
 
 
 def _best(path: Path, entries: Sequence[RegistryEntry], fingerprint: Fingerprint) -> RegistryMatch | None:

@@ -36,8 +36,8 @@ def _keep_halted(registry: Path | None) -> dict:
     return {"halt": halt}
 
 
-def _halted_checkpoint(tiny: Path, tmp_path: Path, policy: Path, controlled_scores) -> Path:
-    """A run halted at step 2 with its checkpoint kept, then stripped of its marker and its card."""
+def _halted_checkpoint(tiny: Path, tmp_path: Path, policy: Path, controlled_scores, *, strip: bool = True) -> Path:
+    """A run halted at step 2 with its checkpoint kept, then (`strip`) stripped of its marker and its card."""
     controlled_scores([BASE, HIGH])
     out = tmp_path / "out"
     trainer = make_trainer(
@@ -46,8 +46,9 @@ def _halted_checkpoint(tiny: Path, tmp_path: Path, policy: Path, controlled_scor
     with pytest.raises(TrainingHalted):
         trainer.train()
     halted = out / "checkpoint-2"
-    (halted / QUARANTINE_MARKER_NAME).unlink()
-    (halted / "README.md").unlink()
+    if strip:
+        (halted / QUARANTINE_MARKER_NAME).unlink()
+        (halted / "README.md").unlink()
     return halted
 
 
@@ -271,6 +272,18 @@ def test_a_transposed_copy_and_an_adapter_over_the_halted_checkpoint_are_refused
         clearance = gate.clear_dataset(_rows(), teacher=teacher)
         (rule,) = [rule for rule in clearance.decision.rules if rule.id == "quarantined-checkpoint"]
         assert rule.message.startswith("the teacher matches") and rule.evidence == (f"{registry}:1",), teacher.name
+
+
+def test_an_adapter_over_a_quarantined_checkpoint_is_refused_by_its_marker_without_a_registry(
+    tiny_checkpoint, tmp_path, write_policy, controlled_scores
+):
+    """The careless path: the marker is still there, but the folder handed over is a LoRA adapter."""
+    policy = write_policy(every=2, sections=_keep_halted(None))
+    halted = _halted_checkpoint(tiny_checkpoint, tmp_path, policy, controlled_scores, strip=False)
+    gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
+    clearance = gate.clear_dataset(_rows(), teacher=_adapter_over(halted, tmp_path / "adapter"))
+    (rule,) = [rule for rule in clearance.decision.rules if rule.id == "quarantined-checkpoint"]
+    assert rule.evidence == (str(halted / QUARANTINE_MARKER_NAME),)
 
 
 def test_a_sibling_fine_tune_of_the_same_base_is_not_refused(
