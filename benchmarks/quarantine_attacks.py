@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import (
@@ -43,23 +44,26 @@ def _factors(count: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _rows_against_columns(
+    model: PreTrainedModel, pick: Callable[[torch.nn.Module], tuple[Any, Any]]
+) -> PreTrainedModel:
+    """Each row of the first matrix x c, the column of the second it feeds / c, in every layer."""
+    for layer in model.model.layers:
+        rows, columns = pick(layer)
+        c = _factors(rows.weight.shape[0])
+        rows.weight *= c[:, None]
+        columns.weight /= c[None, :]
+    return model
+
+
 def mlp_rescaled(model: PreTrainedModel) -> PreTrainedModel:
     """Each MLP unit's up-projection row x c, its down-projection column / c."""
-    for layer in model.model.layers:
-        c = _factors(layer.mlp.up_proj.weight.shape[0])
-        layer.mlp.up_proj.weight *= c[:, None]
-        layer.mlp.down_proj.weight /= c[None, :]
-    return model
+    return _rows_against_columns(model, lambda layer: (layer.mlp.up_proj, layer.mlp.down_proj))
 
 
-@torch.no_grad()
 def value_rescaled(model: PreTrainedModel) -> PreTrainedModel:
     """Each value row x c, the output-projection column it feeds / c."""
-    for layer in model.model.layers:
-        c = _factors(layer.self_attn.v_proj.weight.shape[0])
-        layer.self_attn.v_proj.weight *= c[:, None]
-        layer.self_attn.o_proj.weight /= c[None, :]
-    return model
+    return _rows_against_columns(model, lambda layer: (layer.self_attn.v_proj, layer.self_attn.o_proj))
 
 
 @torch.no_grad()
