@@ -35,7 +35,7 @@ from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folde
 from distill_guard.provenance.checkpoint_reading import UnreadableCheckpoint
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
-from distill_guard.provenance.quarantine_registry import register
+from distill_guard.provenance.quarantine_registry import Fingerprint, fingerprint_module, register
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.halt_record: HaltRecord | None = None
         self._probed_step: int | None = None
         self.last_decision: Decision | None = None
+        self._start_weights: Fingerprint | None = None  # what this run trains from, with a quarantine registry
         self.telemetry = Telemetry(
             self.policy, output_dir=self.output_dir, run=self.run_name, policy_sha256=self._policy_sha256()
         )
@@ -316,11 +317,13 @@ class DistillGuard(TrainerCallback, ExportableState):
     def _gate_at_train_begin(self, state: TrainerState, kwargs: dict[str, Any]) -> None:
         dataloader = kwargs.get("train_dataloader")
         tokenizer = text_tokenizer(kwargs.get("processing_class"))
+        self._start_weights = self._fingerprint_for_registry(kwargs["model"])
         decision = self.gate.check_at_train_begin(
             getattr(dataloader, "dataset", None),
             kwargs["model"],
             collate_fn=getattr(dataloader, "collate_fn", None),
             special_ids=getattr(tokenizer, "all_special_ids", None) or (),
+            trained_weights=self._start_weights,
         )
         self.last_decision = decision
         self.telemetry.decision(decision, moment="train_begin", step=state.global_step)
@@ -498,6 +501,14 @@ class DistillGuard(TrainerCallback, ExportableState):
         if self.tripped and self.policy.halt.raise_on_train_end:
             self._end_halted(state)
 
+    def _fingerprint_for_registry(self, model: Any) -> Fingerprint | None:
+        """With `halt.quarantine_registry`, on the main process (whose refusal every rank follows): the
+        weights about to be trained, matched against the registry and kept so that a halt registers
+        only what this run changed (the base it started from must not match its entry)."""
+        if self.gate.quarantine_registry is None or not dist.is_main_process() or not hasattr(model, "state_dict"):
+            return None
+        return fingerprint_module(model)
+
     def _register_quarantined(self, folder: Path, step: int) -> None:
         """`halt.quarantine_registry`: the kept checkpoint's fingerprint, written once its weights are on disk.
         A failure is logged and audited; the marker and the card still quarantine the folder."""
@@ -505,7 +516,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         if registry is None or not dist.is_main_process() or not folder.is_dir():
             return
         try:
-            entry = register(registry, folder, run_id=self.telemetry.run_id or "?", step=step)
+            start = self._start_weights.profiles if self._start_weights is not None else ()
+            entry = register(registry, folder, run_id=self.telemetry.run_id or "?", step=step, start=start)
         except (DistillGuardError, UnreadableCheckpoint, OSError) as error:
             logger.error("distill-guard: %s was not added to the quarantine registry: %s", folder, error)
             self.telemetry.event("quarantine_registry_failed", step=step, checkpoint=str(folder), error=str(error))
