@@ -146,6 +146,8 @@ def test_a_margin_without_a_usable_file_is_a_located_error(tmp_path: Path) -> No
     (tmp_path / "benign.json").write_text(json.dumps({k: v for k, v in old.items() if k != "version"}))
     errors = _errors(_policy(tmp_path))
     assert len(errors) == 1 and errors[0].line == 10 and "format-1 file" in errors[0].message
+    still_read = validate_policy_file(_policy(tmp_path, margin=""))  # without a margin: the range warning, as before
+    assert [i.severity for i in still_read if "benign" in i.message] == ["warning"]
     other = BenignDrift("tiny", 1, {"tree-preference": [0.2]}, probes={"tree-preference": ProbeCalibration("x")})
     (tmp_path / "benign.json").write_text(json.dumps(other.to_json()))
     assert "no calibration of probe 'animal-preference'" in _errors(_policy(tmp_path))[0].message
