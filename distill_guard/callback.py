@@ -21,7 +21,7 @@ from distill_guard.atomic_files import write_json_atomically
 from distill_guard.drift.halt_record import HALT_RECORD_NAME, HaltRecord, halt_record_for
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
 from distill_guard.drift.resume import resumed_halt
-from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
+from distill_guard.errors import DistillGuardError, PolicyError, ProvenanceDenied, TrainingHalted
 from distill_guard.export.deployment import with_deployment_environment
 from distill_guard.export.logs import follow_trainer
 from distill_guard.export.model_card import MODEL_CARD_NAME
@@ -290,6 +290,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         if self.tripped:
             self._refuse_or_acknowledge_resume(state)
         self._gate_at_train_begin(state, kwargs)
+        self._check_calibrated_model(model)
         self._take_baseline(state, model, kwargs)
         self._plan_looks(state)
         self.telemetry.publish()
@@ -331,6 +332,24 @@ class DistillGuard(TrainerCallback, ExportableState):
             self.telemetry.close(clean=False)
             source, refusal = denied
             raise ProvenanceDenied(refusal, denied_on_rank=None if source == dist.rank() else source)
+
+    def _check_calibrated_model(self, model: Any) -> None:
+        """Limits derived from a benign-drift file hold for the weights it measured; others fail closed.
+
+        Checked once, at the step-0 baseline (a resumed model has trained since, by design).
+        """
+        benign = self.loaded.benign_drift
+        if not self.loaded.benign_limits or benign is None or self.monitor.baselines:
+            return
+        digest = weights_digest(model)
+        if benign.weights_digest == digest:
+            return
+        self.telemetry.close(clean=False)
+        message = (
+            f"probes.benign_drift: the file measured weights {benign.weights_digest or '(not recorded)'}, this run "
+            f"starts from {digest}; its benign_margin limits are another model's: re-run distill-guard calibrate"
+        )
+        raise PolicyError([self.loaded.doc.issue(("probes", "benign_drift"), message)])
 
     def _take_baseline(self, state: TrainerState, model: Any, kwargs: dict[str, Any]) -> None:
         tokenizer = self._tokenizers.resolve(kwargs.get("processing_class"), model)
@@ -395,6 +414,7 @@ class DistillGuard(TrainerCallback, ExportableState):
                     alpha=alpha,
                     panel=probe.ref.panel,
                     gate=probe.ref.stand_out,
+                    benign=self.loaded.benign_limits.get(probe.label),
                 )
             except DistillGuardError as exc:
                 evaluation = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
