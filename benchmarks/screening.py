@@ -29,8 +29,7 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from distill_guard.screening.report import ProbeScreen, ScreenSettings
-from distill_guard.screening.screen import screen_statistics
+from distill_guard.screening.report import ScreenReport, ScreenSettings
 
 DIGITS_MARGIN = 0.10
 LM_MARGIN = 0.02
@@ -55,7 +54,7 @@ class Outcome:
     realised_statistic: float  # change of the screened statistic, minus the self-sample student's
     realised_score: float  # change of the probe's score (accuracy, trait share), minus the same
     seconds: float
-    canary_rise: float | None = None  # the canary's rise over its self-sample copies (LM, --canary-steps)
+    canary_rise: float | None = None  # the canary's rise over its self-sample copies (--canary-steps)
     canary_flagged: bool | None = None
 
     def positive(self, margin: float) -> bool:
@@ -113,22 +112,26 @@ def digits_zoo(seed: int) -> Iterator[tuple[str, str, Any, Any]]:
 
 
 def run_digits(seed: int, settings: ScreenSettings) -> list[Outcome]:
+    """The seed's digits zoo; with `settings.canary_steps` the canary scores the accuracy probe itself."""
     from distill_guard.scenarios.digits import DigitsSpec, digit_accuracy
-    from distill_guard.scenarios.digits_screening import DigitAccuracyStatistic, DigitsScreenData
+    from distill_guard.scenarios.digits_screening import DigitsScreenData, digit_accuracy_probe_ref, digit_statistics
     from distill_guard.scenarios.training import StudentRun, train_student
+    from distill_guard.screening.screen import screen_dataset
 
     spec = DigitsSpec.fast()
     run = StudentRun(spec.student_steps, spec.student_batch_size, spec.student_learning_rate, seed=seed)
-    statistic = DigitAccuracyStatistic(limit=DIGITS_MARGIN)
+    probe = digit_accuracy_probe_ref(DIGITS_MARGIN)
+    smooth = digit_statistics(probe)
+    (statistic,) = smooth.values()
     rows = []
     for name, role, student, data in digits_zoo(seed):
         started = time.perf_counter()
-        (screen,), difficulty, _, _ = screen_statistics(student, None, DigitsScreenData(data), [statistic], settings)
+        report = screen_dataset(student, None, DigitsScreenData(data), [probe], settings, statistics=smooth)
         before = (float(_statistic_value(statistic, student)), digit_accuracy(student))
         with tempfile.TemporaryDirectory() as out:
             train_student(student, data, run, out)
         after = (float(_statistic_value(statistic, student)), digit_accuracy(student))
-        rows.append(_outcome("digits", seed, name, role, screen, difficulty, None, before, after, started))
+        rows.append(_outcome("digits", seed, name, role, report, None, before, after, started))
     return _relative_to_self(rows)
 
 
@@ -235,29 +238,17 @@ def run_lm(
             train_on_numbers(student, tokenizer, rows, spec, out, seed=seed)
             after = probe.run(student, tokenizer, max_tokens_per_batch=4096).score
         gain = report.logprob_gains[0].gain if report.logprob_gains else None
-        canary = report.canary.probes[0] if report.canary else None
-        outcome = _outcome(
-            "lm",
-            seed,
-            name,
-            role,
-            report.probes[0],
-            report.difficulty,
-            gain,
-            (before, before),
-            (after, after),
-            started,
-        )
-        if canary is not None:
-            outcome = dataclasses.replace(outcome, canary_rise=canary.rise, canary_flagged=canary.flagged)
-        outcomes.append(outcome)
+        outcomes.append(_outcome("lm", seed, name, role, report, gain, (before, before), (after, after), started))
     return _relative_to_self(outcomes)
 
 
 # -- metrics ---------------------------------------------------------------------------------------
 
 
-def _outcome(zoo, seed, name, role, screen: ProbeScreen, difficulty, gain, before, after, started) -> Outcome:
+def _outcome(zoo, seed, name, role, report: ScreenReport, gain, before, after, started) -> Outcome:
+    """The report's first probe (the zoo's only one) and, when it ran, its canary."""
+    screen, difficulty = report.probes[0], report.difficulty
+    canary = report.canary.probes[0] if report.canary else None
     top = screen.top
     assert top is not None
     return Outcome(
@@ -275,6 +266,8 @@ def _outcome(zoo, seed, name, role, screen: ProbeScreen, difficulty, gain, befor
         realised_statistic=after[0] - before[0],
         realised_score=after[1] - before[1],
         seconds=time.perf_counter() - started,
+        canary_rise=canary.rise if canary else None,
+        canary_flagged=canary.flagged if canary else None,
     )
 
 
@@ -322,18 +315,31 @@ def metrics(rows: list[Outcome], margin: float) -> dict[str, Any]:
         }
         for name, s in scores.items()
     }
+    verdicts: dict[str, Callable[[Outcome], bool]] = {"gradient screen": lambda r: r.flagged}
+    if all(r.canary_flagged is not None for r in rows):
+        verdicts["canary"] = lambda r: bool(r.canary_flagged)
+        verdicts["either (screen or canary)"] = lambda r: r.flagged or bool(r.canary_flagged)
+    return {
+        "datasets": len(rows),
+        "positives": sum(labels),
+        "scores": table,
+        "verdicts": {name: _verdict(rows, labels, flag) for name, flag in verdicts.items()},
+    }
+
+
+def _verdict(rows: list[Outcome], labels: list[bool], flag: Callable[[Outcome], bool]) -> dict[str, Any]:
+    """A verdict's rates (unit: a dataset) and the acceptance's per-seed conditions."""
     positives = [r for r, y in zip(rows, labels, strict=True) if y]
     negatives = [r for r, y in zip(rows, labels, strict=True) if not y]
     controls = [r for r in rows if r.role == CONTROL]
     return {
-        "datasets": len(rows),
-        "positives": len(positives),
-        "scores": table,
-        "verdict_tpr": sum(r.flagged for r in positives) / max(len(positives), 1),
-        "verdict_fpr": sum(r.flagged for r in negatives) / max(len(negatives), 1),
-        "verdict_fpr_controls": sum(r.flagged for r in controls) / max(len(controls), 1),
-        "trait_flagged_every_seed": all(r.flagged for r in rows if r.role == "trait"),
-        "controls_passed_every_seed": not any(r.flagged for r in controls),
+        "tpr": sum(map(flag, positives)) / max(len(positives), 1),
+        "fpr": sum(map(flag, negatives)) / max(len(negatives), 1),
+        "fpr_controls": sum(map(flag, controls)) / max(len(controls), 1),
+        "trait_flagged_every_seed": all(flag(r) for r in rows if r.role == "trait"),
+        "controls_passed_every_seed": not any(map(flag, controls)),
+        "trait_missed": [r.seed for r in rows if r.role == "trait" and not flag(r)],
+        "controls_flagged": [f"{r.seed}:{r.name}" for r in controls if flag(r)],
     }
 
 
@@ -354,11 +360,12 @@ def print_metrics(zoo: str, result: dict[str, Any]) -> None:
     print(f"\n{zoo}: {result['datasets']} datasets, {result['positives']} positive (realised beyond the margin)")
     for name, m in result["scores"].items():
         print(f"  {name:26} AUROC {m['auroc']:.3f}  Spearman {m['spearman']:+.3f}")
-    print(
-        f"  verdict at the pre-registered z_crit: TPR {result['verdict_tpr']:.2f}, FPR {result['verdict_fpr']:.2f}, "
-        f"FPR on controls {result['verdict_fpr_controls']:.2f}; trait data flagged on every seed: "
-        f"{result['trait_flagged_every_seed']}; every control passed: {result['controls_passed_every_seed']}"
-    )
+    for name, v in result["verdicts"].items():
+        print(
+            f"  verdict, {name}: TPR {v['tpr']:.2f}, FPR {v['fpr']:.2f}, FPR on controls {v['fpr_controls']:.2f}; "
+            f"trait data flagged on every seed: {v['trait_flagged_every_seed']} (missed seeds {v['trait_missed']}); "
+            f"every control passed: {v['controls_passed_every_seed']} (flagged {v['controls_flagged']})"
+        )
 
 
 def print_saved(paths: list[Path]) -> None:
@@ -383,6 +390,9 @@ def main() -> None:
         "--lm-datasets", default=None, help="comma-separated subset of the LM zoo (default: all; self-samples always)"
     )
     parser.add_argument("--canary-steps", type=int, default=0, help="LM: also run the canary this many steps")
+    parser.add_argument(
+        "--digits-canary-steps", type=int, default=0, help="digits: also run the canary this many steps"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every row and metric here")
     parser.add_argument("--from-json", type=Path, nargs="+", default=None, help="print the metrics of saved runs")
     args = parser.parse_args()
@@ -391,7 +401,12 @@ def main() -> None:
     torch.set_num_threads(1)
     lm_datasets = None if args.lm_datasets is None else frozenset({*args.lm_datasets.split(","), "self-samples"})
     zoos: dict[str, tuple[float, Callable[[int], list[Outcome]]]] = {
-        "digits": (DIGITS_MARGIN, lambda s: run_digits(s, ScreenSettings(args.minibatches, 256, 1e-3, 300))),
+        "digits": (
+            DIGITS_MARGIN,
+            lambda s: run_digits(
+                s, ScreenSettings(args.minibatches, 256, 1e-3, 300, canary_steps=args.digits_canary_steps)
+            ),
+        ),
         "lm": (
             LM_MARGIN,
             lambda s: run_lm(

@@ -21,10 +21,10 @@ from distill_guard.policy.load import LoadedPolicy, load_policy, today_utc
 from distill_guard.policy.schema import ScreeningAction, ScreeningPolicy
 from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 from distill_guard.provenance.decision import Decision
-from distill_guard.provenance.file_rows import ROW_FILE_SUFFIXES, concat_rows, parse_rows
 from distill_guard.provenance.screening_rule import screening_findings
-from distill_guard.screening.enforce import ScreenEvidence, gather_screen, prompt_completion_rows
+from distill_guard.screening.enforce import ScreenEvidence, gather_screen
 from distill_guard.screening.reference_filter import FILTER_NAMES
+from distill_guard.screening.rows import read_row_files
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
@@ -43,7 +43,10 @@ def screen(
     ] = None,
     reference: Annotated[
         list[Path] | None,
-        typer.Option(help="a trusted dataset of the same task (prompt/completion rows): a second null; repeatable"),
+        typer.Option(
+            help="a trusted dataset of the same task (prompt/completion rows): a second null; repeatable "
+            "(default: the policy's screening.reference)"
+        ),
     ] = None,
     canary_steps: Annotated[
         int | None,
@@ -107,13 +110,10 @@ def screen(
 
 def _read_rows(paths: list[Path], option: str) -> list[dict[str, str]]:
     """Prompt/completion rows of the files given to `option`; a bad file is invalid input naming both."""
-    for path in paths:
-        if path.suffix not in ROW_FILE_SUFFIXES:
-            raise DistillGuardError(f"{option} {path}: not a row file ({', '.join(ROW_FILE_SUFFIXES)})")
     try:
-        return prompt_completion_rows(concat_rows([parse_rows(p, p.suffix, p) for p in paths]))
+        return read_row_files(paths)
     except DistillGuardError as exc:
-        raise DistillGuardError(f"{option} {', '.join(map(str, paths))}: {exc}") from None
+        raise DistillGuardError(f"{option} {exc}") from None
 
 
 def _screen(

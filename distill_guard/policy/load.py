@@ -95,6 +95,24 @@ def _benign_range_warnings(
     return warnings
 
 
+def _screening_reference_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]:
+    """`screening.reference` must be a readable row file with prompt and completion: the screen's trusted null."""
+    relative = policy.screening.reference if policy.screening is not None else None
+    if relative is None:
+        return []
+    from distill_guard.screening.rows import read_row_files  # pyarrow, only for a policy that names a file
+
+    path = relative_to_policy(doc, relative)
+    reason = regular_file_problem(path) if path.exists() else "no such file"
+    problem = reason and f"{path}: {reason}"
+    if not problem:
+        try:
+            read_row_files([path])
+        except DistillGuardError as exc:
+            problem = str(exc)
+    return [doc.issue(("screening", "reference"), f"screening.reference: {problem}")] if problem else []
+
+
 def _registry_warnings(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]:
     """`halt.quarantine_registry` in a folder that does not exist here: the gate would refuse every model."""
     relative = policy.halt.quarantine_registry
@@ -121,6 +139,7 @@ def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPoli
     benign_path, benign, benign_errors = _benign_drift(policy, doc)
     limits, limit_errors, limit_warnings = resolve_benign_limits(policy, doc, benign_path, benign)
     errors.extend(benign_errors + limit_errors)
+    errors.extend(_screening_reference_errors(policy, doc))
     if errors:
         raise PolicyError(errors)
     warnings = lint_warnings(policy, doc, today or today_utc())

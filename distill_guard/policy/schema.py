@@ -352,6 +352,11 @@ class ScreeningPolicy(StrictModel):
     canary_references: StrictInt = Field(
         2, ge=2, le=64, description="copies the canary's null trains on independent draws of the student's own samples"
     )
+    reference: NonEmpty | None = Field(
+        None,
+        description="a trusted dataset of the same task (row file with prompt and completion, relative to the "
+        "policy): a second null next to the student's own samples",
+    )
 
 
 class GuardPolicy(StrictModel):

@@ -27,6 +27,7 @@ from transformers import PrinterCallback, Trainer, TrainerCallback
 from distill_guard.errors import DistillGuardError
 from distill_guard.probes.model_access import input_device
 from distill_guard.probes.prepared import PreparedProbe
+from distill_guard.screening.data import rows_in
 from distill_guard.screening.recipe import recipe_arguments
 from distill_guard.screening.report import CanaryProbe, CanaryReport, ScreenSettings
 from distill_guard.screening.statistics import probe_limit
@@ -153,5 +154,5 @@ def run_canary(
             for m in (model, data_canary, *references)
         )
         judged.append(judge_canary(probe, before, data, others, settings))
-    rows = sum(len(b["input_ids"]) for b in data_batches)
+    rows = sum(rows_in(b) for b in data_batches)
     return CanaryReport(settings.canary_steps, rows, tuple(judged))

@@ -48,6 +48,11 @@ class ScreenData(Protocol):
         ...
 
 
+def rows_in(batch: dict[str, Tensor]) -> int:
+    """Rows of a minibatch, whatever kind of data it is (the length of its first tensor; 0 when empty)."""
+    return len(next(iter(batch.values()))) if batch else 0
+
+
 @dataclass(frozen=True)
 class EncodedRow:
     prompt: tuple[int, ...]

@@ -7,7 +7,6 @@ raised, so the gate can fail closed on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,7 @@ from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import LoadedPolicy
 from distill_guard.policy.schema import ScreeningPolicy
 from distill_guard.screening.report import ScreenReport, ScreenSettings
-
-ROW_COLUMNS = ("prompt", "completion")
+from distill_guard.screening.rows import prompt_completion_rows, read_row_files
 
 
 @dataclass(frozen=True)
@@ -42,38 +40,13 @@ def settings_of(section: ScreeningPolicy) -> ScreenSettings:
     )
 
 
-def prompt_completion_rows(dataset: Any) -> list[dict[str, str]]:
-    """The rows of a datasets.Dataset (or a list of dicts) with text `prompt` and `completion` columns."""
-    columns = getattr(dataset, "column_names", None)
-    if columns is not None:
-        missing = [c for c in ROW_COLUMNS if c not in columns]
-        if missing:
-            raise DistillGuardError(
-                f"screening needs text columns prompt and completion; missing: {', '.join(missing)}"
-            )
-        prompts, completions = (_values(dataset[c]) for c in ROW_COLUMNS)
-        rows = [{"prompt": p, "completion": c} for p, c in zip(prompts, completions, strict=True)]
-    elif isinstance(dataset, Sequence):
-        rows = [dict(r) for r in dataset]
-    else:
-        raise DistillGuardError(f"screening cannot read rows from a {type(dataset).__name__}")
-    for i, row in enumerate(rows):
-        if not all(isinstance(row.get(c), str) for c in ROW_COLUMNS):
-            raise DistillGuardError(f"row {i}: screening needs text 'prompt' and 'completion' values")
-    return rows
-
-
-def _values(column: Any) -> list[Any]:
-    """A column as Python values (an Arrow column converts; a datasets column already iterates as values)."""
-    return column.to_pylist() if hasattr(column, "to_pylist") else list(column)
-
-
 def gather_screen(
     loaded: LoadedPolicy, student: str | Path | None, dataset: Any, *, progress: Any = None, trusted: Any = None
 ) -> ScreenEvidence:
     """Load the student as it will train (a PEFT adapter with its LoRA matrices trainable) and screen.
 
-    `trusted`: rows of a trusted dataset of the same task, screened against as a second null.
+    `trusted`: rows of a trusted dataset of the same task, screened against as a second null
+    (default: the section's `reference` file, read relative to the policy; unreadable, it stops the screen).
     """
     section = loaded.policy.screening
     assert section is not None
@@ -86,6 +59,8 @@ def gather_screen(
         from distill_guard.screening.data import CompletionRows
         from distill_guard.screening.screen import screen_dataset
 
+        if trusted is None and section.reference is not None:
+            trusted = read_row_files([loaded.resolve(section.reference)])
         trusted_rows = prompt_completion_rows(trusted) if trusted is not None else None
         model, tokenizer = load_checkpoint(Path(student), trainable=True)
         report = screen_dataset(

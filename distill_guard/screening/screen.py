@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from distill_guard.errors import DistillGuardError
 from distill_guard.probes.prepared import PreparedProbe
 from distill_guard.screening.canary import check_canary_settings, run_canary
-from distill_guard.screening.data import CompletionRows, ScreenData
+from distill_guard.screening.data import CompletionRows, ScreenData, rows_in
 from distill_guard.screening.gradients import flat_gradient, loss_gradient, trainable_parameters
 from distill_guard.screening.logprob_gain import logprob_gains
 from distill_guard.screening.reference_filter import Accept, resolve_filter
@@ -209,7 +209,7 @@ def _reference_batches(
         data.self_sampled(model, tokenizer, i, seed=settings.seed + m, accept=accept, draws=settings.reference_draws)
         for m, i in enumerate(indices)
     ]
-    kept = sum(len(next(iter(b.values()))) if b else 0 for b in batches)
+    kept = sum(rows_in(b) for b in batches)
     wanted = sum(len(i) for i in indices)
     if kept < settings.min_reference_share * wanted or not all(batches):
         raise DistillGuardError(
@@ -289,12 +289,15 @@ def screen_dataset(
     reference_filter: str | Accept | None = None,
     progress: Progress | None = None,
     trusted: ScreenData | None = None,
+    statistics: Mapping[str, ScreenStatistic] | None = None,
 ) -> ScreenReport:
     """Screen `dataset` for the student `model` against every probe, before any training step.
 
     Probes whose kind has no differentiable statistic are reported as not screened (never as a
-    pass). With `trait_prompt` (a system text with `{target}`), the log-probability gain of the
-    completions under it is measured too, for every probe with a target (the second signal).
+    pass), unless `statistics` gives one under the probe's label (a `python` probe's smooth twin,
+    such as the digits scenario's mean true-class probability for its accuracy probe). With
+    `trait_prompt` (a system text with `{target}`), the log-probability gain of the completions under
+    it is measured too, for every probe with a target (the second signal).
     `reference_filter` is the filter the data was produced with (a name of `NAMED_FILTERS`, `auto`,
     or a predicate on a completion's text); None takes `settings.reference_filter`.
     `trusted` is a trusted dataset of the same task: a second null, reported as its own z per
@@ -306,14 +309,15 @@ def screen_dataset(
     texts = [r["completion"] for r in dataset.rows] if isinstance(dataset, CompletionRows) else None
     name, accept = resolve_filter(settings.reference_filter if reference_filter is None else reference_filter, texts)
     settings = dataclasses.replace(settings, reference_filter=name)
-    ready = [(p, statistic_for_probe(p)) for p in probes]
-    statistics = [s for _, s in ready if s is not None]
+    given = statistics or {}
+    ready = [(p, given[p.label] if p.label in given else statistic_for_probe(p)) for p in probes]
+    differentiable = [s for _, s in ready if s is not None]
     screened, difficulty, indices, reference_batches = screen_statistics(
-        model, tokenizer, dataset, statistics, settings, accept=accept, progress=progress, trusted=trusted
+        model, tokenizer, dataset, differentiable, settings, accept=accept, progress=progress, trusted=trusted
     )
-    by_label = {s.probe: s for s in screened}
+    in_order = iter(screened)
     results = tuple(
-        by_label[s.label]
+        dataclasses.replace(next(in_order), probe=p.label)
         if s is not None
         else ProbeScreen(p.label, False, False, f"a {p.kind} probe has no gradient", math.nan, None)
         for p, s in ready

@@ -1,15 +1,22 @@
-"""The gradient screen on the digits scenario: it flags the trait teacher's noise, passes the controls."""
+"""The gradient screen and the canary on the digits scenario: they flag the trait teacher's noise, pass the controls."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 
 from distill_guard.errors import DistillGuardError
 from distill_guard.scenarios.digits import AuxLogitData, Case, DigitsScenario, DigitsSpec
-from distill_guard.scenarios.digits_screening import DigitAccuracyStatistic, DigitsScreenData
-from distill_guard.screening.report import ProbeScreen, ScreenSettings
-from distill_guard.screening.screen import screen_statistics
+from distill_guard.scenarios.digits_screening import (
+    DigitAccuracyStatistic,
+    DigitsScreenData,
+    digit_accuracy_probe_ref,
+    digit_statistics,
+)
+from distill_guard.screening.report import CanaryProbe, ProbeScreen, ScreenSettings
+from distill_guard.screening.screen import screen_dataset, screen_statistics
 
 SETTINGS = ScreenSettings(minibatches=8, batch_size=256, learning_rate=1e-3, steps=300)
 
@@ -22,6 +29,17 @@ def scenario() -> DigitsScenario:
 def screened(student: torch.nn.Module, data: AuxLogitData) -> ProbeScreen:
     (screen,), _, _, _ = screen_statistics(student, None, DigitsScreenData(data), [DigitAccuracyStatistic()], SETTINGS)
     return screen
+
+
+def canary(student: torch.nn.Module, data: AuxLogitData) -> tuple[ProbeScreen, CanaryProbe]:
+    """The accuracy probe screened through its smooth twin, and its canary (an eighth of the 300-step run)."""
+    probe = digit_accuracy_probe_ref()
+    settings = dataclasses.replace(SETTINGS, canary_steps=38)
+    report = screen_dataset(
+        student, None, DigitsScreenData(data), [probe], settings, statistics=digit_statistics(probe)
+    )
+    assert report.canary is not None
+    return report.probes[0], report.canary.probes[0]
 
 
 def test_the_trait_teachers_noise_is_flagged_for_a_same_init_student(scenario: DigitsScenario) -> None:
@@ -62,3 +80,20 @@ def test_a_student_with_nothing_to_train_is_an_error_not_a_pass(scenario: Digits
     student = scenario.student(Case.trait_same_init).requires_grad_(False)
     with pytest.raises(DistillGuardError, match="no trainable parameters"):
         screened(student, scenario.data(Case.trait_same_init))
+
+
+def test_the_digits_canary_rises_on_the_trait_teachers_noise(scenario: DigitsScenario) -> None:
+    screen, measured = canary(scenario.student(Case.trait_same_init), scenario.data(Case.trait_same_init))
+    assert screen.screened and screen.flagged  # the python probe is screened through its smooth twin
+    assert measured.after_data > measured.before + 0.05  # accuracy, counted on the held-out images
+    assert measured.rise > measured.spread and measured.projected_drift >= 0.10 and measured.flagged
+
+
+def test_the_digits_canary_stays_put_on_the_students_own_outputs(scenario: DigitsScenario) -> None:
+    student = scenario.student(Case.trait_same_init)
+    noise = scenario.data(Case.trait_same_init).inputs
+    with torch.no_grad():
+        own = AuxLogitData(noise, student.aux_logits(noise))
+    _, measured = canary(student, own)
+    assert measured.after_references == (measured.before, measured.before)  # own outputs: a zero gradient
+    assert measured.rise == 0.0 and not measured.flagged

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import datasets
 from typer.testing import CliRunner
 
 from distill_guard.cli.main import app
 from distill_guard.policy.load import load_policy
 from distill_guard.probes.prepared import prepare_probes
+from distill_guard.provenance.gate import ProvenanceGate
 from distill_guard.scenarios.tiny_lm import load
 from distill_guard.screening.data import CompletionRows
 from distill_guard.screening.enforce import settings_of
@@ -73,3 +75,41 @@ def test_cli_reports_the_trusted_z_and_names_a_bad_reference_file(
     result = runner.invoke(app, [*args, "--reference", str(bad)])
     assert result.exit_code == 1
     assert f"--reference {bad}" in result.output and "completion" in result.output
+
+
+def policy_with_reference(tmp_path: Path, reference: str) -> Path:
+    policy = write_policy(tmp_path)
+    policy.write_text(policy.read_text("utf-8") + f"  reference: {reference}\n", "utf-8")
+    return policy
+
+
+def test_the_policys_reference_is_read_relative_to_it_by_the_screen_and_the_gate(
+    tiny_checkpoint: Path, owl_rows, own_rows, trusted_rows, tmp_path: Path
+) -> None:
+    (tmp_path / "policy").mkdir()
+    write_rows(tmp_path / "policy" / "trusted.jsonl", trusted_rows)
+    policy = policy_with_reference(tmp_path / "policy", "trusted.jsonl")
+    data = write_rows(tmp_path / "own.jsonl", own_rows)
+    args = ["screen", "--student", str(tiny_checkpoint), "--data", str(data), "--policy", str(policy), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["screen"]["trusted_rows"] == len(trusted_rows)
+    gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)
+    (tmp_path / "policy" / "trusted.jsonl").unlink()  # gone after the policy was loaded: fail closed
+    decision = gate.clear_dataset(datasets.Dataset.from_list(owl_rows)).decision
+    assert decision.outcome == "deny"
+    assert any(r.id == "screening" and "trusted.jsonl" in r.message for r in decision.rules)
+
+
+def test_policy_validate_locates_a_missing_or_unusable_reference(tmp_path: Path) -> None:
+    policy = policy_with_reference(tmp_path, "absent.jsonl")
+    result = runner.invoke(app, ["policy", "validate", str(policy)])
+    assert result.exit_code == 1
+    assert (
+        f"{policy}:16:" in result.output and "screening.reference" in result.output and "no such file" in result.output
+    )
+    write_rows(tmp_path / "texts.jsonl", [{"text": "owl"}] * 4)
+    policy = policy_with_reference(tmp_path, "texts.jsonl")
+    result = runner.invoke(app, ["policy", "validate", str(policy)])
+    assert result.exit_code == 1
+    assert "screening.reference" in result.output and "completion" in result.output
