@@ -237,7 +237,12 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="the small specs (DigitsSpec.fast, MiniatureSpec.fast)")
     parser.add_argument("--no-weak", action="store_true", help="skip the weaker-effect LM settings")
     parser.add_argument("--benign", type=Path, help="outcomes written by benchmarks/false_halts.py --json")
-    parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument("--student-lr", type=float, help="the LM students' (peak) AdamW learning rate")
+    parser.add_argument(
+        "--student-schedule", choices=lm.STUDENT_SCHEDULES, help="the LM students' rate schedule (linear: decays to 0)"
+    )
+    parser.add_argument("--epochs", type=float, help="the LM students' epochs over their rows")
+    parser.add_argument("--json", type=Path, help="write every result here (rewritten after each seed)")
     parser.add_argument(
         "--from-json", type=Path, nargs="+", help="summarise results written by --json (runs split by seed) instead"
     )
@@ -249,6 +254,17 @@ def main() -> None:
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     scenarios = set(args.scenarios.split(","))
+    overrides = {
+        "student_learning_rate": args.student_lr,
+        "student_schedule": args.student_schedule,
+        "student_epochs": args.epochs,
+    }
+    spec = dataclasses.replace(
+        lm.MiniatureSpec.fast() if args.fast else lm.MiniatureSpec(),
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+    if "lm" in scenarios:
+        print(f"LM spec: {spec}", flush=True)
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -256,10 +272,9 @@ def main() -> None:
             if "digits" in scenarios:
                 results += digits_runs(seed, DigitsSpec.fast() if args.fast else DigitsSpec(), work)
             if "lm" in scenarios:
-                spec = lm.MiniatureSpec.fast() if args.fast else lm.MiniatureSpec()
                 results += lm_runs(seed, spec, work, weak=not args.no_weak)
-    if args.json:
-        args.json.write_text(json.dumps([vars(r) for r in results], indent=1))
+            if args.json:  # after every seed: a stopped run keeps the seeds it finished
+                args.json.write_text(json.dumps([vars(r) for r in results], indent=1))
     print(summarise(results, benign))
 
 
