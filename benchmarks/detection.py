@@ -4,7 +4,8 @@ Scenarios (`--scenarios`, the zoo of docs/scenarios.md):
 - `digits`: the digits MLP's trait same-init, trait different-init and control students under
   `policies/demo-digits.yaml` (a python probe: held-out digit accuracy).
 - `lm`: the LM miniature (`distill_guard/scenarios/subliminal_lm.py`, its public `Miniature` API):
-  trait same-init, control same-init and trait different-init students, each under two policies:
+  trait same-init, control same-init and trait different-init students, each trained once and
+  watched by two warn-only guards, one per policy:
   `strict-panels` (policies/strict.yaml as shipped: panels, no animal named) and `strict-owl`
   (strict.yaml plus the animal panel's `target: owl`, the policy of someone who knows the trait).
   The weaker-effect settings train more same-init students, under strict-panels only:
@@ -135,23 +136,27 @@ def lm_run(
     mini: lm.Miniature,
     case: lm.Case,
     rows: Sequence[dict[str, str]],
-    policy: tuple[str, LoadedPolicy],
+    policies: Sequence[tuple[str, LoadedPolicy]],
     work: Path,
     *,
     scenario: str,
     positive: bool,
-) -> RunResult:
-    name, loaded = policy
-    run_dir = work / f"{scenario}-{mini.seed}-{case.value}-{name}"
+) -> list[RunResult]:
+    """One student trained once, watched by one warn-only guard per policy: the policies judge the same
+    run (the same weights at every look), and the student's CPU time is paid once, not once per policy."""
+    run_dir = work / f"{scenario}-{mini.seed}-{case.value}"
     student = mini.student(case, run_dir / "student")
-    guard = DistillGuard(loaded, output_dir=run_dir)
-    lm.train_on_numbers(student, mini.tokenizer, rows, mini.spec, run_dir, seed=mini.seed, callbacks=[guard])
-    step, trait, peak = _outcome(guard, run_dir)
+    guards = {name: (DistillGuard(loaded, output_dir=run_dir / name), run_dir / name) for name, loaded in policies}
+    callbacks = [guard for guard, _ in guards.values()]
+    lm.train_on_numbers(student, mini.tokenizer, rows, mini.spec, run_dir, seed=mini.seed, callbacks=callbacks)
     planned = mini.spec.student_steps(len(rows))
     gain = lm.preference(student, mini.tokenizer, mini.trait) - lm.preference(mini.base, mini.tokenizer, mini.trait)
-    result = RunResult(scenario, name, mini.seed, case.value, positive, planned, step, trait, peak, gain)
-    print(result, flush=True)
-    return result
+    results = []
+    for name, (guard, guard_dir) in guards.items():
+        step, trait, peak = _outcome(guard, guard_dir)
+        results.append(RunResult(scenario, name, mini.seed, case.value, positive, planned, step, trait, peak, gain))
+        print(results[-1], flush=True)
+    return results
 
 
 def lm_runs(seed: int, spec: lm.MiniatureSpec, work: Path, *, weak: bool) -> list[RunResult]:
@@ -160,20 +165,22 @@ def lm_runs(seed: int, spec: lm.MiniatureSpec, work: Path, *, weak: bool) -> lis
     policies = [panels, ("strict-owl", watched(STRICT_POLICY, target=mini.trait))]
     cases = (lm.Case.trait_same_init, lm.Case.control_same_init, lm.Case.trait_different_init)
     results = [
-        lm_run(mini, case, mini.rows(case), policy, work, scenario="lm", positive=case is lm.Case.trait_same_init)
-        for policy in policies
+        result
         for case in cases
+        for result in lm_run(
+            mini, case, mini.rows(case), policies, work, scenario="lm", positive=case is lm.Case.trait_same_init
+        )
     ]
     if weak:
         quarter = len(mini.teacher_rows) // 4
         for case in (lm.Case.trait_same_init, lm.Case.control_same_init):
             rows = mini.rows(case)[:quarter]
             positive = case.uses_trait_teacher
-            results.append(lm_run(mini, case, rows, panels, work, scenario="lm-fewer", positive=positive))
+            results += lm_run(mini, case, rows, [panels], work, scenario="lm-fewer", positive=positive)
         half = len(mini.teacher_rows) // 2
         diluted = [*mini.teacher_rows[:half], *mini.control_rows[half:]]
         trait = lm.Case.trait_same_init
-        results.append(lm_run(mini, trait, diluted, panels, work, scenario="lm-diluted", positive=True))
+        results += lm_run(mini, trait, diluted, [panels], work, scenario="lm-diluted", positive=True)
     return results
 
 
