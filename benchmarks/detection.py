@@ -32,6 +32,7 @@ benign base), so evaluated seeds (default 10-14) are disjoint from the ones thre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import statistics
@@ -250,6 +251,7 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=float, help="the LM students' epochs over their rows")
     parser.add_argument("--json", type=Path, help="write every result here (rewritten after each seed)")
+    parser.add_argument("--keep", type=Path, help="run in this folder and keep it (the guards' audit logs: every look)")
     parser.add_argument(
         "--from-json", type=Path, nargs="+", help="summarise results written by --json (runs split by seed) instead"
     )
@@ -273,7 +275,7 @@ def main() -> None:
     if "lm" in scenarios:
         print(f"LM spec: {spec}", flush=True)
     results: list[RunResult] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for seed in seeds:
             if "digits" in scenarios:
