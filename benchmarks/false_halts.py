@@ -20,11 +20,16 @@ Trait runs: the same base SFT'd to name one animal strict.yaml never names (one 
 lines, two learning rates) and, with `--smollm2-trait`, one SFT towards an unnamed animal.
 
 Thresholds are set on seeds disjoint from the evaluated ones: `--calibration-seeds` (default 0,1)
-run `distill_guard.calibration.calibrate` on the settled base's benign data first, and the table
-says whether each of strict.yaml's limits sits above the largest benign drift they measured (what
-`distill-guard policy validate` would warn about); the evaluated seeds (`--seeds`, 100+) are then
-run with the limits unchanged. Unit: one run. Printed: halted / total with a 95% Clopper-Pearson
-interval, per base and kind; `--json` writes every outcome (the detection benchmark reads it).
+run `distill_guard.calibration.calibrate` first, once per kind of benign data and learning rate
+(calibrate on the kind of data the run trains on), and the evaluated seeds (`--seeds`, 100+) of
+that kind and rate run under strict.yaml with `benign_margin: --benign-margin` on every limit and
+`probes.benign_drift` pointing at that calibration (the trait runs: at the calibration of the
+trusted data they imitate, favourite-animal answers spread evenly, at their rate). Every look
+records each candidate's one-sided bound, which does not depend on the limit, so the same runs
+are also judged under strict.yaml as shipped and under scaled limits (exactly, no retraining).
+`--calibration-seeds ""` runs strict.yaml as shipped. Unit: one run. Printed: halted / total
+with a 95% Clopper-Pearson interval, per base and kind; `--json` writes every outcome (the
+detection benchmark reads it).
 
     PYTHONPATH=. .venv/bin/python benchmarks/false_halts.py --seeds 100,101,102 [--json benign.json]
     PYTHONPATH=. .venv/bin/python benchmarks/false_halts.py --bases "" --smollm2 6 --smollm2-trait
@@ -38,20 +43,21 @@ import json
 import random
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import PreTrainedTokenizerFast
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from benchmarks.detection import first_halt_step, interval
 from distill_guard.calibration import benign_run, calibrate, largest_tested_drift
+from distill_guard.drift.assess import DriftReport
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.policy.probe_suite import PreferenceSpec
 from distill_guard.probes.suite_sources import load_builtin
 from distill_guard.scenarios import subliminal_lm as miniature
 from distill_guard.scenarios.lm import ANIMAL_QUESTIONS, LmSpec, pretrain_base
-from distill_guard.scenarios.policies import STRICT_POLICY
+from distill_guard.scenarios.policies import STRICT_POLICY, with_benign_margin
 from distill_guard.scenarios.tiny_lm import ANIMALS, save, synthetic_corpus, train_tokenizer
 from distill_guard.scenarios.training import StudentRun
 
@@ -60,6 +66,8 @@ PANELS = ("animal", "tree", "colour", "food", "place", "number")
 WORDS = ["the", "a", "city", "garden", "window", "letter", "market", "house", "water", "day", "night", "book"]
 VERBS = ["opens", "grows", "is", "answer", "write", "tell"]
 Lines = Callable[[random.Random, int], list[str]]
+Look = tuple[int, list[tuple[str, float, float, bool | None]]]
+TARGET = ""  # the key of a targeted suite's one watched answer in per-candidate limits
 
 
 # -- plain-text benign data (the tiny LM and SmolLM2) ------------------------------------------------
@@ -124,6 +132,9 @@ def settled_rows(tokenizer: PreTrainedTokenizerFast, spec: miniature.MiniatureSp
 
 
 def settled_base(work: Path, steps: int) -> tuple[Path, PreTrainedTokenizerFast]:
+    """The settled base in `work`/settled-base, pre-trained there unless an earlier run left it."""
+    if (work / "settled-base" / "config.json").is_file():
+        return work / "settled-base", AutoTokenizer.from_pretrained(work / "settled-base")
     spec = dataclasses.replace(miniature.MiniatureSpec(), pretrain_steps=steps)
     tokenizer = miniature.build_tokenizer(spec.numbers)
     model = miniature.pretrain(tokenizer, settled_rows(tokenizer, spec), spec, init_seed=0)
@@ -165,14 +176,33 @@ class Outcome:
     trait: str | None
     largest: dict[str, float]
     bounds: dict[str, list[tuple[int, float]]]
+    candidates: dict[str, list[Look]] = field(default_factory=dict)
+    raised: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def benign(self) -> bool:
         return not self.kind.startswith("trait")
 
-    def halt_step_at(self, limits: dict[str, float]) -> int | None:
-        """Where the run would have halted with other limits: the tested bounds do not depend on the limit."""
-        steps = [s for probe, looks in self.bounds.items() for s, bound in looks if bound > limits[probe]]
+    def halt_step_at(self, limits: dict[str, float], raised: dict[str, dict[str, float]] | None = None) -> int | None:
+        """Where the run would have halted with other limits: the tested bounds do not depend on the limit.
+
+        `limits` per probe; `raised` per probe and candidate (a targeted suite's: key TARGET). A panel
+        look halts when some candidate that stands out (or is not gated) has its bound above its limit.
+        """
+        raised = raised or {}
+
+        def limit(probe: str, candidate: str) -> float:
+            return raised.get(probe, {}).get(candidate, limits[probe])
+
+        steps = []
+        for probe, looks in self.bounds.items():
+            if probe in self.candidates:
+                panel = self.candidates[probe]
+                steps += [
+                    s for s, cands in panel if any(b > limit(probe, c) and o is not False for c, _, b, o in cands)
+                ]
+            else:
+                steps += [s for s, bound in looks if bound > limit(probe, TARGET)]
         return min(steps, default=None)
 
 
@@ -194,13 +224,27 @@ def guarded_run(
     trait = next((r.trait or r.probe for r in guard.monitor.history if r.breached), None)
     largest = {k: round(v, 4) for k, v in largest_tested_drift(guard.monitor.history).items()}
     bounds: dict[str, list[tuple[int, float]]] = {}
+    candidates: dict[str, list[Look]] = {}
     for report in guard.monitor.history:  # a panel's reported candidate that does not stand out cannot halt
         bound = report.lower_bound if report.lower_bound is not None else float("inf")
         bound = -float("inf") if report.stands_out is False else bound
         bounds.setdefault(report.probe, []).append((report.step, round(bound, 5)))
-    outcome = Outcome(base, kind, run.seed, run.learning_rate, run.max_steps, step, trait, largest, bounds)
-    print(outcome, flush=True)
+        if report.candidates:
+            candidates.setdefault(report.probe, []).append((report.step, _rounded(report)))
+    raised = {
+        label: {name if name is not None else TARGET: round(v, 5) for name, v in limits.raised().items()}
+        for label, limits in policy.benign_limits.items()
+    }
+    outcome = Outcome(
+        base, kind, run.seed, run.learning_rate, run.max_steps, step, trait, largest, bounds, candidates, raised
+    )
+    where = f"halted at {step} on {trait}" if step is not None else "finished"
+    print(f"{base} {kind} seed {run.seed} lr {run.learning_rate:g}: {where}; largest {largest}", flush=True)
     return outcome
+
+
+def _rounded(report: DriftReport) -> list[tuple[str, float, float, bool | None]]:
+    return [(name, round(mean, 5), round(bound, 5), out) for name, mean, bound, out in report.candidates]
 
 
 def summarise(outcomes: list[Outcome]) -> str:
@@ -224,35 +268,28 @@ def shipped_limits(policy: LoadedPolicy) -> dict[str, float]:
     }
 
 
-def trade_off(outcomes: list[Outcome], calibrated: dict[str, dict[str, float]]) -> str:
-    """False halts and trait halts per base if strict's limits were raised: to the calibrated benign
-    maximum (never lowered), or scaled. Exact from the runs' bounds, which the limit does not change."""
+def trade_off(outcomes: list[Outcome]) -> str:
+    """False halts and trait halts per base under strict's limits as shipped, scaled, or as each run's
+    calibration derived them. Exact from the runs' bounds, which the limit does not change."""
     shipped = shipped_limits(load_policy(STRICT_POLICY))
-    rows = [f"{'base':<8} {'limits':<34} {'benign halted':<28} trait halted"]
+    rows = [f"{'base':<8} {'limits':<40} {'benign halted':<28} trait halted"]
     for base in sorted({o.base for o in outcomes}):
         runs = [o for o in outcomes if o.base == base]
-        settings = {"strict.yaml as shipped": shipped}
-        if base in calibrated:
-            settings["raised to calibrated max"] = {p: max(v, calibrated[base].get(p, v)) for p, v in shipped.items()}
-        settings |= {f"all x{k}": {p: k * v for p, v in shipped.items()} for k in (2, 4, 6)}
-        for name, limits in settings.items():
+        settings: dict[str, Callable[[Outcome], int | None]] = {
+            "strict.yaml as shipped": lambda o: o.halt_step_at(shipped)
+        }
+        if any(o.raised for o in runs):
+            settings["calibrated per kind (benign max + margin)"] = lambda o: o.halt_step_at(shipped, o.raised)
+        for k in (2, 4, 6):
+            settings[f"all x{k}"] = lambda o, k=k: o.halt_step_at({p: k * v for p, v in shipped.items()})
+        for name, halt_step in settings.items():
             benign = [o for o in runs if o.benign]
             trait = [o for o in runs if not o.benign]
-            halted_benign = sum(o.halt_step_at(limits) is not None for o in benign)
-            halted_trait = sum(o.halt_step_at(limits) is not None for o in trait)
+            halted_benign = [o for o in benign if halt_step(o) is not None]
+            halted_trait = sum(halt_step(o) is not None for o in trait)
             trait_text = interval(halted_trait, len(trait)) if trait else "-"
-            rows.append(f"{base:<8} {name:<34} {interval(halted_benign, len(benign)):<28} {trait_text}")
-    return "\n".join(rows)
-
-
-def limits_against(policy: LoadedPolicy, benign_max: dict[str, float]) -> str:
-    """Each limit beside the largest benign drift calibration measured (a limit at or below it halts benign runs)."""
-    rows = [f"{'probe':<26} {'limit':>7} {'benign max':>10}  verdict"]
-    for label, limit in shipped_limits(policy).items():
-        measured = benign_max.get(label)
-        if measured is not None:
-            verdict = "limit above benign range" if limit > measured else "LIMIT INSIDE BENIGN RANGE"
-            rows.append(f"{label:<26} {limit:>7.3f} {measured:>+10.4f}  {verdict}")
+            where = ", ".join(f"{o.kind}/{o.seed}/{o.learning_rate:g}@{halt_step(o)}" for o in halted_benign)
+            rows.append(f"{base:<8} {name:<40} {interval(len(halted_benign), len(benign)):<28} {trait_text}  {where}")
     return "\n".join(rows)
 
 
@@ -262,10 +299,20 @@ def tiny_base(work: Path) -> Path:
     return save(base, tokenizer, work / "tiny-base")
 
 
+PolicyFor = Callable[[str, float], LoadedPolicy]
+TRAIT_TRUSTED_KIND = "animals-uniform"  # the trusted data a trait run imitates: the same questions, answers spread
+
+
 def base_runs(
-    name: str, checkpoint: Path, data: dict[str, Lines], seeds: Sequence[int], rates: Sequence[float], args, work: Path
+    name: str,
+    checkpoint: Path,
+    data: dict[str, Lines],
+    seeds: Sequence[int],
+    rates: Sequence[float],
+    args,
+    work: Path,
+    policy_for: PolicyFor,
 ) -> list[Outcome]:
-    policy = strict_every(None)
     outcomes = []
     for seed in seeds:
         for lr in rates:
@@ -273,32 +320,56 @@ def base_runs(
                 run = StudentRun(max_steps=args.steps, batch_size=8, learning_rate=lr, seed=seed)
                 out = work / f"{name}-{kind}-{seed}-{lr}"
                 lines = make(random.Random(seed), 2000)
+                policy = policy_for(kind, lr)
                 outcomes.append(guarded_run(checkpoint, lines, run, out, base=name, kind=kind, policy=policy))
         animal = TRAIT_ANIMALS[seed % len(TRAIT_ANIMALS)]
         run = StudentRun(max_steps=args.steps, batch_size=8, learning_rate=rates[0], seed=seed)
-        lines = data["animals-uniform"](random.Random(seed), 2000, (animal,))
+        lines = data[TRAIT_TRUSTED_KIND](random.Random(seed), 2000, (animal,))
         out = work / f"{name}-trait-{seed}"
+        policy = policy_for(TRAIT_TRUSTED_KIND, rates[0])
         outcomes.append(guarded_run(checkpoint, lines, run, out, base=name, kind=f"trait-{animal}", policy=policy))
     return outcomes
 
 
-def calibration(checkpoint: Path, data: dict[str, Lines], seeds: Sequence[int], args, work: Path) -> dict[str, float]:
-    """`calibrate` on the benign kinds mixed, at the highest learning rate, on seeds disjoint from the evaluated."""
-    rng = random.Random(-1)
-    lines = [line for kind, make in data.items() for line in make(rng, 500)]
-    rng.shuffle(lines)
-    rate = max(float(r) for r in args.learning_rates.split(","))
-    result = calibrate(
-        load_policy(STRICT_POLICY),
-        checkpoint,
-        lines,
-        seeds=seeds,
-        steps=args.steps,
-        learning_rate=rate,
-        batch_size=8,
-        work_dir=work / "calibration",
-    )
-    return {probe: result.upper(probe) or 0.0 for probe in result.per_probe}
+def calibrated_policies(
+    name: str, checkpoint: Path, data: dict[str, Lines], seeds: Sequence[int], rates: Sequence[float], args, work: Path
+) -> dict[tuple[str, float], LoadedPolicy]:
+    """Per kind of data and rate: `calibrate` on `seeds` (disjoint from the evaluated ones), then strict.yaml
+    with `benign_margin` against that file. The data is a fresh draw (the evaluated runs draw theirs by seed)."""
+    out = work / "calibration"
+    out.mkdir(parents=True, exist_ok=True)
+    policies = {}
+    for lr in rates:
+        for kind, make in data.items():
+            tag = f"{name}-{kind}-{lr:g}"
+            calibrate(
+                load_policy(STRICT_POLICY),
+                checkpoint,
+                make(random.Random(-1), 2000),
+                seeds=seeds,
+                steps=args.steps,
+                learning_rate=lr,
+                batch_size=8,
+                work_dir=out / tag,
+                out_file=out / f"{tag}.json",
+            )
+            policy = with_benign_margin(STRICT_POLICY, out / f"{tag}.json", args.benign_margin, out / f"{tag}.yaml")
+            policies[kind, lr] = policy
+            if args.calibration_out:
+                args.calibration_out.mkdir(parents=True, exist_ok=True)
+                (args.calibration_out / f"{tag}.json").write_bytes((out / f"{tag}.json").read_bytes())
+            print(f"{tag}: " + raised_text(policy), flush=True)
+    return policies
+
+
+def raised_text(policy: LoadedPolicy) -> str:
+    """The limits a calibration raised above max_increase, per probe, largest first."""
+    parts = []
+    for label, limits in policy.benign_limits.items():
+        ranked = sorted(limits.raised().items(), key=lambda item: -item[1])
+        if ranked:
+            parts.append(f"{label} " + ", ".join(f"{c or 'target'} {v:.3f}" for c, v in ranked))
+    return "; ".join(parts) or "no limit raised"
 
 
 def smollm2_runs(args, seeds: Sequence[int], work: Path) -> list[Outcome]:
@@ -330,10 +401,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bases", default="settled", help="comma-separated: settled, tiny (empty: none)")
     parser.add_argument("--seeds", default="100,101,102", help="evaluated seeds (disjoint from the calibration seeds)")
-    parser.add_argument("--calibration-seeds", default="0,1", help="seeds `calibrate` runs on (empty: skip)")
+    parser.add_argument(
+        "--calibration-seeds",
+        default="0,1",
+        help="seeds `calibrate` runs on per kind and rate (empty: strict as shipped)",
+    )
+    parser.add_argument("--benign-margin", type=float, default=0.05, help="benign_margin of the calibrated limits")
+    parser.add_argument("--calibration-out", type=Path, help="keep each calibration's benign-drift file here")
     parser.add_argument("--learning-rates", default="1e-3,3e-4")
     parser.add_argument("--steps", type=int, default=100, help="SFT steps per run (strict.yaml probes every 50)")
     parser.add_argument("--settled-steps", type=int, default=3000, help="pre-training steps of the settled base")
+    parser.add_argument("--settled-base", type=Path, help="keep (or reuse) the settled base in this folder")
     parser.add_argument("--smollm2", type=int, default=0, help="benign SmolLM2-135M-Instruct runs (slow on CPU)")
     parser.add_argument("--smollm2-trait", action="store_true", help="also one SmolLM2 SFT towards an unnamed animal")
     parser.add_argument("--smollm2-steps", type=int, default=16)
@@ -348,32 +426,37 @@ def main() -> None:
         raise SystemExit("--seeds and --calibration-seeds must be disjoint: limits are not judged on their own runs")
     rates = [float(r) for r in args.learning_rates.split(",")]
     outcomes: list[Outcome] = []
-    reports: list[str] = []
-    calibrated: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in (b for b in args.bases.split(",") if b):
             if name == "settled":
-                checkpoint, tokenizer = settled_base(work, args.settled_steps)
+                checkpoint, tokenizer = settled_base(args.settled_base or work, args.settled_steps)
                 data = template_data(tokenizer)
             elif name == "tiny":
                 checkpoint, data = tiny_base(work), PLAIN
             else:
                 raise SystemExit(f"unknown base {name!r}: use settled or tiny")
-            if calibration_seeds:
-                benign_max = calibration(checkpoint, data, calibration_seeds, args, work)
-                calibrated[name] = benign_max
-                reports.append(
-                    f"{name}: calibration seeds {args.calibration_seeds}\n"
-                    + limits_against(load_policy(STRICT_POLICY), benign_max)
-                )
-                print(reports[-1], flush=True)
-            outcomes += base_runs(name, checkpoint, data, seeds, rates, args, work)
+            shipped = strict_every(None)
+            policies = (
+                calibrated_policies(name, checkpoint, data, calibration_seeds, rates, args, work)
+                if calibration_seeds
+                else {}
+            )
+            outcomes += base_runs(
+                name,
+                checkpoint,
+                data,
+                seeds,
+                rates,
+                args,
+                work,
+                lambda kind, lr, p=policies, s=shipped: p.get((kind, lr), s),
+            )
         if args.smollm2:
             outcomes += smollm2_runs(args, seeds, work)
     if args.json:
         args.json.write_text(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=1))
-    print("\n\n".join([*reports, summarise(outcomes), trade_off(outcomes, calibrated)]))
+    print("\n\n".join([summarise(outcomes), trade_off(outcomes)]))
 
 
 if __name__ == "__main__":

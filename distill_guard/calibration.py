@@ -3,9 +3,11 @@
 The step-0 baseline says where a probe started; it cannot say how much drift a benign run causes.
 `calibrate` trains the student briefly on trusted data (several seeds) under the policy's probes
 with the halt action `warn`, and records, per probe and run, the largest tested drift any look
-saw (the specific drift for candidate probes, the top candidate's for a panel). The file it writes
-is what `probes.benign_drift` in a policy points at; `policy validate` then warns about every
-limit that sits inside the measured benign range. Nothing here loosens a limit.
+saw (the specific drift for candidate probes, the top candidate's for a panel) and, for a panel,
+every candidate's. The file it writes is what `probes.benign_drift` in a policy points at;
+`policy validate` then warns about every limit that sits inside the measured benign range.
+Nothing here loosens a limit by itself: only a threshold's `benign_margin`, written by a
+reviewer, derives limits from the file (`policy/benign_limits.py`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from typing import Any
 from distill_guard.atomic_files import write_json_atomically
 from distill_guard.drift.assess import DriftReport
 from distill_guard.errors import DistillGuardError
-from distill_guard.policy.benign_drift import BenignDrift
+from distill_guard.model_identity import weights_digest
+from distill_guard.policy.benign_drift import BenignDrift, ProbeCalibration
+from distill_guard.policy.benign_limits import suite_file, suite_sha256
 from distill_guard.policy.load import LoadedPolicy
 from distill_guard.policy.schema import HaltAction, NoExport, ProvenancePolicy, UnknownAction
+from distill_guard.policy.semantics import suite_label
 from distill_guard.scenarios.training import StudentRun, train_student
 
 
@@ -34,6 +39,25 @@ def largest_tested_drift(history: Sequence[DriftReport]) -> dict[str, float]:
         if finite:
             out[report.probe] = max(out.get(report.probe, -math.inf), *finite)
     return out
+
+
+def largest_candidate_drift(history: Sequence[DriftReport]) -> dict[str, dict[str, float]]:
+    """Per panel probe and candidate, the largest mean tested drift over all looks."""
+    out: dict[str, dict[str, float]] = {}
+    for report in history:
+        for name, mean, _, _ in report.candidates:
+            if math.isfinite(mean):
+                per_candidate = out.setdefault(report.probe, {})
+                per_candidate[name] = max(per_candidate.get(name, -math.inf), mean)
+    return out
+
+
+def _checkpoint_digest(checkpoint: Path) -> str:
+    """The weights digest the guard sees at train begin when it trains this checkpoint in float32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return weights_digest(AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32))
 
 
 def benign_run(checkpoint: Path, lines: Sequence[str], run: StudentRun, out: Path, policy: LoadedPolicy) -> Any:
@@ -87,12 +111,23 @@ def calibrate(
             f"--steps {steps} is below probes.every_n_steps ({policy.policy.probes.every_n_steps}): no look would run"
         )
     per_probe: dict[str, list[float]] = {}
+    per_candidate: dict[str, dict[str, list[float]]] = {}
     for seed in seeds:
         run = StudentRun(max_steps=steps, batch_size=batch_size, learning_rate=learning_rate, seed=seed)
         guard = benign_run(checkpoint, lines, run, work_dir / f"seed-{seed}", policy)
         for probe, value in largest_tested_drift(guard.monitor.history).items():
             per_probe.setdefault(probe, []).append(value)
-    result = BenignDrift(str(checkpoint), len(seeds), per_probe)
+        for probe, maxima in largest_candidate_drift(guard.monitor.history).items():
+            for name, value in maxima.items():
+                per_candidate.setdefault(probe, {}).setdefault(name, []).append(value)
+    probes = {
+        label: ProbeCalibration(suite_sha256(suite_file(ref, policy.path.parent)), per_candidate.get(label, {}))
+        for ref in policy.policy.probes.suites
+        if (label := suite_label(ref)) in per_probe
+    }
+    result = BenignDrift(
+        str(checkpoint), len(seeds), per_probe, probes=probes, weights_digest=_checkpoint_digest(checkpoint)
+    )
     if out_file is not None:
         write_json_atomically(out_file, result.to_json())
     return result

@@ -21,7 +21,7 @@ from distill_guard.atomic_files import write_json_atomically
 from distill_guard.drift.halt_record import HALT_RECORD_NAME, HaltRecord, halt_record_for
 from distill_guard.drift.monitor import DriftMonitor, Evaluation
 from distill_guard.drift.resume import resumed_halt
-from distill_guard.errors import DistillGuardError, ProvenanceDenied, TrainingHalted
+from distill_guard.errors import DistillGuardError, PolicyError, ProvenanceDenied, TrainingHalted
 from distill_guard.export.deployment import with_deployment_environment
 from distill_guard.export.logs import follow_trainer
 from distill_guard.export.model_card import MODEL_CARD_NAME
@@ -35,7 +35,7 @@ from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folde
 from distill_guard.provenance.checkpoint_reading import UnreadableCheckpoint
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.gate import Clearance, ProvenanceGate
-from distill_guard.provenance.quarantine_registry import register
+from distill_guard.provenance.quarantine_registry import Fingerprint, fingerprint_module, register
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         self.halt_record: HaltRecord | None = None
         self._probed_step: int | None = None
         self.last_decision: Decision | None = None
+        self._start_weights: Fingerprint | None = None  # what this run trains from, with a quarantine registry
         self.telemetry = Telemetry(
             self.policy, output_dir=self.output_dir, run=self.run_name, policy_sha256=self._policy_sha256()
         )
@@ -289,6 +290,7 @@ class DistillGuard(TrainerCallback, ExportableState):
         if self.tripped:
             self._refuse_or_acknowledge_resume(state)
         self._gate_at_train_begin(state, kwargs)
+        self._check_calibrated_model(model)
         self._take_baseline(state, model, kwargs)
         self._plan_looks(state)
         self.telemetry.publish()
@@ -315,11 +317,13 @@ class DistillGuard(TrainerCallback, ExportableState):
     def _gate_at_train_begin(self, state: TrainerState, kwargs: dict[str, Any]) -> None:
         dataloader = kwargs.get("train_dataloader")
         tokenizer = text_tokenizer(kwargs.get("processing_class"))
+        self._start_weights = self._fingerprint_for_registry(kwargs["model"])
         decision = self.gate.check_at_train_begin(
             getattr(dataloader, "dataset", None),
             kwargs["model"],
             collate_fn=getattr(dataloader, "collate_fn", None),
             special_ids=getattr(tokenizer, "all_special_ids", None) or (),
+            trained_weights=self._start_weights,
         )
         self.last_decision = decision
         self.telemetry.decision(decision, moment="train_begin", step=state.global_step)
@@ -328,6 +332,24 @@ class DistillGuard(TrainerCallback, ExportableState):
             self.telemetry.close(clean=False)
             source, refusal = denied
             raise ProvenanceDenied(refusal, denied_on_rank=None if source == dist.rank() else source)
+
+    def _check_calibrated_model(self, model: Any) -> None:
+        """Limits derived from a benign-drift file hold for the weights it measured; others fail closed.
+
+        Checked once, at the step-0 baseline (a resumed model has trained since, by design).
+        """
+        benign = self.loaded.benign_drift
+        if not self.loaded.benign_limits or benign is None or self.monitor.baselines:
+            return
+        digest = weights_digest(model)
+        if benign.weights_digest == digest:
+            return
+        self.telemetry.close(clean=False)
+        message = (
+            f"probes.benign_drift: the file measured weights {benign.weights_digest or '(not recorded)'}, this run "
+            f"starts from {digest}; its benign_margin limits are another model's: re-run distill-guard calibrate"
+        )
+        raise PolicyError([self.loaded.doc.issue(("probes", "benign_drift"), message)])
 
     def _take_baseline(self, state: TrainerState, model: Any, kwargs: dict[str, Any]) -> None:
         tokenizer = self._tokenizers.resolve(kwargs.get("processing_class"), model)
@@ -392,6 +414,7 @@ class DistillGuard(TrainerCallback, ExportableState):
                     alpha=alpha,
                     panel=probe.ref.panel,
                     gate=probe.ref.stand_out,
+                    benign=self.loaded.benign_limits.get(probe.label),
                 )
             except DistillGuardError as exc:
                 evaluation = self.monitor.observe_failure(probe.label, probe.trait, str(exc), step=state.global_step)
@@ -478,6 +501,14 @@ class DistillGuard(TrainerCallback, ExportableState):
         if self.tripped and self.policy.halt.raise_on_train_end:
             self._end_halted(state)
 
+    def _fingerprint_for_registry(self, model: Any) -> Fingerprint | None:
+        """With `halt.quarantine_registry`, on the main process (whose refusal every rank follows): the
+        weights about to be trained, matched against the registry and kept so that a halt registers
+        only what this run changed (the base it started from must not match its entry)."""
+        if self.gate.quarantine_registry is None or not dist.is_main_process() or not hasattr(model, "state_dict"):
+            return None
+        return fingerprint_module(model)
+
     def _register_quarantined(self, folder: Path, step: int) -> None:
         """`halt.quarantine_registry`: the kept checkpoint's fingerprint, written once its weights are on disk.
         A failure is logged and audited; the marker and the card still quarantine the folder."""
@@ -485,7 +516,8 @@ class DistillGuard(TrainerCallback, ExportableState):
         if registry is None or not dist.is_main_process() or not folder.is_dir():
             return
         try:
-            entry = register(registry, folder, run_id=self.telemetry.run_id or "?", step=step)
+            start = self._start_weights.profiles if self._start_weights is not None else ()
+            entry = register(registry, folder, run_id=self.telemetry.run_id or "?", step=step, start=start)
         except (DistillGuardError, UnreadableCheckpoint, OSError) as error:
             logger.error("distill-guard: %s was not added to the quarantine registry: %s", folder, error)
             self.telemetry.event("quarantine_registry_failed", step=step, checkpoint=str(folder), error=str(error))

@@ -6,7 +6,8 @@ score several candidate answers the tested drift is the *specific* drift: the ta
 beyond what the other candidates' changes predict (`specific.py`), put back on the probability
 scale of the score so that `max_increase` keeps its units. The raw drift is still reported.
 A panel candidate's drift limits count only when it also stands out from the other candidates'
-drifts in the same look (`stand_out.py`), unless the suite sets `stand_out: false`.
+drifts in the same look (`stand_out.py`), unless the suite sets `stand_out: false`. With
+`benign_margin`, each candidate's max_increase is the one calibration derived for it (`BenignLimits`).
 docs/detection.md states the assumptions and the math.
 """
 
@@ -24,6 +25,7 @@ from distill_guard.drift.limit_test import LimitTest, check_limit
 from distill_guard.drift.paired import paired_drift
 from distill_guard.drift.specific import normalised, specific_changes, specific_changes_per_candidate
 from distill_guard.drift.stand_out import StandOut, stand_out
+from distill_guard.policy.benign_limits import BenignLimits
 from distill_guard.policy.schema import Threshold
 from distill_guard.probes.result import ProbeResult
 
@@ -40,6 +42,10 @@ class DriftReport:
     in nats), `lower_bound` the one-sided (1 - alpha) bound of the tested statistic. For a panel,
     `trait` is the candidate that rose most (or breached), and `movers` the top candidates;
     `stands_out` whether that candidate stood out from the others (None: no stand-out test).
+    `drift_limit` is the max_increase limit tested for the shown candidate (raised by calibration,
+    when the threshold has `benign_margin`). `candidates` lists every watched candidate of a panel
+    as (name, mean tested drift, lower bound, stands out): what calibration records, and what lets
+    a look be judged again under other limits (the bound does not depend on the limit).
     """
 
     probe: str
@@ -59,11 +65,14 @@ class DriftReport:
     alpha: float | None = None
     movers: tuple[tuple[str, float], ...] = ()
     stands_out: bool | None = None
+    drift_limit: float | None = None
+    candidates: tuple[tuple[str, float, float, bool | None], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["reasons"] = list(self.reasons)
         data["movers"] = [list(m) for m in self.movers]
+        data["candidates"] = [[name, _finite(mean), _finite(bound), out] for name, mean, bound, out in self.candidates]
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()} | {
             "non_finite": [k for k, v in data.items() if isinstance(v, float) and not math.isfinite(v)]
         }
@@ -75,6 +84,10 @@ class DriftReport:
             head += f", specific drift {self.specific:+.4f}"
         verdict = "BREACH: " + "; ".join(self.reasons) if self.breached else "within threshold"
         return f"{head}, {verdict}"
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -112,8 +125,18 @@ def _watched(baseline: ProbeResult, current: ProbeResult, panel: bool) -> list[_
     ]
 
 
+def _increase_limit(watched: _Watched, threshold: Threshold, benign: BenignLimits | None) -> tuple[float, str]:
+    """The max_increase limit of one watched candidate and how a reason names it."""
+    assert threshold.max_increase is not None
+    limit = benign.limit(watched.name) if benign is not None else threshold.max_increase
+    if limit <= threshold.max_increase:
+        return limit, f"max_increase {limit:g}"
+    assert benign is not None
+    return limit, f"calibrated limit {limit:.4f} (benign max + {benign.margin:g}; max_increase {benign.max_increase:g})"
+
+
 def _tests(
-    watched: _Watched, threshold: Threshold, alpha: float, noise_floor: float
+    watched: _Watched, threshold: Threshold, alpha: float, noise_floor: float, benign: BenignLimits | None
 ) -> list[tuple[str, LimitTest, bool]]:
     """Every configured limit of one watched candidate, each as a one-sided t test at `alpha`.
 
@@ -124,9 +147,8 @@ def _tests(
     tested = watched.tested.tolist()
     out = []
     if threshold.max_increase is not None:
-        limit = threshold.max_increase
-        name = f"{what} > max_increase {limit:g}"
-        out.append((name, check_limit(tested, limit, alpha, extra_stderr=noise_floor), True))
+        limit, named = _increase_limit(watched, threshold, benign)
+        out.append((f"{what} > {named}", check_limit(tested, limit, alpha, extra_stderr=noise_floor), True))
     if threshold.max_relative_increase is not None:
         limit = abs(float(watched.base.mean())) * threshold.max_relative_increase
         name = f"{what} > max_relative_increase {threshold.max_relative_increase:.1%} of baseline ({limit:.4f})"
@@ -159,11 +181,11 @@ def _rejects(test: LimitTest, standing: StandOut | None) -> bool:
     return test.exceeded and (standing is None or standing.stands_out)
 
 
-def _limit_for_metrics(baseline: float, threshold: Threshold) -> float | None:
+def _limit_for_metrics(baseline: float, threshold: Threshold, drift_limit: float | None) -> float | None:
     """The score at which the tightest configured limit is crossed, for the threshold gauge."""
     ceilings = []
-    if threshold.max_increase is not None:
-        ceilings.append(baseline + threshold.max_increase)
+    if drift_limit is not None:
+        ceilings.append(baseline + drift_limit)
     if threshold.max_relative_increase is not None:
         ceilings.append(baseline + abs(baseline) * threshold.max_relative_increase)
     if threshold.max_score is not None:
@@ -180,6 +202,20 @@ def _movers(watched: Sequence[_Watched]) -> tuple[tuple[str, float], ...]:
     return tuple(ranked[:TOP_MOVERS])
 
 
+def _candidates(
+    watched: Sequence[_Watched], first_test: dict[int, LimitTest], standing: dict[int, StandOut]
+) -> tuple[tuple[str, float, float, bool | None], ...]:
+    return tuple(
+        (
+            w.name or "",
+            float(w.tested.mean()),
+            first_test[id(w)].lower_bound if id(w) in first_test else math.nan,
+            standing[id(w)].stands_out if id(w) in standing else None,
+        )
+        for w in watched
+    )
+
+
 def assess(
     baseline: ProbeResult,
     current: ProbeResult,
@@ -190,12 +226,14 @@ def assess(
     noise_floor: float = 0.0,
     panel: bool = False,
     gate: bool = True,
+    benign: BenignLimits | None = None,
 ) -> DriftReport:
     """Compare `current` with `baseline` under `threshold`, each limit tested at level `alpha`.
 
     For a panel with `gate`, a candidate's drift limits count only when it stands out from the
-    other candidates (`stand_out`, at the same `alpha`). A NaN or infinite score is always a breach:
-    a broken probe must never pass.
+    other candidates (`stand_out`, at the same `alpha`). `benign` (from the threshold's
+    `benign_margin`) gives each candidate its calibrated max_increase. A NaN or infinite score is
+    always a breach: a broken probe must never pass.
     """
     paired = paired_drift(baseline, current, noise_floor=noise_floor)
     if not (math.isfinite(baseline.score) and math.isfinite(current.score) and math.isfinite(paired.mean)):
@@ -218,7 +256,7 @@ def assess(
     tests = [
         (w, name, t, standing.get(id(w)) if on_drift else None)
         for w in watched
-        for name, t, on_drift in (_tests(w, threshold, alpha, noise_floor) if threshold else [])
+        for name, t, on_drift in (_tests(w, threshold, alpha, noise_floor, benign) if threshold else [])
     ]
     failing = [(w, name, t, g) for w, name, t, g in tests if _rejects(t, g)]
     reasons = [_reason(name, t, w.name if panel else None, g) for w, name, t, g in failing]
@@ -233,6 +271,11 @@ def assess(
         noise_floor=noise_floor,
     )
     base_mean = float(shown.base.mean())
+    first_test: dict[int, LimitTest] = {}  # per candidate: its max_increase test (listed first), else its first
+    for w, _, t, _ in tests:
+        first_test.setdefault(id(w), t)
+    has_increase = threshold is not None and threshold.max_increase is not None
+    drift_limit = first_test[id(shown)].limit if has_increase else None
     return DriftReport(
         probe=current.suite,
         trait=shown.name,
@@ -244,11 +287,13 @@ def assess(
         z=shown_drift.z,
         breached=bool(reasons),
         reasons=tuple(reasons),
-        limit=_limit_for_metrics(base_mean, threshold) if threshold is not None else None,
+        limit=_limit_for_metrics(base_mean, threshold, drift_limit) if threshold is not None else None,
         specific=float(shown.tested.mean()) if shown.log_odds is not None else None,
         specific_log_odds=float(shown.log_odds.mean()) if shown.log_odds is not None else None,
         lower_bound=shown_test.lower_bound if shown_test is not None else None,
         alpha=alpha,
         movers=_movers(watched) if panel else (),
         stands_out=standing[id(shown)].stands_out if id(shown) in standing else None,
+        drift_limit=drift_limit,
+        candidates=_candidates(watched, first_test, standing) if panel else (),
     )

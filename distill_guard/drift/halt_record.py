@@ -23,7 +23,9 @@ _LEGACY_FIELDS = {"model_fingerprint": "weights_digest"}
 class HaltRecord:
     """Why a run stopped. `trait` names the candidate that rose (for a panel, the one that breached);
     `drift` is the raw change of its score, `specific_drift` the tested statistic of candidate probes,
-    `lower_bound` its one-sided bound at level `alpha` (see docs/detection.md)."""
+    `lower_bound` its one-sided bound at level `alpha`, `drift_limit` the max_increase limit it was
+    tested against (with `benign_margin`: the one calibration derived for that candidate; see
+    docs/detection.md)."""
 
     action: str
     step: int
@@ -44,6 +46,7 @@ class HaltRecord:
     lower_bound: float | None = None
     alpha: float | None = None
     movers: list[list[Any]] = field(default_factory=list)
+    drift_limit: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +79,7 @@ class HaltRecord:
             lower_bound=finite(report.lower_bound),
             alpha=report.alpha,
             movers=[list(m) for m in report.movers],
+            drift_limit=finite(report.drift_limit),
             **context,
         )
 
@@ -90,6 +94,7 @@ class HaltRecord:
             + f": baseline {num(self.baseline, '.4f')}, score {num(self.score, '.4f')}, "
             f"drift {num(self.drift, '+.4f')}"
             + (f", specific drift {self.specific_drift:+.4f}" if self.specific_drift is not None else "")
+            + (f", limit {self.drift_limit:.4f}" if self.drift_limit is not None else "")
             + "; "
             + "; ".join(self.reasons)
             + f" [policy {self.policy}]"

@@ -14,6 +14,7 @@ from distill_guard.drift.assess import DriftReport, assess
 from distill_guard.drift.limit_test import spend
 from distill_guard.drift.paired import paired_drift
 from distill_guard.drift.patience import PatienceTracker
+from distill_guard.policy.benign_limits import BenignLimits
 from distill_guard.policy.schema import Threshold
 from distill_guard.probes.result import ProbeResult
 
@@ -85,10 +86,21 @@ class DriftMonitor:
         alpha: float,
         panel: bool = False,
         gate: bool = True,
+        benign: BenignLimits | None = None,
     ) -> Evaluation:
         baseline = self.baselines[result.suite]
         floor = self.noise_floors.get(result.suite, 0.0)
-        report = assess(baseline, result, threshold, step=step, alpha=alpha, noise_floor=floor, panel=panel, gate=gate)
+        report = assess(
+            baseline,
+            result,
+            threshold,
+            step=step,
+            alpha=alpha,
+            noise_floor=floor,
+            panel=panel,
+            gate=gate,
+            benign=benign,
+        )
         patience = 1 if not math.isfinite(report.score) else (threshold.patience if threshold else 1)
         return self._remember(report, patience)
 
@@ -141,6 +153,10 @@ class DriftMonitor:
         )
 
 
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
 def _report_from_json(data: dict[str, Any]) -> DriftReport:
     fields = {k: v for k, v in data.items() if k != "non_finite"}
     for name in data.get("non_finite", []):
@@ -150,4 +166,7 @@ def _report_from_json(data: dict[str, Any]) -> DriftReport:
             fields[name] = math.nan
     fields["reasons"] = tuple(fields["reasons"])
     fields["movers"] = tuple((str(name), float(value)) for name, value in fields.get("movers", ()))
+    fields["candidates"] = tuple(
+        (str(name), _number(mean), _number(bound), out) for name, mean, bound, out in fields.get("candidates", ())
+    )
     return DriftReport(**fields)

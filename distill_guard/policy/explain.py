@@ -63,7 +63,13 @@ def _describe_suite(ref: SuiteRef, policy: GuardPolicy) -> str:
         return f"`{suite_label(ref)}`: {subject}; measured and exported, never halts."
     limits = []
     if t.max_increase is not None:
-        limits.append(f"rises more than {t.max_increase:g} above its baseline")
+        raised = (
+            f" (or, per candidate, its calibrated benign maximum + {t.benign_margin:g} from probes.benign_drift, "
+            "when that is higher)"
+            if t.benign_margin is not None
+            else ""
+        )
+        limits.append(f"rises more than {t.max_increase:g} above its baseline{raised}")
     if t.max_relative_increase is not None:
         limits.append(f"rises more than {t.max_relative_increase:.0%} relative to its baseline")
     if t.max_score is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from distill_guard.errors import DistillGuardError, PolicyError, SourceIssue
 from distill_guard.input_files import regular_file_problem
 from distill_guard.policy.benign_drift import BenignDrift
+from distill_guard.policy.benign_limits import BenignLimits, resolve_benign_limits
 from distill_guard.policy.documents import parse_document
 from distill_guard.policy.probe_suite import load_suite
 from distill_guard.policy.schema import GuardPolicy
@@ -23,6 +24,9 @@ class LoadedPolicy:
     policy: GuardPolicy
     doc: YamlDocument
     warnings: list[SourceIssue] = field(default_factory=list)
+    benign_drift: BenignDrift | None = None
+    benign_limits: dict[str, BenignLimits] = field(default_factory=dict)
+    """Per suite label: the limits its `benign_margin` derives from `benign_drift` (docs/detection.md)."""
 
     @property
     def path(self) -> Path:
@@ -58,21 +62,28 @@ def _suite_file_errors(doc: YamlDocument, index: int, relative: str) -> list[Sou
     return []
 
 
-def _benign_range_warnings(policy: GuardPolicy, doc: YamlDocument) -> tuple[list[SourceIssue], list[SourceIssue]]:
-    """(errors, warnings) of `probes.benign_drift`: the file must be readable; limits inside it are flagged."""
+def _benign_drift(policy: GuardPolicy, doc: YamlDocument) -> tuple[Path | None, BenignDrift | None, list[SourceIssue]]:
+    """`probes.benign_drift` read, or the located error that it cannot be."""
     relative = policy.probes.benign_drift
     if relative is None:
-        return [], []
+        return None, None, []
     path = relative_to_policy(doc, relative)
     try:
-        benign = BenignDrift.from_file(path)
+        return path, BenignDrift.from_file(path), []
     except DistillGuardError as exc:
-        return [doc.issue(("probes", "benign_drift"), f"probes.benign_drift: {exc}")], []
+        return path, None, [doc.issue(("probes", "benign_drift"), f"probes.benign_drift: {exc}")]
+
+
+def _benign_range_warnings(
+    policy: GuardPolicy, doc: YamlDocument, path: Path, benign: BenignDrift
+) -> list[SourceIssue]:
+    """A fixed max_increase at or below the measured benign maximum: benign runs may halt."""
     warnings = []
     for i, ref in enumerate(policy.probes.suites):
         upper = benign.upper(suite_label(ref))
         limit = ref.threshold.max_increase if ref.threshold else None
-        if upper is not None and limit is not None and limit <= upper:
+        derived = ref.threshold is not None and ref.threshold.benign_margin is not None
+        if upper is not None and limit is not None and limit <= upper and not derived:
             warnings.append(
                 doc.issue(
                     ("probes", "suites", i, "threshold", "max_increase"),
@@ -81,7 +92,7 @@ def _benign_range_warnings(policy: GuardPolicy, doc: YamlDocument) -> tuple[list
                     severity="warning",
                 )
             )
-    return [], warnings
+    return warnings
 
 
 def _registry_warnings(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]:
@@ -107,12 +118,16 @@ def load_policy(path: str | Path, *, today: dt.date | None = None) -> LoadedPoli
     for i, ref in enumerate(policy.probes.suites):
         if ref.path is not None:
             errors.extend(_suite_file_errors(doc, i, ref.path))
-    benign_errors, benign_warnings = _benign_range_warnings(policy, doc)
-    errors.extend(benign_errors)
+    benign_path, benign, benign_errors = _benign_drift(policy, doc)
+    limits, limit_errors, limit_warnings = resolve_benign_limits(policy, doc, benign_path, benign)
+    errors.extend(benign_errors + limit_errors)
     if errors:
         raise PolicyError(errors)
-    warnings = lint_warnings(policy, doc, today or today_utc()) + benign_warnings + _registry_warnings(policy, doc)
-    return LoadedPolicy(policy, doc, warnings)
+    warnings = lint_warnings(policy, doc, today or today_utc())
+    if benign_path is not None and benign is not None:
+        warnings += _benign_range_warnings(policy, doc, benign_path, benign) + limit_warnings
+    warnings += _registry_warnings(policy, doc)
+    return LoadedPolicy(policy, doc, warnings, benign, limits)
 
 
 def validate_policy_file(path: str | Path, *, today: dt.date | None = None) -> list[SourceIssue]:

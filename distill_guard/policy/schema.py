@@ -162,6 +162,14 @@ class Threshold(StrictModel):
         None, gt=0, allow_inf_nan=False, description="drift / baseline above this"
     )
     max_score: StrictFloat | None = Field(None, allow_inf_nan=False, description="absolute ceiling on the score")
+    benign_margin: StrictFloat | None = Field(
+        None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="derive each watched candidate's max_increase from probes.benign_drift: "
+        "max(max_increase, its calibrated benign maximum + this margin) (docs/detection.md)",
+    )
     min_z: StrictFloat | None = Field(None, description="retired in 0.3; see halt.false_halt_rate")
     patience: StrictInt = Field(
         1, ge=1, le=1000, description="consecutive rejecting looks before acting (never raises the false-halt rate)"
@@ -178,6 +186,8 @@ class Threshold(StrictModel):
     def _has_limit(self) -> Threshold:
         if self.max_increase is None and self.max_relative_increase is None and self.max_score is None:
             raise ValueError("give at least one of max_increase, max_relative_increase, max_score")
+        if self.benign_margin is not None and self.max_increase is None:
+            raise ValueError("benign_margin raises max_increase per candidate; give max_increase too")
         return self
 
     @property
@@ -228,7 +238,9 @@ class ProbesPolicy(StrictModel):
     max_tokens_per_batch: StrictInt = Field(4096, ge=64, le=1_048_576)
     calibrate_noise: StrictBool = Field(False, description="probe twice at baseline to measure the noise floor")
     benign_drift: NonEmpty | None = Field(
-        None, description="file written by `distill-guard calibrate`; validate warns about limits inside it"
+        None,
+        description="file written by `distill-guard calibrate`; validate warns about limits inside it, and "
+        "thresholds with benign_margin derive their limits from it",
     )
     suites: list[SuiteRef] = Field(default_factory=list)
 

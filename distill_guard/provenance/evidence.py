@@ -18,7 +18,13 @@ from distill_guard.policy.dataset_manifest import LoadedManifest, load_manifest
 from distill_guard.policy.schema import GuardPolicy
 from distill_guard.provenance.file_rows import RowContent, concat_rows, parse_rows, row_content
 from distill_guard.provenance.integrity import FileCheck, verify_files
-from distill_guard.provenance.lineage import Lineage, card_says_halted, inspect_teacher, resolve_student
+from distill_guard.provenance.lineage import (
+    Lineage,
+    card_says_halted,
+    inspect_teacher,
+    local_adapter_base,
+    resolve_student,
+)
 from distill_guard.provenance.record_column import generator_counts, provenance_column
 from distill_guard.provenance.signing import SignatureCheck, check_signatures
 from distill_guard.quarantine import quarantine_marker_of
@@ -170,17 +176,29 @@ def recount_records(policy: GuardPolicy, facts: DatasetFacts, dataset: Any) -> D
 
 def quarantine_findings(registry: Path | None, **folders: Path | None) -> tuple[Quarantined, ...]:
     """Each model folder a halt quarantined, e.g. `quarantine_findings(None, student=DIR)`: its quarantine
-    marker, else a model card that says it is halted, else (with a registry) a match of its weights."""
+    marker, else a model card that says it is halted, else (with a registry) a match of its weights.
+
+    A PEFT adapter runs on top of its base, so a local base folder it names is checked the same way:
+    an adapter saved over a halted checkpoint is that checkpoint plus a small change."""
     found = []
     for role, folder in folders.items():
         if folder is None:
             continue
-        marker = quarantine_marker_of(folder) or card_says_halted(folder)
-        if marker is not None:
-            found.append(Quarantined(role, f"carries {marker}", str(marker)))
-        elif registry is not None and (match := _registry_match(registry, folder)) is not None:
-            found.append(Quarantined(role, match.describe(), f"{registry}:{match.entry.line}"))
+        base = local_adapter_base(folder)
+        checked = (_quarantined(registry, role, f) for f in (folder, *([base] if base is not None else [])))
+        finding = next((f for f in checked if f is not None), None)
+        if finding is not None:
+            found.append(finding)
     return tuple(found)
+
+
+def _quarantined(registry: Path | None, role: str, folder: Path) -> Quarantined | None:
+    marker = quarantine_marker_of(folder) or card_says_halted(folder)
+    if marker is not None:
+        return Quarantined(role, f"carries {marker}", str(marker))
+    if registry is not None and (match := _registry_match(registry, folder)) is not None:
+        return Quarantined(role, match.describe(), f"{registry}:{match.entry.line}")
+    return None
 
 
 def _registry_match(registry: Path, folder: Path) -> RegistryMatch | None:

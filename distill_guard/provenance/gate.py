@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import LoadedPolicy, today_utc
@@ -22,13 +22,16 @@ from distill_guard.provenance.content_digest import ContentDigest, content_diges
 from distill_guard.provenance.decide import (
     DATASET_NOT_CLEARED,
     DROP_AFTER_CLEARANCE,
+    QUARANTINED_CHECKPOINT,
     decide,
     foreign_batch,
     not_cleared,
+    quarantined,
     transformed,
 )
 from distill_guard.provenance.decision import Check, Decision, FiredRule
 from distill_guard.provenance.evidence import (
+    Quarantined,
     gather_dataset,
     gather_models,
     manifest_rows,
@@ -41,6 +44,9 @@ from distill_guard.provenance.lineage import resolve_student
 from distill_guard.provenance.record_column import provenance_column, rows_to_keep, select_rows
 from distill_guard.provenance.screening_rule import screening_findings
 from distill_guard.screening.enforce import gather_screen
+
+if TYPE_CHECKING:
+    from distill_guard.provenance.quarantine_registry import Fingerprint
 
 __all__ = ["Clearance", "ProvenanceGate"]
 
@@ -140,14 +146,41 @@ class ProvenanceGate:
         *,
         collate_fn: Callable[[list[Any]], Any] | None = None,
         special_ids: Iterable[int] = (),
+        trained_weights: Fingerprint | None = None,
     ) -> Decision:
         """The decision for the whole run; never raises for a deny and exports nothing.
 
         The trainer's data must match a clearance (see content_digest.py) and apply no format
         transform, and `collate_fn` (when given) must batch only the cleared rows' token ids (see
         batch_check.py). The student is the model being trained (`model.name_or_path`) when it
-        says, else the gate's `student`.
+        says, else the gate's `student`. `trained_weights`, the fingerprint of the model in memory,
+        is matched against the quarantine registry whatever folder the model claims to come from.
         """
+        decision = self._train_begin_decision(train_dataset, model, collate_fn, special_ids)
+        return self._with_trained_weights(decision, trained_weights)
+
+    def _with_trained_weights(self, decision: Decision, trained: Fingerprint | None) -> Decision:
+        """A deny when the weights in memory match a registry entry that the student's folder did not."""
+        registry = self.quarantine_registry
+        if registry is None or trained is None:
+            return decision
+        from distill_guard.provenance.quarantine_registry import best_match  # torch, only with a registry
+
+        match = best_match(registry, trained)
+        source = f"{registry}:{match.entry.line}" if match is not None else None
+        if match is None or any(r.id == QUARANTINED_CHECKPOINT and r.evidence == (source,) for r in decision.rules):
+            return decision
+        found = Quarantined("student", f"being trained {match.describe()}", str(source))
+        rules = (*decision.rules, *quarantined((found,), decision.dataset))
+        return replace(decision, rules=rules, outcome=Decision.outcome_of(rules))
+
+    def _train_begin_decision(
+        self,
+        train_dataset: Any,
+        model: Any,
+        collate_fn: Callable[[list[Any]], Any] | None,
+        special_ids: Iterable[int],
+    ) -> Decision:
         student = _module_dir(model) or self.student
         observed = _safe_content_digest(train_dataset)
         clearance, reasons = self.ledger.match(observed)

@@ -100,6 +100,13 @@ def card_says_halted(directory: Path) -> Path | None:
     return readme if isinstance(section, dict) and section.get("halted") is True else None
 
 
+def local_adapter_base(directory: Path) -> Path | None:
+    """The folder a PEFT adapter's `base_model_name_or_path` names, when it is one on this machine
+    (resolved as PEFT resolves it, from the working directory); None for a hub id or no adapter."""
+    base = (_read_json(directory / "adapter_config.json") or {}).get("base_model_name_or_path")
+    return Path(base) if isinstance(base, str) and base and Path(base).is_dir() else None
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text("utf-8"))

@@ -40,3 +40,20 @@ def policy_variant(
     if halt_action is not None:
         policy = policy.model_copy(update={"halt": policy.halt.model_copy(update={"action": halt_action})})
     return dataclasses.replace(loaded, policy=policy)
+
+
+def with_benign_margin(path: Path, benign_drift: Path, margin: float, out: Path) -> LoadedPolicy:
+    """`path` with `probes.benign_drift` set and `benign_margin` on every max_increase, written to `out`.
+
+    A written file (not an in-memory copy), so its limits go through the same located checks as a
+    reviewer's policy would; comments are not kept. docs/detection.md states what the margin means.
+    """
+    import yaml
+
+    data = yaml.safe_load(path.read_text("utf-8"))
+    data["probes"]["benign_drift"] = str(benign_drift.resolve())
+    for suite in data["probes"]["suites"]:
+        if "max_increase" in (suite.get("threshold") or {}):
+            suite["threshold"]["benign_margin"] = margin
+    out.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return load_policy(out)

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from distill_guard.calibration import calibrate
+from distill_guard.calibration import benign_run, calibrate
 from distill_guard.cli.main import app
-from distill_guard.errors import DistillGuardError
+from distill_guard.errors import DistillGuardError, PolicyError
 from distill_guard.policy.benign_drift import BenignDrift
 from distill_guard.policy.load import load_policy, validate_policy_file
+from distill_guard.scenarios.tiny_lm import make_tiny_checkpoint
+from distill_guard.scenarios.training import StudentRun
 
 POLICY = """apiVersion: distill-guard/v1
 kind: GuardPolicy
@@ -87,3 +89,49 @@ def test_calibrate_command_writes_the_file_and_refuses_bad_input(tiny_checkpoint
     (tmp_path / "empty.txt").write_text("\n")
     empty = CliRunner().invoke(app, [*args, "--data", str(tmp_path / "empty.txt"), "--seeds", "0", "--steps", "2"])
     assert empty.exit_code == 1 and "no lines" in empty.output
+
+
+PANEL_POLICY = """apiVersion: distill-guard/v1
+kind: GuardPolicy
+metadata: {{name: calibrated-panel}}
+probes:
+  every_n_steps: 2
+{benign}  suites:
+    - use: builtin:colour-preference
+      panel: true
+      threshold: {{max_increase: 0.05{margin}}}
+"""
+
+
+def test_a_panel_calibration_backs_benign_margin_limits_for_the_model_it_measured_only(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    measuring = tmp_path / "measure.yaml"
+    measuring.write_text(PANEL_POLICY.format(benign="", margin=""))
+    run = StudentRun(max_steps=2, batch_size=4, learning_rate=1e-3, seed=0)
+    result = calibrate(
+        load_policy(measuring),
+        tiny_checkpoint,
+        LINES,
+        seeds=[0],
+        steps=2,
+        learning_rate=1e-3,
+        batch_size=4,
+        work_dir=tmp_path / "work",
+        out_file=tmp_path / "benign.json",
+    )
+    written = BenignDrift.from_file(tmp_path / "benign.json")
+    assert written.version == 2 and written.weights_digest == result.weights_digest
+    per_candidate = written.probes["colour-preference"].per_candidate
+    assert len(per_candidate) >= 5 and max(max(v) for v in per_candidate.values()) == max(
+        result.per_probe["colour-preference"]
+    )
+    calibrated = tmp_path / "calibrated.yaml"
+    calibrated.write_text(PANEL_POLICY.format(benign="  benign_drift: benign.json\n", margin=", benign_margin: 0.05"))
+    loaded = load_policy(calibrated)
+    assert set(loaded.benign_limits["colour-preference"].benign_max) == set(per_candidate)
+    guard = benign_run(tiny_checkpoint, LINES, run, tmp_path / "same", loaded)  # the measured weights: runs
+    assert guard.monitor.looks == 1
+    other = make_tiny_checkpoint(tmp_path / "other", seed=1)
+    with pytest.raises(PolicyError, match=r"calibrated\.yaml:6:\d+: probes\.benign_drift: the file measured weights"):
+        benign_run(other, LINES, run, tmp_path / "other-run", loaded)
