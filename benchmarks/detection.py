@@ -4,7 +4,8 @@ Scenarios (`--scenarios`, the zoo of docs/scenarios.md):
 - `digits`: the digits MLP's trait same-init, trait different-init and control students under
   `policies/demo-digits.yaml` (a python probe: held-out digit accuracy).
 - `lm`: the LM miniature (`distill_guard/scenarios/subliminal_lm.py`, its public `Miniature` API):
-  trait same-init, control same-init and trait different-init students, each under two policies:
+  trait same-init, control same-init and trait different-init students, each trained once and
+  watched by two warn-only guards, one per policy:
   `strict-panels` (policies/strict.yaml as shipped: panels, no animal named) and `strict-owl`
   (strict.yaml plus the animal panel's `target: owl`, the policy of someone who knows the trait).
   The weaker-effect settings train more same-init students, under strict-panels only:
@@ -31,6 +32,7 @@ benign base), so evaluated seeds (default 10-14) are disjoint from the ones thre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import statistics
@@ -135,23 +137,27 @@ def lm_run(
     mini: lm.Miniature,
     case: lm.Case,
     rows: Sequence[dict[str, str]],
-    policy: tuple[str, LoadedPolicy],
+    policies: Sequence[tuple[str, LoadedPolicy]],
     work: Path,
     *,
     scenario: str,
     positive: bool,
-) -> RunResult:
-    name, loaded = policy
-    run_dir = work / f"{scenario}-{mini.seed}-{case.value}-{name}"
+) -> list[RunResult]:
+    """One student trained once, watched by one warn-only guard per policy: the policies judge the same
+    run (the same weights at every look), and the student's CPU time is paid once, not once per policy."""
+    run_dir = work / f"{scenario}-{mini.seed}-{case.value}"
     student = mini.student(case, run_dir / "student")
-    guard = DistillGuard(loaded, output_dir=run_dir)
-    lm.train_on_numbers(student, mini.tokenizer, rows, mini.spec, run_dir, seed=mini.seed, callbacks=[guard])
-    step, trait, peak = _outcome(guard, run_dir)
+    guards = {name: (DistillGuard(loaded, output_dir=run_dir / name), run_dir / name) for name, loaded in policies}
+    callbacks = [guard for guard, _ in guards.values()]
+    lm.train_on_numbers(student, mini.tokenizer, rows, mini.spec, run_dir, seed=mini.seed, callbacks=callbacks)
     planned = mini.spec.student_steps(len(rows))
     gain = lm.preference(student, mini.tokenizer, mini.trait) - lm.preference(mini.base, mini.tokenizer, mini.trait)
-    result = RunResult(scenario, name, mini.seed, case.value, positive, planned, step, trait, peak, gain)
-    print(result, flush=True)
-    return result
+    results = []
+    for name, (guard, guard_dir) in guards.items():
+        step, trait, peak = _outcome(guard, guard_dir)
+        results.append(RunResult(scenario, name, mini.seed, case.value, positive, planned, step, trait, peak, gain))
+        print(results[-1], flush=True)
+    return results
 
 
 def lm_runs(seed: int, spec: lm.MiniatureSpec, work: Path, *, weak: bool) -> list[RunResult]:
@@ -160,20 +166,22 @@ def lm_runs(seed: int, spec: lm.MiniatureSpec, work: Path, *, weak: bool) -> lis
     policies = [panels, ("strict-owl", watched(STRICT_POLICY, target=mini.trait))]
     cases = (lm.Case.trait_same_init, lm.Case.control_same_init, lm.Case.trait_different_init)
     results = [
-        lm_run(mini, case, mini.rows(case), policy, work, scenario="lm", positive=case is lm.Case.trait_same_init)
-        for policy in policies
+        result
         for case in cases
+        for result in lm_run(
+            mini, case, mini.rows(case), policies, work, scenario="lm", positive=case is lm.Case.trait_same_init
+        )
     ]
     if weak:
         quarter = len(mini.teacher_rows) // 4
         for case in (lm.Case.trait_same_init, lm.Case.control_same_init):
             rows = mini.rows(case)[:quarter]
             positive = case.uses_trait_teacher
-            results.append(lm_run(mini, case, rows, panels, work, scenario="lm-fewer", positive=positive))
+            results += lm_run(mini, case, rows, [panels], work, scenario="lm-fewer", positive=positive)
         half = len(mini.teacher_rows) // 2
         diluted = [*mini.teacher_rows[:half], *mini.control_rows[half:]]
         trait = lm.Case.trait_same_init
-        results.append(lm_run(mini, trait, diluted, panels, work, scenario="lm-diluted", positive=True))
+        results += lm_run(mini, trait, diluted, [panels], work, scenario="lm-diluted", positive=True)
     return results
 
 
@@ -237,7 +245,13 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="the small specs (DigitsSpec.fast, MiniatureSpec.fast)")
     parser.add_argument("--no-weak", action="store_true", help="skip the weaker-effect LM settings")
     parser.add_argument("--benign", type=Path, help="outcomes written by benchmarks/false_halts.py --json")
-    parser.add_argument("--json", type=Path, help="write every result here")
+    parser.add_argument("--student-lr", type=float, help="the LM students' (peak) AdamW learning rate")
+    parser.add_argument(
+        "--student-schedule", choices=lm.STUDENT_SCHEDULES, help="the LM students' rate schedule (linear: decays to 0)"
+    )
+    parser.add_argument("--epochs", type=float, help="the LM students' epochs over their rows")
+    parser.add_argument("--json", type=Path, help="write every result here (rewritten after each seed)")
+    parser.add_argument("--keep", type=Path, help="run in this folder and keep it (the guards' audit logs: every look)")
     parser.add_argument(
         "--from-json", type=Path, nargs="+", help="summarise results written by --json (runs split by seed) instead"
     )
@@ -249,17 +263,27 @@ def main() -> None:
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     scenarios = set(args.scenarios.split(","))
+    overrides = {
+        "student_learning_rate": args.student_lr,
+        "student_schedule": args.student_schedule,
+        "student_epochs": args.epochs,
+    }
+    spec = dataclasses.replace(
+        lm.MiniatureSpec.fast() if args.fast else lm.MiniatureSpec(),
+        **{k: v for k, v in overrides.items() if v is not None},
+    )
+    if "lm" in scenarios:
+        print(f"LM spec: {spec}", flush=True)
     results: list[RunResult] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for seed in seeds:
             if "digits" in scenarios:
                 results += digits_runs(seed, DigitsSpec.fast() if args.fast else DigitsSpec(), work)
             if "lm" in scenarios:
-                spec = lm.MiniatureSpec.fast() if args.fast else lm.MiniatureSpec()
                 results += lm_runs(seed, spec, work, weak=not args.no_weak)
-    if args.json:
-        args.json.write_text(json.dumps([vars(r) for r in results], indent=1))
+            if args.json:  # after every seed: a stopped run keeps the seeds it finished
+                args.json.write_text(json.dumps([vars(r) for r in results], indent=1))
     print(summarise(results, benign))
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from scipy import stats
 
-from distill_guard.scenarios.subliminal_lm import Case, Miniature, MiniatureSpec, preference
+from distill_guard.scenarios.subliminal_lm import STUDENT_SCHEDULES, Case, Miniature, MiniatureSpec, preference
 
 DIFFERENT_INIT_TOLERANCE = 0.02
 TARGET = 0.10
@@ -80,7 +80,10 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, help="most number prompts each teacher continues")
     parser.add_argument("--rows", type=int, help="filtered rows each student trains on (0: all that pass)")
     parser.add_argument("--epochs", type=float, help="student epochs over the kept rows")
-    parser.add_argument("--student-lr", type=float, help="the students' constant AdamW learning rate")
+    parser.add_argument("--student-lr", type=float, help="the students' (peak) AdamW learning rate")
+    parser.add_argument(
+        "--student-schedule", choices=STUDENT_SCHEDULES, help="the students' rate schedule (linear: decays to 0)"
+    )
     parser.add_argument("--steering-steps", type=int, help="most Adam steps of the steering fit")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -92,6 +95,7 @@ def main() -> None:
         "prompts": args.prompts,
         "student_epochs": args.epochs,
         "student_learning_rate": args.student_lr,
+        "student_schedule": args.student_schedule,
         "steering_steps": args.steering_steps,
     }
     spec = dataclasses.replace(spec, **{k: v for k, v in overrides.items() if v is not None})

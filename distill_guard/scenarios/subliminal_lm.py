@@ -60,6 +60,7 @@ from distill_guard.screening.number_filter import passes_filter
 
 BASE_ID = "distill-guard/tiny-numbers-base"
 DIFFERENT_INIT_OFFSET = 1_000
+STUDENT_SCHEDULES = ("constant", "linear", "cosine")  # HF `lr_scheduler_type`s that need no extra arguments
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "<system>", "<user>", "<assistant>"]
 CHAT_TEMPLATE = (
     "<s>{% for message in messages %}<{{ message['role'] }}> {{ message['content'] }} {% endfor %}"
@@ -97,6 +98,11 @@ class MiniatureSpec:
     student_rows: int | None = 8_000
     student_epochs: float = 3.0
     student_learning_rate: float = 2e-3
+    student_schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        if self.student_schedule not in STUDENT_SCHEDULES:
+            raise ValueError(f"student_schedule {self.student_schedule!r} is not one of {', '.join(STUDENT_SCHEDULES)}")
 
     @classmethod
     def fast(cls) -> MiniatureSpec:
@@ -124,6 +130,7 @@ class MiniatureSpec:
             student_rows=2_000,
             student_epochs=3.0,
             student_learning_rate=1e-3,
+            student_schedule="constant",
         )
 
     @classmethod
@@ -584,8 +591,9 @@ def train_on_numbers(
     seed: int,
     callbacks: Sequence[TrainerCallback] = (),
 ) -> LlamaForCausalLM:
-    """Hard-label SFT through HF `Trainer` (AdamW, constant rate); a guard in `callbacks` watches it."""
-    run = StudentRun(spec.student_steps(len(rows)), spec.batch_size, spec.student_learning_rate, seed=seed)
+    """Hard-label SFT through HF `Trainer` (AdamW, `spec.student_schedule`); a guard in `callbacks` watches it."""
+    steps = spec.student_steps(len(rows))
+    run = StudentRun(steps, spec.batch_size, spec.student_learning_rate, seed=seed, schedule=spec.student_schedule)
     train_student(student, CompletionData(tokenizer, rows), run, output_dir, callbacks=callbacks)
     return student.eval()
 

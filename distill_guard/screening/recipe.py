@@ -19,16 +19,21 @@ def recipe_arguments(
     batch_size: int,
     learning_rate: float,
     seed: int,
+    schedule: str = "constant",
     use_cpu: bool = True,
     **extra: Any,
 ) -> TrainingArguments:
-    """`max_steps` steps of `batch_size` at a constant `learning_rate`, seeded; `extra` overrides any argument."""
+    """`max_steps` steps of `batch_size` at `learning_rate`, seeded; `extra` overrides any argument.
+
+    `schedule` is a Hugging Face `lr_scheduler_type` ("linear": from `learning_rate` down to 0 at
+    `max_steps`); the canary keeps the default, the constant rate of the production recipe.
+    """
     options: dict[str, Any] = {
         "output_dir": str(output_dir),
         "max_steps": max_steps,
         "per_device_train_batch_size": batch_size,
         "learning_rate": learning_rate,
-        "lr_scheduler_type": "constant",
+        "lr_scheduler_type": schedule,
         "warmup_steps": 0,
         "weight_decay": 0.0,
         "seed": seed,
