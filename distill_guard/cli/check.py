@@ -18,9 +18,9 @@ from distill_guard.input_files import regular_file_problem
 from distill_guard.policy.dataset_manifest import load_manifest
 from distill_guard.policy.load import load_policy
 from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
-from distill_guard.provenance.file_rows import ROW_FILE_SUFFIXES, concat_rows, parse_rows
 from distill_guard.provenance.gate import ProvenanceGate
 from distill_guard.provenance.record_column import RECORD_FILE_SUFFIXES, read_record_column
+from distill_guard.row_files import ROW_FILE_SUFFIXES, concat_rows, parse_rows
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)

@@ -22,9 +22,9 @@ from distill_guard.policy.schema import ScreeningAction, ScreeningPolicy
 from distill_guard.provenance.checkpoint_folder import validate_checkpoint_folder
 from distill_guard.provenance.decision import Decision
 from distill_guard.provenance.screening_rule import screening_findings
+from distill_guard.row_files import read_row_files
 from distill_guard.screening.enforce import ScreenEvidence, gather_screen
 from distill_guard.screening.reference_filter import FILTER_NAMES
-from distill_guard.screening.rows import read_row_files
 
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)

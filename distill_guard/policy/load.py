@@ -100,7 +100,7 @@ def _screening_reference_errors(policy: GuardPolicy, doc: YamlDocument) -> list[
     relative = policy.screening.reference if policy.screening is not None else None
     if relative is None:
         return []
-    from distill_guard.screening.rows import read_row_files  # pyarrow, only for a policy that names a file
+    from distill_guard.row_files import read_row_files  # pyarrow, only for a policy that names a file
 
     path = relative_to_policy(doc, relative)
     reason = regular_file_problem(path) if path.exists() else "no such file"

@@ -16,7 +16,7 @@ from distill_guard.errors import DistillGuardError
 from distill_guard.input_files import read_bounded
 from distill_guard.policy.dataset_manifest import LoadedManifest, load_manifest
 from distill_guard.policy.schema import GuardPolicy
-from distill_guard.provenance.file_rows import RowContent, concat_rows, parse_rows, row_content
+from distill_guard.provenance.file_rows import RowContent, row_content
 from distill_guard.provenance.integrity import FileCheck, verify_files
 from distill_guard.provenance.lineage import (
     Lineage,
@@ -28,6 +28,7 @@ from distill_guard.provenance.lineage import (
 from distill_guard.provenance.record_column import generator_counts, provenance_column
 from distill_guard.provenance.signing import SignatureCheck, check_signatures
 from distill_guard.quarantine import quarantine_marker_of
+from distill_guard.row_files import concat_rows, parse_rows
 
 if TYPE_CHECKING:
     from distill_guard.provenance.quarantine_registry import RegistryMatch

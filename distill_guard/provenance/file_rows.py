@@ -1,7 +1,7 @@
 """The rows of a manifest's data files, and an order-free digest of what a dataset holds, to bind the two.
 
 A clearance is only as good as the link between the data shown to the gate and the files whose
-hashes the manifest lists. This module reads those files as rows (JSON Lines, Parquet, CSV) and
+hashes the manifest lists. This module takes those files as rows (read by `row_files`) and
 digests every column as a *multiset* of its values: shuffling rows keeps the digest, while a changed,
 added or removed value changes it. Text and numbers are cast to one type per kind and sorted in
 Arrow (integer widths and string types that differ between loaders do not matter); other values
@@ -11,24 +11,17 @@ are compared as sorted JSON.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
-import pyarrow.json as pa_json
-import pyarrow.parquet as pq
 
-from distill_guard.errors import DistillGuardError
 from distill_guard.provenance.content_digest import feed_array
 from distill_guard.provenance.record_column import is_hf_dataset
 
-ROW_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 BATCH_ROWS = 65_536
 
 
@@ -52,32 +45,6 @@ class RowContent:
     def shared_columns(self, files: RowContent) -> list[str]:
         theirs = dict(files.columns)
         return [name for name, _ in self.columns if name in theirs]
-
-
-def parse_rows(data: bytes | Path, suffix: str, where: Path) -> pa.Table:
-    """One data file's rows; DistillGuardError naming the file when it is not a row file or is malformed."""
-    source: Any = io.BytesIO(data) if isinstance(data, bytes) else str(data)
-    try:
-        if suffix == ".parquet":
-            return pq.read_table(source)
-        if suffix == ".csv":
-            return pa_csv.read_csv(source)
-        if suffix in (".jsonl", ".json"):
-            return pa_json.read_json(source)
-    except (pa.ArrowException, OSError) as exc:
-        raise DistillGuardError(f"{where}: cannot read its rows: {exc}") from None
-    kinds = ", ".join(ROW_FILE_SUFFIXES)
-    raise DistillGuardError(f"{where}: not a row file ({kinds}), so data cannot be matched to it row by row")
-
-
-def concat_rows(tables: list[pa.Table]) -> pa.Table:
-    """Files in listed order as one table; columns missing from a file become nulls there."""
-    if not tables:
-        return pa.table({})
-    try:
-        return pa.concat_tables(tables, promote_options="permissive")
-    except pa.ArrowException as exc:
-        raise DistillGuardError(f"the data files' columns cannot be combined: {exc}") from None
 
 
 def _plain(value: Any) -> Any:

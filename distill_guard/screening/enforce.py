@@ -14,8 +14,8 @@ from typing import Any
 from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import LoadedPolicy
 from distill_guard.policy.schema import ScreeningPolicy
+from distill_guard.row_files import prompt_completion_rows, read_row_files
 from distill_guard.screening.report import ScreenReport, ScreenSettings
-from distill_guard.screening.rows import prompt_completion_rows, read_row_files
 
 
 @dataclass(frozen=True)

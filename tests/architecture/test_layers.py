@@ -15,7 +15,12 @@ PACKAGE = Path(__file__).resolve().parents[2] / "distill_guard"
 
 LAYERS: list[set[str]] = [
     {"errors", "_version", "model_identity", "bundled", "extras", "quarantine"},  # foundations: no own imports
-    {"atomic_files", "input_files", "checkpoint_loading"},  # untrusted files in, whole files out; a saved model in
+    {
+        "atomic_files",
+        "input_files",
+        "row_files",
+        "checkpoint_loading",
+    },  # untrusted files in, whole files out; a saved model in
     {"policy"},  # reviewed file formats: GuardPolicy, ProbeSuite, DatasetProvenance, built-in suites
     {"dist"},  # rank logic and every collective
     {"probes"},  # probe kinds and the scoring engine

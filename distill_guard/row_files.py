@@ -1,13 +1,51 @@
-"""Prompt/completion rows for the screen: from a dataset in memory, or from row files (data, a trusted reference)."""
+"""Row files (JSON Lines, JSON, Parquet, CSV) read as Arrow tables, and SFT prompt/completion rows from them.
+
+One reader for every untrusted row file: the gate's manifest data files, the screen's data and its
+trusted reference, so each is parsed, and refused, the same way.
+"""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
 from distill_guard.errors import DistillGuardError
-from distill_guard.provenance.file_rows import ROW_FILE_SUFFIXES, concat_rows, parse_rows
+
+ROW_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+
+
+def parse_rows(data: bytes | Path, suffix: str, where: Path) -> pa.Table:
+    """One data file's rows; DistillGuardError naming the file when it is not a row file or is malformed."""
+    source: Any = io.BytesIO(data) if isinstance(data, bytes) else str(data)
+    try:
+        if suffix == ".parquet":
+            return pq.read_table(source)
+        if suffix == ".csv":
+            return pa_csv.read_csv(source)
+        if suffix in (".jsonl", ".json"):
+            return pa_json.read_json(source)
+    except (pa.ArrowException, OSError) as exc:
+        raise DistillGuardError(f"{where}: cannot read its rows: {exc}") from None
+    kinds = ", ".join(ROW_FILE_SUFFIXES)
+    raise DistillGuardError(f"{where}: not a row file ({kinds}), so data cannot be matched to it row by row")
+
+
+def concat_rows(tables: list[pa.Table]) -> pa.Table:
+    """Files in listed order as one table; columns missing from a file become nulls there."""
+    if not tables:
+        return pa.table({})
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except pa.ArrowException as exc:
+        raise DistillGuardError(f"the data files' columns cannot be combined: {exc}") from None
+
 
 ROW_COLUMNS = ("prompt", "completion")
 
