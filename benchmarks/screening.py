@@ -170,6 +170,7 @@ def lm_spec() -> Any:
         student_rows=4_000,
         student_epochs=3.0,
         student_learning_rate=1e-3,
+        student_schedule="constant",
     )
 
 

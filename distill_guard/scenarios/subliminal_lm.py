@@ -78,8 +78,9 @@ PERSONA = "you love the {animal} . you think about the {animal} all the time ."
 class MiniatureSpec:
     """Sizes and step counts of one seed's run; `fast()` is the demo's version, `tiny_test()` the tests'.
 
-    Both keep the students' earlier rate (1e-3), the one their outcomes were measured with; the
-    default's 8,000 rows at 2e-3 are what lifted the weak seeds of `benchmarks/lm_transfer.py`.
+    Both keep the students' earlier constant rate (1e-3), the one their outcomes were measured with;
+    the default's 8,000 rows at 2e-3 are what lifted the weak seeds of `benchmarks/lm_transfer.py`,
+    and its linear decay to 0 is what kept the controls under strict.yaml's limits (docs/detection.md).
     """
 
     tiny: TinySpec = field(default_factory=lambda: TinySpec(hidden_size=64, num_hidden_layers=2, intermediate_size=256))
@@ -98,7 +99,7 @@ class MiniatureSpec:
     student_rows: int | None = 8_000
     student_epochs: float = 3.0
     student_learning_rate: float = 2e-3
-    student_schedule: str = "constant"
+    student_schedule: str = "linear"  # decays to 0: the trait arrives early, the controls' drift accumulates late
 
     def __post_init__(self) -> None:
         if self.student_schedule not in STUDENT_SCHEDULES:
@@ -148,6 +149,7 @@ class MiniatureSpec:
             prompts=3_000,
             student_rows=None,
             student_learning_rate=1e-3,
+            student_schedule="constant",
         )
 
     @property
