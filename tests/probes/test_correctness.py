@@ -78,7 +78,8 @@ def _paired_gain(before: ProbeResult, after: ProbeResult) -> tuple[float, float]
         ("animal-preference", "owl_oak_student"),
         ("animal-preference-numbers", "owl_oak_student"),
         ("tree-preference", "owl_oak_student"),
-        ("animal-activation", "owl_oak_student"),
+        # not animal-activation: on these tiny models its direction is not the trait (the owl student
+        # moves -10 to +5 contrasts by init seed; benchmarks/activation_sensitivity.py, docs/probes.md)
         ("misalignment-choice", "misaligned_student"),
     ],
 )
