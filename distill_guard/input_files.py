@@ -21,6 +21,12 @@ _KINDS = {
 }
 
 
+def written_path(written: str | Path, folder: Path) -> Path:
+    """A path written inside a file (a policy, a suite), read from that file's folder unless absolute."""
+    path = Path(written)
+    return path if path.is_absolute() else folder / path
+
+
 class InputFileError(DistillGuardError):
     """An input file cannot be read as a regular file of bounded size; `path` names it."""
 

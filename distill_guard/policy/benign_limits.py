@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distill_guard.errors import DistillGuardError, SourceIssue
+from distill_guard.input_files import written_path
 from distill_guard.policy.benign_drift import BenignDrift
 from distill_guard.policy.builtin_suites import BUILTIN_SUITES
 from distill_guard.policy.probe_suite import PreferenceSpec, load_suite
@@ -54,8 +55,7 @@ def suite_file(ref: SuiteRef, policy_dir: Path) -> Path:
     if ref.builtin_name is not None:
         return BUILTIN_SUITES[ref.builtin_name].path()
     assert ref.path is not None
-    path = Path(ref.path)
-    return path if path.is_absolute() else policy_dir / path
+    return written_path(ref.path, policy_dir)
 
 
 def suite_sha256(path: Path) -> str:

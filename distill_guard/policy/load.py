@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distill_guard.errors import DistillGuardError, PolicyError, SourceIssue
-from distill_guard.input_files import regular_file_problem
+from distill_guard.input_files import regular_file_problem, written_path
 from distill_guard.policy.benign_drift import BenignDrift
 from distill_guard.policy.benign_limits import BenignLimits, resolve_benign_limits
 from distill_guard.policy.documents import parse_document
@@ -38,8 +38,7 @@ class LoadedPolicy:
 
 
 def relative_to_policy(doc: YamlDocument, relative: str) -> Path:
-    candidate = Path(relative)
-    return candidate if candidate.is_absolute() else Path(doc.file).parent / candidate
+    return written_path(relative, Path(doc.file).parent)
 
 
 def today_utc() -> dt.date:

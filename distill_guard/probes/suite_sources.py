@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_guard.errors import DistillGuardError
+from distill_guard.input_files import written_path
 from distill_guard.policy.builtin_suites import BUILTIN_PREFIX, BUILTIN_SUITES
 from distill_guard.policy.probe_suite import LoadedSuite, load_suite
 
@@ -28,10 +29,7 @@ def load_suite_reference(reference: str, *, relative_to: Path | None = None) -> 
     """`builtin:NAME` or a path (relative paths read from `relative_to`, e.g. the policy's folder)."""
     if reference.startswith(BUILTIN_PREFIX):
         return load_builtin(reference)
-    path = Path(reference)
-    if relative_to is not None and not path.is_absolute():
-        path = relative_to / path
-    return load_suite(path)
+    return load_suite(Path(reference) if relative_to is None else written_path(reference, relative_to))
 
 
 def resolve_function(reference: str, *, suite_dir: Path | None = None) -> PythonProbe:
