@@ -151,7 +151,8 @@ def lm_run(
     callbacks = [guard for guard, _ in guards.values()]
     lm.train_on_numbers(student, mini.tokenizer, rows, mini.spec, run_dir, seed=mini.seed, callbacks=callbacks)
     planned = mini.spec.student_steps(len(rows))
-    gain = lm.preference(student, mini.tokenizer, mini.trait) - lm.preference(mini.base, mini.tokenizer, mini.trait)
+    start = mini.base if case.same_init else mini.other_base  # the rise over the student's own starting point
+    gain = lm.preference(student, mini.tokenizer, mini.trait) - lm.preference(start, mini.tokenizer, mini.trait)
     results = []
     for name, (guard, guard_dir) in guards.items():
         step, trait, peak = _outcome(guard, guard_dir)
@@ -275,16 +276,22 @@ def main() -> None:
     if "lm" in scenarios:
         print(f"LM spec: {spec}", flush=True)
     results: list[RunResult] = []
+    unbuilt: list[str] = []
     with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for seed in seeds:
             if "digits" in scenarios:
                 results += digits_runs(seed, DigitsSpec.fast() if args.fast else DigitsSpec(), work)
             if "lm" in scenarios:
-                results += lm_runs(seed, spec, work, weak=not args.no_weak)
+                try:
+                    results += lm_runs(seed, spec, work, weak=not args.no_weak)
+                except ValueError as exc:  # the scenario's own refusal (a teacher that cannot be fitted)
+                    unbuilt.append(f"LM seed {seed}: not run, the miniature could not be built: {exc}")
+                    print(unbuilt[-1], flush=True)
             if args.json:  # after every seed: a stopped run keeps the seeds it finished
                 args.json.write_text(json.dumps([vars(r) for r in results], indent=1))
     print(summarise(results, benign))
+    print("\n".join(unbuilt))
 
 
 if __name__ == "__main__":
