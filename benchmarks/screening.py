@@ -62,6 +62,8 @@ class Outcome:
     canary_rise: float | None = None  # the canary's rise over its self-sample copies (--canary-steps)
     canary_flagged: bool | None = None  # the canary's verdict (with the trusted null when it ran)
     canary_rise_trusted: float | None = None  # the canary's rise over its trusted-data copies (--trusted-null)
+    canary_spread_trusted: float | None = None  # the trusted copies' range (--trusted-null)
+    canary_flagged_by: tuple[str, ...] | None = None  # the null(s) that fired: "trusted", "self-samples"
 
     def positive(self, margin: float) -> bool:
         return self.realised_score > margin
@@ -313,6 +315,8 @@ def _outcome(zoo, seed, name, role, report: ScreenReport, gain, before, after, s
         canary_rise=canary.rise if canary else None,
         canary_flagged=canary.flagged if canary else None,
         canary_rise_trusted=canary.rise_trusted if canary else None,
+        canary_spread_trusted=canary.spread_trusted if canary else None,
+        canary_flagged_by=canary.flagged_by if canary else None,
     )
 
 
@@ -424,7 +428,12 @@ def print_rows(rows: list[Outcome], *, flush: bool = False) -> None:
         gain = f"{r.logprob_gain:+8.4f}" if r.logprob_gain is not None else f"{'':8}"
         canary = f"{r.canary_rise:+.4f} {'YES' if r.canary_flagged else 'no'}" if r.canary_rise is not None else ""
         if r.canary_rise_trusted is not None:
-            canary += f" (over trusted {r.canary_rise_trusted:+.4f})"
+            canary += f" (over trusted {r.canary_rise_trusted:+.4f}"
+            if r.canary_spread_trusted is not None:
+                canary += f", their spread {r.canary_spread_trusted:.4f}"
+            canary += ")"
+        if r.canary_flagged_by:
+            canary += f" by {'+'.join(r.canary_flagged_by)}"
         print(
             f"{r.zoo:6} {r.seed:>4} {r.name:18} {r.role:15} {r.predicted:+10.2e} {r.z_adam:+8.2f} {r.z_sgd:+8.2f} "
             f"{'YES ' if r.flagged else 'no  '} {r.realised_statistic:+9.4f} {r.realised_score:+10.4f} {gain} {canary}",
