@@ -6,6 +6,8 @@ and the metrics are fixed in docs/screening.md; this script only runs them.
 
     .venv/bin/python benchmarks/screening.py --digits-seeds 0-5 --lm-seeds 0-4 --json out.json
 
+`--trusted-null` adds the canary's null trained on a trusted foreign dataset (docs/screening.md,
+fourth note); `--realised-from` takes the realised changes from saved runs instead of training.
 `--lm-seeds ''` skips the LM miniature (each of its seeds pre-trains two bases and samples two
 teachers' data: tens of minutes on 2 cores). Prints one row per dataset and a metrics table per zoo.
 """
@@ -34,6 +36,9 @@ from distill_guard.screening.report import ScreenReport, ScreenSettings
 DIGITS_MARGIN = 0.10
 LM_MARGIN = 0.02
 CONTROL = "control"
+TRUSTED_SEED = 20_000  # the trusted references' seeds: disjoint from every zoo seed (0-5, 10_000-10_005)
+LM_TRUSTED_ROWS = 2_048  # two canary draws of 16 minibatches of 64
+Saved = dict[tuple[str, int, str], dict[str, Any]]  # (zoo, seed, dataset) -> a saved row
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,10 @@ class Outcome:
     realised_score: float  # change of the probe's score (accuracy, trait share), minus the same
     seconds: float
     canary_rise: float | None = None  # the canary's rise over its self-sample copies (--canary-steps)
-    canary_flagged: bool | None = None
+    canary_flagged: bool | None = None  # the canary's verdict (with the trusted null when it ran)
+    canary_rise_trusted: float | None = None  # the canary's rise over its trusted-data copies (--trusted-null)
+    canary_spread_trusted: float | None = None  # the trusted copies' range (--trusted-null)
+    canary_flagged_by: tuple[str, ...] | None = None  # the null(s) that fired: "trusted", "self-samples"
 
     def positive(self, margin: float) -> bool:
         return self.realised_score > margin
@@ -111,7 +119,18 @@ def digits_zoo(seed: int) -> Iterator[tuple[str, str, Any, Any]]:
     yield "control-diff-init", CONTROL, other(), control
 
 
-def run_digits(seed: int, settings: ScreenSettings) -> list[Outcome]:
+def digits_trusted_reference(seed: int) -> Any:
+    """A control teacher (shuffled labels) from an init foreign to both students, on fresh noise (fourth note)."""
+    from distill_guard.scenarios.digits import DigitsSpec, teacher_noise_data, train_teacher
+
+    spec = DigitsSpec.fast()
+    teacher = train_teacher(TRUSTED_SEED + seed, spec, shuffle_labels=True, seed=TRUSTED_SEED + seed)
+    return teacher_noise_data(teacher, spec, seed=TRUSTED_SEED + seed + 1)
+
+
+def run_digits(
+    seed: int, settings: ScreenSettings, trusted_null: bool = False, saved: Saved | None = None
+) -> list[Outcome]:
     """The seed's digits zoo; with `settings.canary_steps` the canary scores the accuracy probe itself."""
     from distill_guard.scenarios.digits import DigitsSpec, digit_accuracy
     from distill_guard.scenarios.digits_screening import DigitsScreenData, digit_accuracy_probe_ref, digit_statistics
@@ -123,16 +142,22 @@ def run_digits(seed: int, settings: ScreenSettings) -> list[Outcome]:
     probe = digit_accuracy_probe_ref(DIGITS_MARGIN)
     smooth = digit_statistics(probe)
     (statistic,) = smooth.values()
+    trusted = DigitsScreenData(digits_trusted_reference(seed)) if trusted_null else None
     rows = []
     for name, role, student, data in digits_zoo(seed):
         started = time.perf_counter()
-        report = screen_dataset(student, None, DigitsScreenData(data), [probe], settings, statistics=smooth)
+        report = screen_dataset(
+            student, None, DigitsScreenData(data), [probe], settings, statistics=smooth, trusted=trusted
+        )
+        if saved is not None:
+            rows.append(_with_saved(_outcome("digits", seed, name, role, report, None, (0, 0), (0, 0), started), saved))
+            continue
         before = (float(_statistic_value(statistic, student)), digit_accuracy(student))
         with tempfile.TemporaryDirectory() as out:
             train_student(student, data, run, out)
         after = (float(_statistic_value(statistic, student)), digit_accuracy(student))
         rows.append(_outcome("digits", seed, name, role, report, None, before, after, started))
-    return _relative_to_self(rows)
+    return rows if saved is not None else _relative_to_self(rows)
 
 
 def _statistic_value(statistic: Any, model: torch.nn.Module) -> float:
@@ -181,11 +206,13 @@ def run_lm(
     teacher_preference: float | None,
     datasets: frozenset[str] | None = None,
     canary_steps: int = 0,
+    trusted_null: bool = False,
+    saved: Saved | None = None,
 ) -> list[Outcome]:
     """The seed's LM zoo; `datasets` (names) runs a subset, which must include `self-samples` (the realised null)."""
     from distill_guard.policy.schema import SuiteRef, Threshold
     from distill_guard.probes.prepared import prepare_probe
-    from distill_guard.scenarios.subliminal_lm import Case, Miniature, train_on_numbers
+    from distill_guard.scenarios.subliminal_lm import Case, Miniature, cached_base, sample_numbers, train_on_numbers
     from distill_guard.screening.data import CompletionRows
     from distill_guard.screening.logprob_gain import DEFAULT_TRAIT_PROMPT
     from distill_guard.screening.screen import screen_dataset
@@ -215,6 +242,18 @@ def run_lm(
     unknown = set(datasets or ()) - {name for name, *_ in zoo}
     if unknown:
         raise SystemExit(f"--lm-datasets: unknown {', '.join(sorted(unknown))}; known: {', '.join(n for n, *_ in zoo)}")
+    trusted = None
+    if trusted_null:  # one trusted base, pre-trained like the zoo's from a disjoint init; its samples of these prompts
+        trusted_base = cached_base(miniature.tokenizer, spec, init_seed=TRUSTED_SEED, cache_dir=miniature.cache_dir)
+        trusted_rows = sample_numbers(
+            trusted_base,
+            miniature.tokenizer,
+            miniature.requests,
+            max_new_tokens=spec.continuation_tokens,
+            seed=TRUSTED_SEED + seed,
+            wanted=LM_TRUSTED_ROWS,
+        )[:LM_TRUSTED_ROWS]
+        trusted = CompletionRows(miniature.tokenizer, trusted_rows)
     outcomes = []
     for name, role, case, make_rows in zoo:
         if datasets is not None and name not in datasets:
@@ -234,13 +273,19 @@ def run_lm(
                 [probe],
                 screen_settings,
                 trait_prompt=DEFAULT_TRAIT_PROMPT,
+                trusted=trusted,
             )
+            gain = report.logprob_gains[0].gain if report.logprob_gains else None
+            if saved is not None:
+                outcomes.append(
+                    _with_saved(_outcome("lm", seed, name, role, report, gain, (0, 0), (0, 0), started), saved)
+                )
+                continue
             before = probe.run(student, tokenizer, max_tokens_per_batch=4096).score
             train_on_numbers(student, tokenizer, rows, spec, out, seed=seed)
             after = probe.run(student, tokenizer, max_tokens_per_batch=4096).score
-        gain = report.logprob_gains[0].gain if report.logprob_gains else None
         outcomes.append(_outcome("lm", seed, name, role, report, gain, (before, before), (after, after), started))
-    return _relative_to_self(outcomes)
+    return outcomes if saved is not None else _relative_to_self(outcomes)
 
 
 # -- metrics ---------------------------------------------------------------------------------------
@@ -269,7 +314,37 @@ def _outcome(zoo, seed, name, role, report: ScreenReport, gain, before, after, s
         seconds=time.perf_counter() - started,
         canary_rise=canary.rise if canary else None,
         canary_flagged=canary.flagged if canary else None,
+        canary_rise_trusted=canary.rise_trusted if canary else None,
+        canary_spread_trusted=canary.spread_trusted if canary else None,
+        canary_flagged_by=canary.flagged_by if canary else None,
     )
+
+
+def load_saved(paths: list[Path]) -> Saved:
+    """Rows of earlier runs by (zoo, seed, dataset); the first file that has one wins."""
+    saved: Saved = {}
+    for path in paths:
+        for zoo, run in json.loads(path.read_text()).items():
+            for row in run["rows"]:
+                saved.setdefault((zoo, row["seed"], row["name"]), row)
+    return saved
+
+
+def _with_saved(row: Outcome, saved: Saved) -> Outcome:
+    """The row with the realised changes of the same dataset's saved run, which must have screened the same data.
+
+    The gradient screen is deterministic, so its Adam z identifies the data: a mismatch stops the
+    run rather than pairing a screen with another dataset's ground truth.
+    """
+    old = saved.get((row.zoo, row.seed, row.name))
+    if old is None:
+        raise SystemExit(f"--realised-from: no saved row for {row.zoo} seed {row.seed} {row.name}")
+    if not np.isclose(row.z_adam, old["z_adam"], rtol=1e-6, atol=1e-9):
+        raise SystemExit(
+            f"--realised-from: {row.zoo} seed {row.seed} {row.name} screened to z {row.z_adam:+.6f}, "
+            f"the saved run to {old['z_adam']:+.6f}: not the same data"
+        )
+    return dataclasses.replace(row, realised_statistic=old["realised_statistic"], realised_score=old["realised_score"])
 
 
 def _relative_to_self(rows: list[Outcome]) -> list[Outcome]:
@@ -306,6 +381,8 @@ def metrics(rows: list[Outcome], margin: float) -> dict[str, Any]:
         scores["log-prob gain"] = [float(r.logprob_gain) for r in rows]  # type: ignore[arg-type]
     if all(r.canary_rise is not None for r in rows):
         scores["canary rise"] = [float(r.canary_rise) for r in rows]  # type: ignore[arg-type]
+    if all(r.canary_rise_trusted is not None for r in rows):
+        scores["canary rise over trusted"] = [float(r.canary_rise_trusted) for r in rows]  # type: ignore[arg-type]
     predicted = [r.predicted for r in rows]
     table = {
         name: {
@@ -350,6 +427,13 @@ def print_rows(rows: list[Outcome], *, flush: bool = False) -> None:
     for r in rows:
         gain = f"{r.logprob_gain:+8.4f}" if r.logprob_gain is not None else f"{'':8}"
         canary = f"{r.canary_rise:+.4f} {'YES' if r.canary_flagged else 'no'}" if r.canary_rise is not None else ""
+        if r.canary_rise_trusted is not None:
+            canary += f" (over trusted {r.canary_rise_trusted:+.4f}"
+            if r.canary_spread_trusted is not None:
+                canary += f", their spread {r.canary_spread_trusted:.4f}"
+            canary += ")"
+        if r.canary_flagged_by:
+            canary += f" by {'+'.join(r.canary_flagged_by)}"
         print(
             f"{r.zoo:6} {r.seed:>4} {r.name:18} {r.role:15} {r.predicted:+10.2e} {r.z_adam:+8.2f} {r.z_sgd:+8.2f} "
             f"{'YES ' if r.flagged else 'no  '} {r.realised_statistic:+9.4f} {r.realised_score:+10.4f} {gain} {canary}",
@@ -394,18 +478,28 @@ def main() -> None:
     parser.add_argument(
         "--digits-canary-steps", type=int, default=0, help="digits: also run the canary this many steps"
     )
+    parser.add_argument(
+        "--trusted-null", action="store_true", help="the canary's null also trains on a trusted foreign dataset"
+    )
+    parser.add_argument(
+        "--realised-from", type=Path, nargs="+", default=None, help="take realised changes from saved runs"
+    )
     parser.add_argument("--json", type=Path, default=None, help="write every row and metric here")
     parser.add_argument("--from-json", type=Path, nargs="+", default=None, help="print the metrics of saved runs")
     args = parser.parse_args()
     if args.from_json:
         return print_saved(args.from_json)
     torch.set_num_threads(1)
+    saved = load_saved(args.realised_from) if args.realised_from else None
     lm_datasets = None if args.lm_datasets is None else frozenset({*args.lm_datasets.split(","), "self-samples"})
     zoos: dict[str, tuple[float, Callable[[int], list[Outcome]]]] = {
         "digits": (
             DIGITS_MARGIN,
             lambda s: run_digits(
-                s, ScreenSettings(args.minibatches, 256, 1e-3, 300, canary_steps=args.digits_canary_steps)
+                s,
+                ScreenSettings(args.minibatches, 256, 1e-3, 300, canary_steps=args.digits_canary_steps),
+                args.trusted_null,
+                saved,
             ),
         ),
         "lm": (
@@ -417,6 +511,8 @@ def main() -> None:
                 args.teacher_preference,
                 lm_datasets,
                 args.canary_steps,
+                args.trusted_null,
+                saved,
             ),
         ),
     }

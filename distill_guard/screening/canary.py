@@ -8,6 +8,12 @@ of them say how far runs differ with no trait in their data. Both copies train w
 `Trainer` as the planned run would (AdamW at the run's rate and batch, constant schedule), on the
 parameters the student trains: the LoRA matrices of a PEFT student, the body of a student with
 frozen embeddings. The sample is the screen's M minibatches, cycled when K > M.
+
+With a trusted dataset (the policy's `screening.reference`), as many copies again train on it: a
+null that moves the student the way foreign data does, which the self-sample copies cannot see.
+The trusted set is the policy author's claim, unverified here, so it may only excuse a bounded
+rise: a rise over the self-sample copies that reaches the limit within the canary's K steps alone
+is flagged whatever the trusted copies did (docs/screening.md, fourth note).
 """
 
 from __future__ import annotations
@@ -88,43 +94,95 @@ def check_canary_settings(settings: ScreenSettings) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Rise:
+    """The data canary against one null's copies: rise over their mean, their range, z over runs."""
+
+    rise: float
+    spread: float
+    z_runs: float
+    beyond_noise: bool
+
+    @classmethod
+    def over(cls, data: float, references: Sequence[float]) -> _Rise:
+        rise = data - statistics.fmean(references)
+        spread = max(references) - min(references)
+        noise = statistics.stdev(references) * math.sqrt(1 + 1 / len(references))
+        z_runs = rise / noise if noise > 0 else (0.0 if rise == 0 else math.copysign(math.inf, rise))
+        return cls(rise, spread, z_runs, rise > spread or not math.isfinite(rise))
+
+
+def _reaches(value: float, limit: float | None) -> bool:
+    return limit is None or value >= limit or not math.isfinite(value)
+
+
 def judge_canary(
-    probe: PreparedProbe, before: float, data: float, references: Sequence[float], settings: ScreenSettings
+    probe: PreparedProbe,
+    before: float,
+    data: float,
+    references: Sequence[float],
+    settings: ScreenSettings,
+    trusted: Sequence[float] = (),
 ) -> CanaryProbe:
-    """Flag when the rise over the self-sample canaries exceeds their own spread and, projected, reaches the limit.
+    """Flag when the rise over the null copies exceeds their own spread and, projected, reaches the limit.
 
     The unit of replication is a training run: two runs on the student's own samples differ by
     their spread with no trait in either, so a smaller rise is not evidence. A canary shorter than
     the run is extrapolated linearly (steps / K): a saturating rise is then overstated, which errs
     toward flagging; a canary at least as long as the run is taken as is. A non-finite score never passes.
+    With `trusted` (the scores of copies trained on a trusted dataset) that rule runs against the
+    trusted copies, and the self-sample copies keep a backstop: a rise over them beyond their
+    spread that reaches the limit unprojected (within K steps) is flagged too.
     """
-    null = statistics.fmean(references)
-    rise = data - null
-    spread = max(references) - min(references)
-    noise = statistics.stdev(references) * math.sqrt(1 + 1 / len(references))
-    z_runs = rise / noise if noise > 0 else (0.0 if rise == 0 else math.copysign(math.inf, rise))
-    projected = rise * max(1.0, settings.steps / settings.canary_steps)
+    own = _Rise.over(data, references)
+    scale = max(1.0, settings.steps / settings.canary_steps)
     limit = probe_limit(probe)
-    beyond_noise = rise > spread or not math.isfinite(rise)
-    reaches = limit is None or projected >= limit or not math.isfinite(projected)
-    if beyond_noise and reaches:
-        reason = "training on the data moved this probe beyond the self-sample canaries and its limit"
-    elif beyond_noise:
-        reason = "a rise beyond the self-sample canaries, but its projection stays under the limit"
+    extra: dict[str, Any] = {}
+    if trusted:
+        foreign = _Rise.over(data, trusted)
+        projected = foreign.rise * scale
+        by_trusted = foreign.beyond_noise and _reaches(projected, limit)
+        backstop = own.beyond_noise and _reaches(own.rise, limit)
+        flagged_by = ("trusted",) * by_trusted + ("self-samples",) * backstop
+        extra = {
+            "after_trusted": tuple(trusted),
+            "rise_trusted": foreign.rise,
+            "spread_trusted": foreign.spread,
+            "projected_trusted": projected,
+        }
+        if backstop:
+            reason = (
+                "within the canary's steps alone the data moved this probe beyond the self-sample canaries by its limit"
+            )
+        elif by_trusted:
+            reason = "training on the data moved this probe beyond the trusted-data canaries and its limit"
+        elif foreign.beyond_noise:
+            reason = "a rise beyond the trusted-data canaries, but its projection stays under the limit"
+        else:
+            reason = "no rise beyond what runs on the trusted dataset differ by"
     else:
-        reason = "no rise beyond what runs on the student's own samples differ by"
+        by_own = own.beyond_noise and _reaches(own.rise * scale, limit)
+        flagged_by = ("self-samples",) * by_own
+        if by_own:
+            reason = "training on the data moved this probe beyond the self-sample canaries and its limit"
+        elif own.beyond_noise:
+            reason = "a rise beyond the self-sample canaries, but its projection stays under the limit"
+        else:
+            reason = "no rise beyond what runs on the student's own samples differ by"
     return CanaryProbe(
         probe=probe.label,
         before=before,
         after_data=data,
         after_references=tuple(references),
-        rise=rise,
-        spread=spread,
-        z_runs=z_runs,
-        projected_drift=projected,
+        rise=own.rise,
+        spread=own.spread,
+        z_runs=own.z_runs,
+        projected_drift=own.rise * scale,
         limit=limit,
-        flagged=beyond_noise and reaches,
+        flagged=bool(flagged_by),
         reason=reason,
+        flagged_by=flagged_by,
+        **extra,
     )
 
 
@@ -137,8 +195,13 @@ def run_canary(
     settings: ScreenSettings,
     *,
     progress: Progress | None = None,
+    trusted_sets: Sequence[Sequence[dict[str, Tensor]]] = (),
 ) -> CanaryReport:
-    """Train the data canary and one self-sample canary per reference set; probe them and the untrained student."""
+    """Train the data canary, one self-sample canary per reference set and one per trusted set; probe them all.
+
+    `trusted_sets` (minibatches of a trusted dataset, as many sets as reference sets) adds the
+    trusted null; empty, the canary judges against the self-sample copies alone.
+    """
     check_canary_settings(dataclasses.replace(settings, canary_references=len(reference_sets)))
     if not probes:
         raise DistillGuardError("the canary has no probe to measure the trained copies with")
@@ -147,12 +210,20 @@ def run_canary(
         train_copy(model, batches, settings, task=f"self-sample canary {r + 1}", progress=progress)
         for r, batches in enumerate(reference_sets)
     ]
+    trusted = [
+        train_copy(model, batches, settings, task=f"trusted-data canary {r + 1}", progress=progress)
+        for r, batches in enumerate(trusted_sets)
+    ]
     judged = []
     for probe in probes:
         before, data, *others = (
             probe.run(m, tokenizer, max_tokens_per_batch=PROBE_TOKENS_PER_BATCH).score
-            for m in (model, data_canary, *references)
+            for m in (model, data_canary, *references, *trusted)
         )
-        judged.append(judge_canary(probe, before, data, others, settings))
+        own, foreign = others[: len(references)], others[len(references) :]
+        judged.append(judge_canary(probe, before, data, own, settings, foreign))
     rows = sum(rows_in(b) for b in data_batches)
-    return CanaryReport(settings.canary_steps, rows, tuple(judged))
+    trusted_rows = sum(rows_in(b) for batches in trusted_sets[:1] for b in batches)
+    return CanaryReport(
+        settings.canary_steps, rows, tuple(judged), trusted_copies=len(trusted), trusted_rows=trusted_rows
+    )

@@ -104,7 +104,9 @@ class CanaryProbe:
     `rise` = data canary minus the mean of the self-sample canaries; `spread` = their range (what two
     runs with no trait in their data differ by); `z_runs` = rise over the runs' standard deviation
     (unit: a training run; indicative with few references). `projected_drift` scales the rise
-    linearly to the planned run when the canary is shorter.
+    linearly to the planned run when the canary is shorter. With a trusted dataset, `*_trusted` are
+    the same against the copies trained on it, and `flagged_by` names the null(s) that fired
+    (`trusted`; `self-samples`, the unprojected backstop, when a trusted null ran).
     """
 
     probe: str
@@ -118,6 +120,11 @@ class CanaryProbe:
     limit: float | None
     flagged: bool
     reason: str
+    flagged_by: tuple[str, ...] = ()
+    after_trusted: tuple[float, ...] = ()
+    rise_trusted: float | None = None
+    spread_trusted: float | None = None
+    projected_trusted: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,8 @@ class CanaryReport:
     steps: int
     rows: int
     probes: tuple[CanaryProbe, ...]
+    trusted_copies: int = 0  # copies trained on the trusted dataset (0: the self-sample null alone)
+    trusted_rows: int = 0  # rows of the trusted dataset one such copy trained on
 
     @property
     def flagged(self) -> bool:
@@ -200,7 +209,10 @@ class ScreenReport:
             lines.append(f"  log-prob gain under '{g.trait_prompt}' ({g.probe}): {g.gain:+.5f} nat/token, z {g.z:+.2f}")
         if self.canary is not None:
             c = self.canary
-            lines.append(f"canary: {c.steps} steps on {c.rows} rows, against a copy trained on the student's samples")
+            against = "copies trained on the student's samples"
+            if c.trusted_copies:
+                against += f" and {c.trusted_copies} on the trusted dataset ({c.trusted_rows} rows each)"
+            lines.append(f"canary: {c.steps} steps on {c.rows} rows, against {against}")
             lines += [f"  {p.probe}: {canary_line(p)}" for p in c.probes]
         lines.append("verdict: " + ("FLAGGED" if self.flagged else "pass"))
         return "\n".join(lines)
@@ -210,10 +222,18 @@ def canary_line(p: CanaryProbe) -> str:
     """One canary probe for a human: scores, the rise over the null, the projection and the verdict."""
     limit = f"limit {p.limit:+.4f}" if p.limit is not None else "no limit"
     references = ", ".join(f"{r:.4f}" for r in p.after_references)
+    trusted = ""
+    if p.rise_trusted is not None:
+        scores = ", ".join(f"{r:.4f}" for r in p.after_trusted)
+        trusted = (
+            f"; trusted-data canaries {scores}: rise {p.rise_trusted:+.4f} (their spread {p.spread_trusted:.4f}), "
+            f"projected {p.projected_trusted:+.4f}"
+        )
+    by = f" (by {', '.join(p.flagged_by)})" if p.flagged_by and p.rise_trusted is not None else ""
     return (
         f"untrained {p.before:.4f}, canary {p.after_data:.4f}, self-sample canaries {references}: "
         f"rise {p.rise:+.4f} (their spread {p.spread:.4f}, z {p.z_runs:+.2f} over runs), projected over the run "
-        f"{p.projected_drift:+.4f} ({limit}): {'FLAGGED' if p.flagged else 'pass'}: {p.reason}"
+        f"{p.projected_drift:+.4f}{trusted} ({limit}): {'FLAGGED' if p.flagged else 'pass'}{by}: {p.reason}"
     )
 
 

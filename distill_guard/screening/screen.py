@@ -303,7 +303,8 @@ def screen_dataset(
     `trusted` is a trusted dataset of the same task: a second null, reported as its own z per
     component, that can add a flag (never remove one).
     With `settings.canary_steps` > 0 the canary runs too (`screening/canary.py`): every probe,
-    differentiable or not, measured on a copy trained that many steps on the screen's minibatches.
+    differentiable or not, measured on a copy trained that many steps on the screen's minibatches;
+    with `trusted`, its null adds `canary_references` copies trained on independent draws of it.
     """
     check_canary_settings(settings)
     texts = [r["completion"] for r in dataset.rows] if isinstance(dataset, CompletionRows) else None
@@ -333,6 +334,12 @@ def screen_dataset(
             for r in range(1, settings.canary_references)
         ]
         references = [reference_batches, *more]
-        canary = run_canary(model, tokenizer, probes, data_batches, references, settings, progress=progress)
+        trusted_sets = [
+            [trusted.batch(i) for i in minibatch_indices(len(trusted), _redrawn(settings, r))]
+            for r in range(settings.canary_references if trusted is not None else 0)
+        ]
+        canary = run_canary(
+            model, tokenizer, probes, data_batches, references, settings, progress=progress, trusted_sets=trusted_sets
+        )
     trusted_rows = len(trusted) if trusted is not None else 0
     return ScreenReport(len(dataset), settings, results, difficulty, gains, canary, trusted_rows)

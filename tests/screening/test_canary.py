@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import load_policy
 from distill_guard.probes.prepared import prepare_probes
 from distill_guard.scenarios.tiny_lm import load
-from distill_guard.screening.canary import train_copy
+from distill_guard.screening.canary import judge_canary, train_copy
 from distill_guard.screening.data import CompletionRows
 from distill_guard.screening.enforce import settings_of
 from distill_guard.screening.report import ScreenSettings
@@ -104,3 +105,56 @@ def test_a_negative_canary_step_count_is_a_clear_error(tiny_checkpoint: Path, ow
 def test_a_canary_without_steps_is_refused_from_python(tiny_checkpoint: Path, owl_rows, tmp_path: Path) -> None:
     with pytest.raises(DistillGuardError, match="canary_steps is -1: a number of optimizer steps"):
         canary_screen(tiny_checkpoint, owl_rows, tmp_path, steps=-1)
+
+
+def owl_probe_with_limit(limit: float = 0.01):
+    from distill_guard.policy.schema import SuiteRef, Threshold
+    from distill_guard.probes.prepared import prepare_probe
+
+    return prepare_probe(
+        SuiteRef(use="builtin:animal-preference", target="owl", threshold=Threshold(max_increase=limit))
+    )
+
+
+PLANNED = ScreenSettings(steps=200, canary_steps=30)  # the canary's rise is projected x 200/30
+
+
+def test_a_trusted_null_clears_drift_that_foreign_data_causes_where_the_self_sample_null_flags_it() -> None:
+    probe, own = owl_probe_with_limit(), (0.1000, 0.1002)  # the student's own samples barely move it
+    alone = judge_canary(probe, 0.1, 0.1060, own, PLANNED)
+    assert alone.flagged and alone.projected_drift > 0.01
+    with_trusted = judge_canary(probe, 0.1, 0.1060, own, PLANNED, trusted=(0.1050, 0.1052))
+    assert with_trusted.rise_trusted == pytest.approx(0.0009)
+    assert not with_trusted.flagged and with_trusted.flagged_by == ()
+    assert with_trusted.rise == alone.rise  # the self-sample numbers are still reported
+
+
+def test_a_trusted_null_that_carries_the_trait_cannot_excuse_a_rise_that_reaches_the_limit_within_the_canary() -> None:
+    probe, own = owl_probe_with_limit(), (0.1000, 0.1002)
+    judged = judge_canary(probe, 0.1, 0.2, own, PLANNED, trusted=(0.2000, 0.2001))
+    assert abs(judged.rise_trusted) < 1e-3
+    assert judged.flagged and judged.flagged_by == ("self-samples",)
+    below = judge_canary(probe, 0.1, 0.1090, own, PLANNED, trusted=(0.1089, 0.1090))
+    assert not below.flagged  # under the limit within K steps: the trusted copies decide
+
+
+def test_trait_data_rising_beyond_the_trusted_copies_is_flagged_by_them_and_nan_never_passes() -> None:
+    probe, own = owl_probe_with_limit(), (0.1000, 0.1002)
+    judged = judge_canary(probe, 0.1, 0.1080, own, PLANNED, trusted=(0.1000, 0.1004))
+    assert judged.flagged and judged.flagged_by == ("trusted",)
+    assert judge_canary(probe, 0.1, math.nan, own, PLANNED, trusted=(0.1, 0.1)).flagged
+
+
+def test_with_a_trusted_reference_the_canary_trains_copies_on_it_and_trait_data_stays_flagged(
+    tiny_checkpoint: Path, owl_rows, tmp_path: Path
+) -> None:
+    """Even against trusted data that itself names the owl (a wrong claim), owl data is flagged."""
+    data, policy = write_rows(tmp_path / "owl.jsonl", owl_rows), write_policy(tmp_path)
+    args = ["screen", "--student", str(tiny_checkpoint), "--data", str(data), "--policy", str(policy)]
+    result = runner.invoke(app, [*args, "--reference", str(data), "--canary-steps", str(CANARY_STEPS), "--json"])
+    assert result.exit_code == 3, result.output
+    canary = json.loads(result.stdout)["screen"]["canary"]
+    assert canary["trusted_copies"] == 2 and canary["trusted_rows"] == 24
+    (owl,) = canary["probes"]
+    assert len(owl["after_trusted"]) == 2 and abs(owl["rise_trusted"]) < owl["limit"]
+    assert owl["flagged"] and owl["flagged_by"] == ["self-samples"]
