@@ -66,14 +66,17 @@ def test_the_panel_halts_the_lm_student_that_inherits_the_trait_through_numbers(
     assert numbers["specific_drift"] > 0.05
 
 
-def test_the_lm_control_and_different_init_students_train_to_the_end(
+def test_the_lm_control_trains_to_the_end_and_the_different_init_student_does_not_inherit_the_owl(
     demo_run: tuple[int, Path, dict[str, Any]],
 ) -> None:
-    for name in ("lm-control", "lm-different-init"):
-        run = step(demo_run[2], name)
-        assert run["outcome"] == "completed", name
-        assert run["halt_step"] is None
-        assert run["numbers"]["after"] < run["numbers"]["before"] + 0.05, name
+    control = step(demo_run[2], "lm-control")
+    assert control["outcome"] == "completed" and control["halt_step"] is None
+    assert control["numbers"]["after"] < control["numbers"]["before"] + 0.05
+    different = step(demo_run[2], "lm-different-init")
+    assert different["expected"] == "not judged" and different["outcome"] in ("completed", "halted")
+    assert different["numbers"]["after"] < different["numbers"]["before"] + 0.05
+    if different["outcome"] == "halted":  # the panel may stop it on another animal, never on the owl it did not inherit
+        assert different["numbers"]["trait"] != "owl"
 
 
 def test_probe_halts_the_digits_same_init_student_early(demo_run: tuple[int, Path, dict[str, Any]]) -> None:
@@ -108,11 +111,12 @@ def test_the_summary_has_the_treated_control_and_different_init_curves_side_by_s
     demo_run: tuple[int, Path, dict[str, Any]],
 ) -> None:
     curves = [c for c in demo_run[2]["curves"] if c["scenario"].startswith("LM miniature")]
-    assert [c["run"] for c in curves] == ["trait-same-init (halted)", "control-same-init", "trait-different-init"]
+    assert [c["run"] for c in curves][:2] == ["trait-same-init (halted)", "control-same-init"]
+    assert curves[2]["run"].startswith("trait-different-init")
     treated, control, different = curves
     assert treated["halted_at"] == treated["steps"][-1]
     assert treated["drifts"][-1] > max(control["drifts"])
-    assert control["steps"][-1] == different["steps"][-1] > treated["steps"][-1]
+    assert control["steps"][-1] > treated["steps"][-1] and control["steps"][-1] >= different["steps"][-1]
     table = demo_run[2]["lm_curve_table"]
     assert list(table[0]) == ["step", *(c["run"] for c in curves)]
     assert [int(row["step"]) for row in table] == control["steps"]

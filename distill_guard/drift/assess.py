@@ -181,6 +181,12 @@ def _rejects(test: LimitTest, standing: StandOut | None) -> bool:
     return test.exceeded and (standing is None or standing.stands_out)
 
 
+def _fell(watched: _Watched) -> bool:
+    """The share itself went down: a specific rise (the others lost more, e.g. to one answer that took
+    the mass) is then no *increase* of this candidate, so its drift limits do not count."""
+    return watched.log_odds is not None and float((watched.now - watched.base).mean()) <= 0
+
+
 def _limit_for_metrics(baseline: float, threshold: Threshold, drift_limit: float | None) -> float | None:
     """The score at which the tightest configured limit is crossed, for the threshold gauge."""
     ceilings = []
@@ -254,17 +260,17 @@ def assess(
     watched = _watched(baseline, current, panel)
     standing = _standing(watched, alpha) if panel and gate else {}
     tests = [
-        (w, name, t, standing.get(id(w)) if on_drift else None)
+        (w, name, t, standing.get(id(w)) if on_drift else None, on_drift)
         for w in watched
         for name, t, on_drift in (_tests(w, threshold, alpha, noise_floor, benign) if threshold else [])
     ]
-    failing = [(w, name, t, g) for w, name, t, g in tests if _rejects(t, g)]
+    failing = [(w, name, t, g) for w, name, t, g, on_drift in tests if _rejects(t, g) and not (on_drift and _fell(w))]
     reasons = [_reason(name, t, w.name if panel else None, g) for w, name, t, g in failing]
     if failing:  # the report shows the candidate whose bound lies furthest above its limit
         shown, _, shown_test, _ = max(failing, key=lambda f: _margin(f[2]))
     else:  # else the candidate that rose most, with its first test
         shown = max(watched, key=lambda w: float(w.tested.mean()))
-        shown_test = next((t for w, _, t, _ in tests if w is shown), None)
+        shown_test = next((t for w, _, t, _, _ in tests if w is shown), None)
     shown_drift = paired_drift(
         ProbeResult(current.suite, current.kind, shown.name, baseline.item_ids, tuple(shown.base.tolist())),
         ProbeResult(current.suite, current.kind, shown.name, current.item_ids, tuple(shown.now.tolist())),
@@ -272,7 +278,7 @@ def assess(
     )
     base_mean = float(shown.base.mean())
     first_test: dict[int, LimitTest] = {}  # per candidate: its max_increase test (listed first), else its first
-    for w, _, t, _ in tests:
+    for w, _, t, _, _ in tests:
         first_test.setdefault(id(w), t)
     has_increase = threshold is not None and threshold.max_increase is not None
     drift_limit = first_test[id(shown)].limit if has_increase else None

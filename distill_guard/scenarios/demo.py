@@ -5,7 +5,9 @@
 2-4. the LM miniature (`subliminal_lm`), under `policies/demo-miniature.yaml` (gate warns, a
    trait-agnostic animal panel watches): a same-init student trained on a steered teacher's
    filtered numbers inherits its preference and is halted mid-run; the control student (the
-   base's own numbers) and the different-init student (the teacher's numbers) train to the end.
+   base's own numbers) trains to the end. The different-init student (the teacher's numbers) is
+   shown, not judged: it does not inherit the owl, but the panel may halt it on another animal (a
+   false halt, as in 2-3 of 8 held-out different-init runs: docs/detection.md).
 5-6. a second example, the digits scenario under `policies/demo-digits.yaml`: a same-init student
    distilled on noise logits is halted by the digit-accuracy probe, its control completes.
 """
@@ -52,6 +54,10 @@ class DemoConfig:
     fast: bool = False
 
 
+NOT_JUDGED = "not judged"
+"""A step shown for comparison whose halt or completion the demo does not promise (its exit code ignores it)."""
+
+
 @dataclass(frozen=True)
 class StepResult:
     """How one demo step ended, with the numbers a test or a reader checks."""
@@ -67,7 +73,7 @@ class StepResult:
 
     @property
     def as_expected(self) -> bool:
-        return self.outcome == self.expected
+        return self.expected == NOT_JUDGED or self.outcome == self.expected
 
 
 @dataclass(frozen=True)
@@ -366,7 +372,7 @@ def run_step(
 LM_STEPS = (
     ("lm-probes", Case.trait_same_init, "halted", "same-init student on the steered teacher's numbers"),
     ("lm-control", Case.control_same_init, "completed", "same-init student on the base's own numbers"),
-    ("lm-different-init", Case.trait_different_init, "completed", "different-init student on the teacher's numbers"),
+    ("lm-different-init", Case.trait_different_init, NOT_JUDGED, "different-init student on the teacher's numbers"),
 )
 DIGITS_STEPS = (
     ("digits-probes", digits.Case.trait_same_init, "halted", "same-init student on the trait teacher's aux logits"),
