@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from distill_guard.drift.assess import assess
@@ -117,3 +118,37 @@ def test_monitor_round_trips_through_json() -> None:
     assert restored.patience.streaks == {"p": 1}
     assert restored.plan == monitor.plan and restored.looks == 1
     assert math.isnan(restored.history[0].score) and restored.history[0].breached
+
+
+def _named(log_odds: np.ndarray) -> ProbeResult:
+    """A named-target (candidate 0) preference result from per-item, per-candidate log-probabilities."""
+    shares = np.exp(log_odds - np.logaddexp.reduce(log_odds, axis=1, keepdims=True))
+    flags = tuple(tuple(c == 0 for c in range(log_odds.shape[1])) for _ in range(len(log_odds)))
+    return ProbeResult(
+        "animal-preference",
+        "preference",
+        "owl",
+        tuple(f"item-{i}" for i in range(len(log_odds))),
+        tuple(shares[:, 0].tolist()),
+        candidates=tuple(f"animal-{c}" for c in range(log_odds.shape[1])),
+        answer_logprobs=tuple(tuple(row) for row in log_odds.tolist()),
+        answer_is_trait=flags,
+    )
+
+
+def test_a_target_whose_share_fell_never_breaches_an_increase_limit_though_the_others_fell_further() -> None:
+    """One answer takes the mass (a student SFT'd to say fox): every other candidate loses, the
+    target less than the rest, so its *specific* drift is large while its share drops."""
+    rng = np.random.default_rng(3)
+    base = rng.normal(0.0, 0.2, size=(40, 12))
+    took_over = base.copy()
+    took_over[:, 1] += 6.0  # fox
+    took_over[:, 2:] -= 4.0  # the others lose a lot, the target (column 0) nothing in log-probability
+    limit = Threshold(max_increase=0.05)
+    report = assess(_named(base), _named(took_over), limit, step=1, alpha=1e-4)
+    assert report.score < report.baseline and report.specific is not None and report.specific > 0.05
+    assert not report.breached
+    rose = took_over.copy()
+    rose[:, 0] += 6.0  # the same run, but the target's own share rises: the limit counts again
+    assert _named(rose).score > _named(base).score
+    assert assess(_named(base), _named(rose), limit, step=1, alpha=1e-4).breached
