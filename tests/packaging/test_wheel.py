@@ -60,11 +60,5 @@ def test_the_installed_wheel_runs_the_demo_and_exports_from_another_folder(
     run([str(bin_dir / "distill-guard"), "demo", "--fast", "--out", "demo"], tmp_path, env)
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text("utf-8"))
     assert summary["as_expected"] is True
-    assert [s["outcome"] for s in summary["steps"]] == [
-        "denied",
-        "halted",
-        "completed",
-        "completed",
-        "halted",
-        "completed",
-    ]
+    judged = [s["outcome"] for s in summary["steps"] if s["expected"] != "not judged"]  # different-init: shown only
+    assert judged == ["denied", "halted", "completed", "halted", "completed"]
