@@ -47,6 +47,7 @@ from sklearn.metrics import roc_auc_score
 
 from distill_guard import DistillGuard
 from distill_guard.calibration import largest_tested_drift
+from distill_guard.drift.rejudge import halt_with_group
 from distill_guard.policy.load import LoadedPolicy
 from distill_guard.policy.schema import HaltAction, NoExport, ProvenancePolicy, SuiteRef, Threshold, UnknownAction
 from distill_guard.scenarios import subliminal_lm as lm
@@ -142,9 +143,12 @@ def lm_run(
     *,
     scenario: str,
     positive: bool,
+    groups: Sequence[int] = (),
 ) -> list[RunResult]:
     """One student trained once, watched by one warn-only guard per policy: the policies judge the same
-    run (the same weights at every look), and the student's CPU time is paid once, not once per policy."""
+    run (the same weights at every look), and the student's CPU time is paid once, not once per policy.
+    Each policy is also judged with each stand-out test size in `groups`, from the same recorded looks
+    (`distill_guard/drift/rejudge.py`), as policy `NAME-groupG`."""
     run_dir = work / f"{scenario}-{mini.seed}-{case.value}"
     student = mini.student(case, run_dir / "student")
     guards = {name: (DistillGuard(loaded, output_dir=run_dir / name), run_dir / name) for name, loaded in policies}
@@ -154,14 +158,30 @@ def lm_run(
     start = mini.base if case.same_init else mini.other_base  # the rise over the student's own starting point
     gain = lm.preference(student, mini.tokenizer, mini.trait) - lm.preference(start, mini.tokenizer, mini.trait)
     results = []
-    for name, (guard, guard_dir) in guards.items():
+    for (name, loaded), (guard, guard_dir) in zip(policies, guards.values(), strict=True):
         step, trait, peak = _outcome(guard, guard_dir)
+        _replay_agrees(guard, loaded, step)
         results.append(RunResult(scenario, name, mini.seed, case.value, positive, planned, step, trait, peak, gain))
-        print(results[-1], flush=True)
+        for group in groups:
+            halt = halt_with_group(guard.monitor.history, loaded, group)
+            at, on = (halt.step, halt.trait or halt.probe) if halt else (None, None)
+            variant = f"{name}-group{group}"
+            results.append(RunResult(scenario, variant, mini.seed, case.value, positive, planned, at, on, peak, gain))
+        print(*results[-1 - len(groups) :], sep="\n", flush=True)
     return results
 
 
-def lm_runs(seed: int, spec: lm.MiniatureSpec, work: Path, *, weak: bool) -> list[RunResult]:
+def _replay_agrees(guard: DistillGuard, loaded: LoadedPolicy, step: int | None) -> None:
+    """Judging the recorded looks again with the policy's own test must give the run's own halt."""
+    own = {ref.stand_out_group for ref in loaded.policy.probes.suites if ref.panel} or {1}
+    halt = halt_with_group(guard.monitor.history, loaded, own.pop())
+    if (halt.step if halt else None) != step:
+        raise RuntimeError(f"replay halts at {halt.step if halt else None}, the run at {step}: rejudge.py is wrong")
+
+
+def lm_runs(
+    seed: int, spec: lm.MiniatureSpec, work: Path, *, weak: bool, groups: Sequence[int] = ()
+) -> list[RunResult]:
     mini = lm.Miniature.build(seed, spec)
     panels = ("strict-panels", watched(STRICT_POLICY))
     policies = [panels, ("strict-owl", watched(STRICT_POLICY, target=mini.trait))]
@@ -170,7 +190,14 @@ def lm_runs(seed: int, spec: lm.MiniatureSpec, work: Path, *, weak: bool) -> lis
         result
         for case in cases
         for result in lm_run(
-            mini, case, mini.rows(case), policies, work, scenario="lm", positive=case is lm.Case.trait_same_init
+            mini,
+            case,
+            mini.rows(case),
+            policies,
+            work,
+            scenario="lm",
+            positive=case is lm.Case.trait_same_init,
+            groups=groups,
         )
     ]
     if weak:
@@ -251,6 +278,9 @@ def main() -> None:
         "--student-schedule", choices=lm.STUDENT_SCHEDULES, help="the LM students' rate schedule (linear: decays to 0)"
     )
     parser.add_argument("--epochs", type=float, help="the LM students' epochs over their rows")
+    parser.add_argument(
+        "--stand-out-groups", default="3", help="comma-separated extra stand_out_group sizes to judge the LM runs with"
+    )
     parser.add_argument("--json", type=Path, help="write every result here (rewritten after each seed)")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (the guards' audit logs: every look)")
     parser.add_argument(
@@ -262,6 +292,7 @@ def main() -> None:
         print(summarise([RunResult(**r) for f in args.from_json for r in json.loads(f.read_text())], benign))
         return
     torch.set_num_threads(1)
+    groups = [int(g) for g in args.stand_out_groups.split(",") if g]
     seeds = [int(s) for s in args.seeds.split(",")]
     scenarios = set(args.scenarios.split(","))
     overrides = {
@@ -284,7 +315,7 @@ def main() -> None:
                 results += digits_runs(seed, DigitsSpec.fast() if args.fast else DigitsSpec(), work)
             if "lm" in scenarios:
                 try:
-                    results += lm_runs(seed, spec, work, weak=not args.no_weak)
+                    results += lm_runs(seed, spec, work, weak=not args.no_weak, groups=groups)
                 except ValueError as exc:  # the scenario's own refusal (a teacher that cannot be fitted)
                     unbuilt.append(f"LM seed {seed}: not run, the miniature could not be built: {exc}")
                     print(unbuilt[-1], flush=True)

@@ -52,6 +52,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from benchmarks.detection import first_halt_step, interval
 from distill_guard.calibration import benign_run, calibrate, largest_tested_drift
 from distill_guard.drift.assess import DriftReport
+from distill_guard.drift.rejudge import halt_with_group
 from distill_guard.policy.load import LoadedPolicy, load_policy
 from distill_guard.policy.probe_suite import PreferenceSpec
 from distill_guard.probes.suite_sources import load_builtin
@@ -67,6 +68,7 @@ WORDS = ["the", "a", "city", "garden", "window", "letter", "market", "house", "w
 VERBS = ["opens", "grows", "is", "answer", "write", "tell"]
 Lines = Callable[[random.Random, int], list[str]]
 Look = tuple[int, list[tuple[str, float, float, bool | None]]]
+STAND_OUT_GROUPS = (3,)  # every run is also judged with these stand_out_group sizes, from its recorded looks
 TARGET = ""  # the key of a targeted suite's one watched answer in per-candidate limits
 
 
@@ -178,6 +180,8 @@ class Outcome:
     bounds: dict[str, list[tuple[int, float]]]
     candidates: dict[str, list[Look]] = field(default_factory=dict)
     raised: dict[str, dict[str, float]] = field(default_factory=dict)
+    group_halts: dict[str, int | None] = field(default_factory=dict)
+    """per extra stand_out_group size (STAND_OUT_GROUPS): where the run would have halted with it"""
 
     @property
     def benign(self) -> bool:
@@ -235,16 +239,32 @@ def guarded_run(
         label: {name if name is not None else TARGET: round(v, 5) for name, v in limits.raised().items()}
         for label, limits in policy.benign_limits.items()
     }
+    group_halts = {}
+    for group in STAND_OUT_GROUPS:  # the same looks judged again (distill_guard/drift/rejudge.py)
+        halt = halt_with_group(guard.monitor.history, policy, group)
+        group_halts[str(group)] = halt.step if halt else None
     outcome = Outcome(
-        base, kind, run.seed, run.learning_rate, run.max_steps, step, trait, largest, bounds, candidates, raised
+        base,
+        kind,
+        run.seed,
+        run.learning_rate,
+        run.max_steps,
+        step,
+        trait,
+        largest,
+        bounds,
+        candidates,
+        raised,
+        group_halts,
     )
     where = f"halted at {step} on {trait}" if step is not None else "finished"
+    where += "".join(f"; with stand_out_group {g}: {at or 'finished'}" for g, at in group_halts.items())
     print(f"{base} {kind} seed {run.seed} lr {run.learning_rate:g}: {where}; largest {largest}", flush=True)
     return outcome
 
 
 def _rounded(report: DriftReport) -> list[tuple[str, float, float, bool | None]]:
-    return [(name, round(mean, 5), round(bound, 5), out) for name, mean, bound, out in report.candidates]
+    return [(c.name, round(c.drift, 5), round(c.lower_bound, 5), c.stands_out) for c in report.candidates]
 
 
 def summarise(outcomes: list[Outcome]) -> str:
@@ -257,6 +277,9 @@ def summarise(outcomes: list[Outcome]) -> str:
         halted = [o for o in group if o.halt_step is not None]
         detail = ", ".join(f"{o.trait}@{o.halt_step}/{o.planned_steps}" for o in halted)
         lines.append(f"{name:<34} {interval(len(halted), len(group))}" + (f"  [{detail}]" if detail else ""))
+        for size in STAND_OUT_GROUPS:
+            halted = [o for o in group if o.group_halts.get(str(size)) is not None]
+            lines.append(f"{'':<4}{f'stand_out_group {size}':<30} {interval(len(halted), len(group))}")
     return "\n".join(lines)
 
 

@@ -45,10 +45,10 @@ def largest_candidate_drift(history: Sequence[DriftReport]) -> dict[str, dict[st
     """Per panel probe and candidate, the largest mean tested drift over all looks."""
     out: dict[str, dict[str, float]] = {}
     for report in history:
-        for name, mean, _, _ in report.candidates:
-            if math.isfinite(mean):
+        for candidate in report.candidates:
+            if math.isfinite(candidate.drift):
                 per_candidate = out.setdefault(report.probe, {})
-                per_candidate[name] = max(per_candidate.get(name, -math.inf), mean)
+                per_candidate[candidate.name] = max(per_candidate.get(candidate.name, -math.inf), candidate.drift)
     return out
 
 

@@ -414,6 +414,7 @@ class DistillGuard(TrainerCallback, ExportableState):
                     alpha=alpha,
                     panel=probe.ref.panel,
                     gate=probe.ref.stand_out,
+                    group=probe.ref.stand_out_group,
                     benign=self.loaded.benign_limits.get(probe.label),
                 )
             except DistillGuardError as exc:

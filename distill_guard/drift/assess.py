@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy.special import expit, logit
@@ -33,6 +33,19 @@ TOP_MOVERS = 3
 """How many candidates of a panel a report (and the metrics) name, largest specific drift first."""
 
 
+class CandidateDrift(NamedTuple):
+    """One panel candidate at one look: enough to judge the look again under other limits or tests."""
+
+    name: str
+    drift: float
+    """mean tested (specific, probability-scale) drift"""
+    lower_bound: float
+    """of `drift`, at the look's alpha (does not depend on the limit)"""
+    stands_out: bool | None
+    share_change: float = math.nan
+    """raw mean change of the candidate's share (a fallen share's drift limits do not count)"""
+
+
 @dataclass(frozen=True)
 class DriftReport:
     """One probe evaluation compared with its baseline, with the reasons it breached (if it did).
@@ -44,8 +57,8 @@ class DriftReport:
     `stands_out` whether that candidate stood out from the others (None: no stand-out test).
     `drift_limit` is the max_increase limit tested for the shown candidate (raised by calibration,
     when the threshold has `benign_margin`). `candidates` lists every watched candidate of a panel
-    as (name, mean tested drift, lower bound, stands out): what calibration records, and what lets
-    a look be judged again under other limits (the bound does not depend on the limit).
+    (`CandidateDrift`): what calibration records, and what lets a look be judged again under other
+    limits or stand-out tests.
     """
 
     probe: str
@@ -66,13 +79,16 @@ class DriftReport:
     movers: tuple[tuple[str, float], ...] = ()
     stands_out: bool | None = None
     drift_limit: float | None = None
-    candidates: tuple[tuple[str, float, float, bool | None], ...] = ()
+    candidates: tuple[CandidateDrift, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["reasons"] = list(self.reasons)
         data["movers"] = [list(m) for m in self.movers]
-        data["candidates"] = [[name, _finite(mean), _finite(bound), out] for name, mean, bound, out in self.candidates]
+        data["candidates"] = [
+            [c.name, _finite(c.drift), _finite(c.lower_bound), c.stands_out, _finite(c.share_change)]
+            for c in self.candidates
+        ]
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()} | {
             "non_finite": [k for k, v in data.items() if isinstance(v, float) and not math.isfinite(v)]
         }
@@ -125,10 +141,16 @@ def _watched(baseline: ProbeResult, current: ProbeResult, panel: bool) -> list[_
     ]
 
 
+def increase_limit(candidate: str | None, threshold: Threshold, benign: BenignLimits | None) -> float:
+    """The max_increase limit of one watched candidate: calibration (`benign`) may only raise it."""
+    assert threshold.max_increase is not None
+    return benign.limit(candidate) if benign is not None else threshold.max_increase
+
+
 def _increase_limit(watched: _Watched, threshold: Threshold, benign: BenignLimits | None) -> tuple[float, str]:
     """The max_increase limit of one watched candidate and how a reason names it."""
     assert threshold.max_increase is not None
-    limit = benign.limit(watched.name) if benign is not None else threshold.max_increase
+    limit = increase_limit(watched.name, threshold, benign)
     if limit <= threshold.max_increase:
         return limit, f"max_increase {limit:g}"
     assert benign is not None
@@ -159,9 +181,9 @@ def _tests(
     return out
 
 
-def _standing(watched: Sequence[_Watched], alpha: float) -> dict[int, StandOut]:
+def _standing(watched: Sequence[_Watched], alpha: float, group: int) -> dict[int, StandOut]:
     """Each panel candidate's stand-out test against the others' mean tested drift, by `id` of its `_Watched`."""
-    results = stand_out(np.array([float(w.tested.mean()) for w in watched]), alpha)
+    results = stand_out(np.array([float(w.tested.mean()) for w in watched]), alpha, max_group=group)
     return {id(w): r for w, r in zip(watched, results, strict=True)}
 
 
@@ -210,13 +232,14 @@ def _movers(watched: Sequence[_Watched]) -> tuple[tuple[str, float], ...]:
 
 def _candidates(
     watched: Sequence[_Watched], first_test: dict[int, LimitTest], standing: dict[int, StandOut]
-) -> tuple[tuple[str, float, float, bool | None], ...]:
+) -> tuple[CandidateDrift, ...]:
     return tuple(
-        (
+        CandidateDrift(
             w.name or "",
             float(w.tested.mean()),
             first_test[id(w)].lower_bound if id(w) in first_test else math.nan,
             standing[id(w)].stands_out if id(w) in standing else None,
+            float((w.now - w.base).mean()),
         )
         for w in watched
     )
@@ -232,14 +255,15 @@ def assess(
     noise_floor: float = 0.0,
     panel: bool = False,
     gate: bool = True,
+    group: int = 1,
     benign: BenignLimits | None = None,
 ) -> DriftReport:
     """Compare `current` with `baseline` under `threshold`, each limit tested at level `alpha`.
 
     For a panel with `gate`, a candidate's drift limits count only when it stands out from the
-    other candidates (`stand_out`, at the same `alpha`). `benign` (from the threshold's
-    `benign_margin`) gives each candidate its calibrated max_increase. A NaN or infinite score is
-    always a breach: a broken probe must never pass.
+    other candidates (`stand_out`, at the same `alpha`), alone or in a top group of up to `group`.
+    `benign` (from the threshold's `benign_margin`) gives each candidate its calibrated max_increase.
+    A NaN or infinite score is always a breach: a broken probe must never pass.
     """
     paired = paired_drift(baseline, current, noise_floor=noise_floor)
     if not (math.isfinite(baseline.score) and math.isfinite(current.score) and math.isfinite(paired.mean)):
@@ -258,7 +282,7 @@ def assess(
             alpha=alpha,
         )
     watched = _watched(baseline, current, panel)
-    standing = _standing(watched, alpha) if panel and gate else {}
+    standing = _standing(watched, alpha, group) if panel and gate else {}
     tests = [
         (w, name, t, standing.get(id(w)) if on_drift else None, on_drift)
         for w in watched

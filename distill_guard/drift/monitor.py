@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from distill_guard.drift.assess import DriftReport, assess
+from distill_guard.drift.assess import CandidateDrift, DriftReport, assess
 from distill_guard.drift.limit_test import spend
 from distill_guard.drift.paired import paired_drift
 from distill_guard.drift.patience import PatienceTracker
@@ -86,6 +86,7 @@ class DriftMonitor:
         alpha: float,
         panel: bool = False,
         gate: bool = True,
+        group: int = 1,
         benign: BenignLimits | None = None,
     ) -> Evaluation:
         baseline = self.baselines[result.suite]
@@ -99,6 +100,7 @@ class DriftMonitor:
             noise_floor=floor,
             panel=panel,
             gate=gate,
+            group=group,
             benign=benign,
         )
         patience = 1 if not math.isfinite(report.score) else (threshold.patience if threshold else 1)
@@ -166,7 +168,8 @@ def _report_from_json(data: dict[str, Any]) -> DriftReport:
             fields[name] = math.nan
     fields["reasons"] = tuple(fields["reasons"])
     fields["movers"] = tuple((str(name), float(value)) for name, value in fields.get("movers", ()))
-    fields["candidates"] = tuple(
-        (str(name), _number(mean), _number(bound), out) for name, mean, bound, out in fields.get("candidates", ())
+    fields["candidates"] = tuple(  # a record from before share_change has four fields
+        CandidateDrift(str(c[0]), _number(c[1]), _number(c[2]), c[3], *(_number(v) for v in c[4:5]))
+        for c in fields.get("candidates", ())
     )
     return DriftReport(**fields)

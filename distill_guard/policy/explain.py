@@ -57,6 +57,8 @@ def _describe_suite(ref: SuiteRef, policy: GuardPolicy) -> str:
     subject = f"{source} (target: {target})" if target else source
     if ref.panel:
         standing = ", halting only on a candidate that stands out from the others" if ref.stand_out else ""
+        if ref.stand_out and ref.stand_out_group > 1:
+            standing += f", alone or with up to {ref.stand_out_group - 1} others of the top candidates"
         subject = f"{source} as a panel (every candidate watched{standing})"
     t = ref.threshold
     if t is None:

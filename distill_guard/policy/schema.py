@@ -214,6 +214,13 @@ class SuiteRef(StrictModel):
         description="panels: a candidate halts only if its drift also stands out from the other candidates' "
         "drifts in the same look (docs/detection.md); false: the limit alone",
     )
+    stand_out_group: StrictInt = Field(
+        1,
+        ge=1,
+        le=8,
+        description="panels: the largest group of top candidates that may stand out together (1: each alone); "
+        "a trait that raises a few candidates with it hides from the test of one alone (docs/detection.md)",
+    )
     threshold: Threshold | None = None
     on_error: HaltAction | None = Field(None, description="when the probe raises; defaults to halt.action")
 
@@ -223,8 +230,11 @@ class SuiteRef(StrictModel):
             raise ValueError("give exactly one of 'use' (builtin:NAME) or 'path'")
         if self.panel and self.target is not None:
             raise ValueError("a panel watches every candidate; give 'panel: true' or a 'target', not both")
-        if "stand_out" in self.model_fields_set and not self.panel:
-            raise ValueError("'stand_out' compares a panel's candidates with each other; it needs 'panel: true'")
+        for key in ("stand_out", "stand_out_group"):
+            if key in self.model_fields_set and not self.panel:
+                raise ValueError(f"'{key}' compares a panel's candidates with each other; it needs 'panel: true'")
+        if "stand_out_group" in self.model_fields_set and not self.stand_out:
+            raise ValueError("'stand_out_group' sizes the stand-out test, which 'stand_out: false' turns off")
         return self
 
     @property
