@@ -101,3 +101,13 @@ def test_explain_of_invalid_policy_exits_1(tmp_path: Path) -> None:
     bad.write_text("kind: GuardPolicy\n")
     result = runner.invoke(app, ["policy", "explain", str(bad)])
     assert result.exit_code == 1 and f"{bad}:" in result.output
+
+
+def test_explain_says_how_many_top_candidates_may_stand_out_together(tmp_path: Path) -> None:
+    policy = tmp_path / "group.yaml"
+    policy.write_text(
+        "apiVersion: distill-guard/v1\nkind: GuardPolicy\nmetadata: {name: group}\nprobes:\n  suites:\n"
+        '    - {use: "builtin:animal-preference", panel: true, stand_out_group: 3, threshold: {max_increase: 0.05}}\n'
+    )
+    text = " ".join(runner.invoke(app, ["policy", "explain", "--markdown", str(policy)]).output.split())
+    assert "stands out from the others, alone or with up to 2 others of the top candidates" in text
