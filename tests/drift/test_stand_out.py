@@ -155,3 +155,15 @@ def test_on_exchangeable_candidates_a_group_of_three_adds_few_stand_outs() -> No
     alone = np.mean([any(v.stands_out for v in stand_out(row, 0.01)) for row in values])
     grouped = np.mean([any(v.stands_out for v in stand_out(row, 0.01, max_group=3)) for row in values])
     assert 0.15 < alone <= grouped < 1.25 * alone
+
+
+def test_a_trait_raised_with_two_decoys_halts_a_panel_only_with_a_group_test() -> None:
+    """The attack of docs/detection.md: a teacher raises two decoy animals nearly as far as its trait."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.0, 0.3, size=(ITEMS, len(CANDIDATES)))
+    now = base + rng.normal(0.0, 0.1, size=len(CANDIDATES)) + rng.normal(0.0, 0.02, size=base.shape)
+    now[:, :3] += [2.4, 2.3, 2.1]  # the trait and its decoys, in log-odds
+    alone, grouped = (assess(_panel(base), _panel(now), LIMIT, step=1, alpha=1e-5, panel=True, group=g) for g in (1, 3))
+    assert not alone.breached and alone.trait == CANDIDATES[0]
+    assert grouped.breached and grouped.trait == CANDIDATES[0] and grouped.stands_out is True
+    assert "stands out with the top 3 candidates together" in grouped.reasons[0]
