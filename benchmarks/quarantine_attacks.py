@@ -216,7 +216,7 @@ def main() -> None:
         base = tiny_lm.make_tiny_checkpoint(work / "base", seed=0)
         halted = disguises.fine_tuned(base, work / "halted", steps=2, lr=1e-3, batch=4)
         other = tiny_lm.make_tiny_checkpoint(work / "other", seed=1)
-        start = fingerprint(base).profiles
+        start = fingerprint(base)
         entry = register(work / "registry.jsonl", halted, run_id="b", step=2, start=start)
         edits: dict[str, Edit] = {
             "halted, unedited": lambda m: m,

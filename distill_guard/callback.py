@@ -517,8 +517,9 @@ class DistillGuard(TrainerCallback, ExportableState):
         if registry is None or not dist.is_main_process() or not folder.is_dir():
             return
         try:
-            start = self._start_weights.profiles if self._start_weights is not None else ()
-            entry = register(registry, folder, run_id=self.telemetry.run_id or "?", step=step, start=start)
+            entry = register(
+                registry, folder, run_id=self.telemetry.run_id or "?", step=step, start=self._start_weights
+            )
         except (DistillGuardError, UnreadableCheckpoint, OSError) as error:
             logger.error("distill-guard: %s was not added to the quarantine registry: %s", folder, error)
             self.telemetry.event("quarantine_registry_failed", step=step, checkpoint=str(folder), error=str(error))

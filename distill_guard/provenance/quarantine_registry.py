@@ -276,10 +276,10 @@ def _best(path: Path, entries: Sequence[RegistryEntry], fingerprint: Fingerprint
     return best if best is not None and best.shared >= MATCH_FRACTION * len(best.entry.matrices) else None
 
 
-def register(path: Path, folder: Path, *, run_id: str, step: int, start: Sequence[NormProfile] = ()) -> RegistryEntry:
+def register(path: Path, folder: Path, *, run_id: str, step: int, start: Fingerprint | None = None) -> RegistryEntry:
     """Append `folder`'s fingerprint to the registry as one line, written and synced in one call.
 
-    `start`: the profiles of the weights the run began from. Matrices the run left within
+    `start`: the fingerprint of the weights the run began from (its index is built once). Matrices the run left within
     DISTINCT_FROM_START of them are not kept (the base would match them); when no matrix moved that
     far, UnreadableCheckpoint says so rather than an entry that refuses the base.
     """
@@ -288,7 +288,7 @@ def register(path: Path, folder: Path, *, run_id: str, step: int, start: Sequenc
     matrices = fingerprint_folder(folder).profiles
     if not matrices:
         raise UnreadableCheckpoint(f"{folder}: every weight matrix is zero")
-    started = ProfileIndex(start)
+    started = start.index if start is not None else ProfileIndex(())
     moved = tuple(m for m in matrices if started.closest(m) > DISTINCT_FROM_START)
     if not moved:
         raise UnreadableCheckpoint(

@@ -225,7 +225,7 @@ def test_a_halt_that_moved_no_matrix_from_its_start_registers_nothing_rather_tha
     tiny_checkpoint, tmp_path
 ):
     registry = tmp_path / "registry.jsonl"
-    start = fingerprint_folder(tiny_checkpoint).profiles
+    start = fingerprint_folder(tiny_checkpoint)
     with pytest.raises(UnreadableCheckpoint, match="would also refuse the base"):
         register(registry, tiny_checkpoint, run_id="r", step=1, start=start)
     assert not registry.exists()
