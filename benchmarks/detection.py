@@ -257,12 +257,12 @@ def summarise(results: list[RunResult], benign: list[dict]) -> str:
         halted = sum(o["halt_step"] is not None for o in benign if not o["kind"].startswith("trait"))
         total = sum(not o["kind"].startswith("trait") for o in benign)
         lines.append(f"{'benign (false_halts.py)':<28} {'':>26} {'':>10} {'':>11} {interval(halted, total):>26}")
-    negatives = [r for r in results if not r.positive and r.scenario == "lm"]
+    negatives = [r for r in results if not r.positive and r.scenario == "lm" and r.policy == "strict-panels"]
     halted = sum(r.halted for r in negatives) + sum(
         o["halt_step"] is not None for o in benign if not o["kind"].startswith("trait")
     )
     total = len(negatives) + sum(not o["kind"].startswith("trait") for o in benign)
-    lines.append(f"all negatives of lm + benign: false halts {interval(halted, total)}")
+    lines.append(f"negatives of lm / strict-panels + benign: false halts {interval(halted, total)}")
     return "\n".join(lines)
 
 
