@@ -173,8 +173,7 @@ def lm_run(
 
 def _replay_agrees(guard: DistillGuard, loaded: LoadedPolicy, step: int | None) -> None:
     """Judging the recorded looks again with the policy's own test must give the run's own halt."""
-    own = {ref.stand_out_group for ref in loaded.policy.probes.suites if ref.panel} or {1}
-    halt = halt_with_group(guard.monitor.history, loaded, own.pop())
+    halt = halt_with_group(guard.monitor.history, loaded)
     if (halt.step if halt else None) != step:
         raise RuntimeError(f"replay halts at {halt.step if halt else None}, the run at {step}: rejudge.py is wrong")
 

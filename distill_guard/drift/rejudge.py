@@ -45,8 +45,11 @@ def breaches_with_group(
     return False
 
 
-def halt_with_group(history: Sequence[DriftReport], loaded: LoadedPolicy, group: int) -> DriftReport | None:
-    """The look a run recorded in `history` would have halted at had `loaded`'s panels used `group`.
+def halt_with_group(
+    history: Sequence[DriftReport], loaded: LoadedPolicy, group: int | None = None
+) -> DriftReport | None:
+    """The look a run recorded in `history` would have halted at had `loaded`'s panels used `group`
+    (None: each panel's own `stand_out_group`, which must give the run's own halt).
 
     Suites without the stand-out test keep their recorded verdicts; patience counts as it does live.
     """
@@ -57,7 +60,9 @@ def halt_with_group(history: Sequence[DriftReport], loaded: LoadedPolicy, group:
         if ref.threshold is None:
             continue
         breached = (
-            breaches_with_group(report, ref.threshold, group, loaded.benign_limits.get(report.probe))
+            breaches_with_group(
+                report, ref.threshold, group or ref.stand_out_group, loaded.benign_limits.get(report.probe)
+            )
             if ref.panel and ref.stand_out
             else report.breached
         )

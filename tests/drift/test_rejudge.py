@@ -91,6 +91,7 @@ def test_a_recorded_run_halts_where_a_live_run_with_that_group_halts(tmp_path: P
         _, recorded = _live_halt(looks, group=1)
         live = {g: _live_halt(looks, g)[0] for g in (1, 2, 3)}
         halts = {g: halt_with_group(recorded.history, loaded, g) for g in (1, 2, 3)}
+        assert halt_with_group(recorded.history, loaded) == halts[1], "no group: the suite's own (1)"
         assert {g: halt.step if halt else None for g, halt in halts.items()} == live
         earlier += live[3] is not None and (live[1] is None or live[3] < live[1])
     assert earlier, "some masked trait halts earlier with a group of three"
