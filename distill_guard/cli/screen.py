@@ -48,6 +48,14 @@ def screen(
             "(default: the policy's screening.reference)"
         ),
     ] = None,
+    trusted_source: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="one of several distinct trusted datasets of the same task, one canary copy each: the data's "
+            "canary must beat them all; repeat once per source, at least twice (default: the policy's "
+            "screening.trusted_sources)"
+        ),
+    ] = None,
     canary_steps: Annotated[
         int | None,
         typer.Option(help="also train a copy this many steps on a sample of the data and probe it (default: policy)"),
@@ -70,6 +78,9 @@ def screen(
         loaded = load_policy(policy)
         rows = _read_rows(data, "--data")
         trusted = _read_rows(reference, "--reference") if reference else None
+        sources = [_read_rows([path], "--trusted-source") for path in trusted_source] if trusted_source else None
+        if sources is not None and len(sources) < 2:
+            raise DistillGuardError("--trusted-source: give at least 2 distinct trusted datasets (or one --reference)")
         section = loaded.policy.screening or ScreeningPolicy(action=ScreeningAction.deny)
         if reference_filter is not None:
             if reference_filter not in FILTER_NAMES:
@@ -79,7 +90,11 @@ def screen(
             if canary_steps < 0:
                 raise DistillGuardError(f"--canary-steps {canary_steps}: a number of optimizer steps, 0 for no canary")
             section = section.model_copy(update={"canary_steps": canary_steps})
-        evidence = _screen(loaded, section, student, rows, trusted, quiet=as_json)
+        if sources is not None and (trusted is not None or section.reference is not None):
+            raise DistillGuardError("--trusted-source: not with a single trusted --reference / screening.reference")
+        if trusted is not None and sources is None and section.trusted_sources is not None:
+            raise DistillGuardError("--reference: the policy names screening.trusted_sources; give one null")
+        evidence = _screen(loaded, section, student, rows, trusted, sources, quiet=as_json)
     rules, checks = screening_findings(section, evidence)
     decision = Decision(
         outcome=Decision.outcome_of(rules),
@@ -122,6 +137,7 @@ def _screen(
     student: Path,
     rows: list[dict[str, str]],
     trusted: list[dict[str, str]] | None,
+    sources: list[list[dict[str, str]]] | None,
     *,
     quiet: bool,
 ) -> ScreenEvidence:
@@ -138,5 +154,10 @@ def _screen(
             bar.update(tasks[task], completed=done)
 
         return gather_screen(
-            dataclasses.replace(loaded, policy=policy), student, rows, progress=progress, trusted=trusted
+            dataclasses.replace(loaded, policy=policy),
+            student,
+            rows,
+            progress=progress,
+            trusted=trusted,
+            trusted_sources=sources,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from distill_guard.errors import DistillGuardError, PolicyError, SourceIssue
 from distill_guard.input_files import regular_file_problem, written_path
@@ -95,21 +96,31 @@ def _benign_range_warnings(
 
 
 def _screening_reference_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]:
-    """`screening.reference` must be a readable row file with prompt and completion: the screen's trusted null."""
-    relative = policy.screening.reference if policy.screening is not None else None
-    if relative is None:
+    """`screening.reference` and each trusted source must be a readable row file with prompt and completion."""
+    section = policy.screening
+    named: list[tuple[tuple[Any, ...], str]] = []
+    if section is not None and section.reference is not None:
+        named.append((("screening", "reference"), section.reference))
+    if section is not None and section.trusted_sources is not None:
+        named += [(("screening", "trusted_sources", i), f) for i, f in enumerate(section.trusted_sources)]
+    if not named:
         return []
     from distill_guard.row_files import read_row_files  # pyarrow, only for a policy that names a file
 
-    path = relative_to_policy(doc, relative)
-    reason = regular_file_problem(path) if path.exists() else "no such file"
-    problem = reason and f"{path}: {reason}"
-    if not problem:
-        try:
-            read_row_files([path])
-        except DistillGuardError as exc:
-            problem = str(exc)
-    return [doc.issue(("screening", "reference"), f"screening.reference: {problem}")] if problem else []
+    issues = []
+    for where, relative in named:
+        path = relative_to_policy(doc, relative)
+        reason = regular_file_problem(path) if path.exists() else "no such file"
+        problem = reason and f"{path}: {reason}"
+        if not problem:
+            try:
+                read_row_files([path])
+            except DistillGuardError as exc:
+                problem = str(exc)
+        if problem:
+            label = ".".join(str(k) for k in where[:2]) + "".join(f"[{k}]" for k in where[2:])
+            issues.append(doc.issue(where, f"{label}: {problem}"))
+    return issues
 
 
 def _registry_warnings(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]:

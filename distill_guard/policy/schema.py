@@ -367,6 +367,14 @@ class ScreeningPolicy(StrictModel):
         description="a trusted dataset of the same task (row file with prompt and completion, relative to the "
         "policy): a second null next to the student's own samples",
     )
+    trusted_sources: list[NonEmpty] | None = Field(
+        None,
+        min_length=2,
+        max_length=64,
+        description="distinct trusted datasets of the same task (row files, relative to the policy), one canary "
+        "copy each: the data's canary must beat them all (a trait-free dataset like them does with "
+        "probability <= 1/(n+1)); needs canary_steps, not with reference",
+    )
 
 
 class GuardPolicy(StrictModel):

@@ -163,7 +163,20 @@ def semantic_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]
                 doc.issue(base, f"probes.suites[{i}]: two suites are labelled '{label}'; give one a distinct 'name'")
             )
         labels.setdefault(label, i)
-    return issues
+    return issues + _screening_errors(policy, doc)
+
+
+def _screening_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssue]:
+    """Trusted sources are the canary's rank-test null: without a canary they would be read and never used."""
+    section = policy.screening
+    if section is None or section.trusted_sources is None:
+        return []
+    where = ("screening", "trusted_sources")
+    if section.reference is not None:
+        return [doc.issue(where, "screening.trusted_sources: give one trusted 'reference' or distinct trusted_sources")]
+    if not section.canary_steps:
+        return [doc.issue(where, "screening.trusted_sources: a null for the canary; set screening.canary_steps > 0")]
+    return []
 
 
 def _probability_threshold_errors(ref: SuiteRef, doc: YamlDocument, base: tuple) -> list[SourceIssue]:

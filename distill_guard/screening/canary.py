@@ -14,6 +14,11 @@ null that moves the student the way foreign data does, which the self-sample cop
 The trusted set is the policy author's claim, unverified here, so it may only excuse a bounded
 rise: a rise over the self-sample copies that reaches the limit within the canary's K steps alone
 is flagged whatever the trusted copies did (docs/screening.md, fourth note).
+
+Copies of one trusted dataset measure how two draws of it differ, not how far another foreign
+source moves the student; with `trusted_sources` (n distinct trusted datasets, one copy each) the
+test is a rank test instead: the data canary must beat every source's canary, which a trait-free
+dataset exchangeable with the sources does with probability at most 1 / (n + 1) (fifth note).
 """
 
 from __future__ import annotations
@@ -123,6 +128,8 @@ def judge_canary(
     references: Sequence[float],
     settings: ScreenSettings,
     trusted: Sequence[float] = (),
+    *,
+    distinct_sources: bool = False,
 ) -> CanaryProbe:
     """Flag when the rise over the null copies exceeds their own spread and, projected, reaches the limit.
 
@@ -133,6 +140,8 @@ def judge_canary(
     With `trusted` (the scores of copies trained on a trusted dataset) that rule runs against the
     trusted copies, and the self-sample copies keep a backstop: a rise over them beyond their
     spread that reaches the limit unprojected (within K steps) is flagged too.
+    With `distinct_sources` the trusted scores come from distinct trusted datasets, one copy each:
+    beyond them means above the highest of them (a rank test), not a rise beyond their range.
     """
     own = _Rise.over(data, references)
     scale = max(1.0, settings.steps / settings.canary_steps)
@@ -140,10 +149,12 @@ def judge_canary(
     extra: dict[str, Any] = {}
     if trusted:
         foreign = _Rise.over(data, trusted)
+        beyond = data > max(trusted) or not math.isfinite(data) if distinct_sources else foreign.beyond_noise
         projected = foreign.rise * scale
-        by_trusted = foreign.beyond_noise and _reaches(projected, limit)
+        by_trusted = beyond and _reaches(projected, limit)
         backstop = own.beyond_noise and _reaches(own.rise, limit)
-        flagged_by = ("trusted",) * by_trusted + ("self-samples",) * backstop
+        null = "trusted sources" if distinct_sources else "trusted"
+        flagged_by = (null,) * by_trusted + ("self-samples",) * backstop
         extra = {
             "after_trusted": tuple(trusted),
             "rise_trusted": foreign.rise,
@@ -156,8 +167,10 @@ def judge_canary(
             )
         elif by_trusted:
             reason = "training on the data moved this probe beyond the trusted-data canaries and its limit"
-        elif foreign.beyond_noise:
+        elif beyond:
             reason = "a rise beyond the trusted-data canaries, but its projection stays under the limit"
+        elif distinct_sources:
+            reason = f"the probe rose no higher than on one of {len(trusted)} trusted sources"
         else:
             reason = "no rise beyond what runs on the trusted dataset differ by"
     else:
@@ -196,11 +209,13 @@ def run_canary(
     *,
     progress: Progress | None = None,
     trusted_sets: Sequence[Sequence[dict[str, Tensor]]] = (),
+    distinct_sources: bool = False,
 ) -> CanaryReport:
     """Train the data canary, one self-sample canary per reference set and one per trusted set; probe them all.
 
     `trusted_sets` (minibatches of a trusted dataset, as many sets as reference sets) adds the
-    trusted null; empty, the canary judges against the self-sample copies alone.
+    trusted null; empty, the canary judges against the self-sample copies alone. With
+    `distinct_sources` each trusted set is a different trusted dataset (the rank test).
     """
     check_canary_settings(dataclasses.replace(settings, canary_references=len(reference_sets)))
     if not probes:
@@ -221,9 +236,14 @@ def run_canary(
             for m in (model, data_canary, *references, *trusted)
         )
         own, foreign = others[: len(references)], others[len(references) :]
-        judged.append(judge_canary(probe, before, data, own, settings, foreign))
+        judged.append(judge_canary(probe, before, data, own, settings, foreign, distinct_sources=distinct_sources))
     rows = sum(rows_in(b) for b in data_batches)
     trusted_rows = sum(rows_in(b) for batches in trusted_sets[:1] for b in batches)
     return CanaryReport(
-        settings.canary_steps, rows, tuple(judged), trusted_copies=len(trusted), trusted_rows=trusted_rows
+        settings.canary_steps,
+        rows,
+        tuple(judged),
+        trusted_copies=len(trusted),
+        trusted_rows=trusted_rows,
+        trusted_sources=len(trusted) if distinct_sources else 0,
     )

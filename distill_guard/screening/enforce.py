@@ -7,6 +7,7 @@ raised, so the gate can fail closed on it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,12 +42,20 @@ def settings_of(section: ScreeningPolicy) -> ScreenSettings:
 
 
 def gather_screen(
-    loaded: LoadedPolicy, student: str | Path | None, dataset: Any, *, progress: Any = None, trusted: Any = None
+    loaded: LoadedPolicy,
+    student: str | Path | None,
+    dataset: Any,
+    *,
+    progress: Any = None,
+    trusted: Any = None,
+    trusted_sources: Sequence[Any] | None = None,
 ) -> ScreenEvidence:
     """Load the student as it will train (a PEFT adapter with its LoRA matrices trainable) and screen.
 
     `trusted`: rows of a trusted dataset of the same task, screened against as a second null
     (default: the section's `reference` file, read relative to the policy; unreadable, it stops the screen).
+    `trusted_sources`: rows of each of several distinct trusted datasets, the canary's rank-test
+    null (default: the section's `trusted_sources` files).
     """
     section = loaded.policy.screening
     assert section is not None
@@ -62,6 +71,9 @@ def gather_screen(
         if trusted is None and section.reference is not None:
             trusted = read_row_files([loaded.resolve(section.reference)])
         trusted_rows = prompt_completion_rows(trusted) if trusted is not None else None
+        if trusted_sources is None and section.trusted_sources is not None:
+            trusted_sources = [read_row_files([loaded.resolve(f)]) for f in section.trusted_sources]
+        source_rows = [prompt_completion_rows(source) for source in trusted_sources or ()]
         model, tokenizer = load_checkpoint(Path(student), trainable=True)
         report = screen_dataset(
             model,
@@ -72,6 +84,7 @@ def gather_screen(
             trait_prompt=section.trait_prompt,
             progress=progress,
             trusted=CompletionRows(tokenizer, trusted_rows) if trusted_rows is not None else None,
+            trusted_sources=[CompletionRows(tokenizer, source) for source in source_rows],
         )
     except (DistillGuardError, ValueError) as exc:
         return ScreenEvidence(None, str(exc))

@@ -105,8 +105,9 @@ class CanaryProbe:
     runs with no trait in their data differ by); `z_runs` = rise over the runs' standard deviation
     (unit: a training run; indicative with few references). `projected_drift` scales the rise
     linearly to the planned run when the canary is shorter. With a trusted dataset, `*_trusted` are
-    the same against the copies trained on it, and `flagged_by` names the null(s) that fired
-    (`trusted`; `self-samples`, the unprojected backstop, when a trusted null ran).
+    the same against the copies trained on it (with distinct trusted sources: one copy per source),
+    and `flagged_by` names the null(s) that fired (`trusted` or `trusted sources`; `self-samples`,
+    the unprojected backstop, when a trusted null ran).
     """
 
     probe: str
@@ -135,7 +136,8 @@ class CanaryReport:
     rows: int
     probes: tuple[CanaryProbe, ...]
     trusted_copies: int = 0  # copies trained on the trusted dataset (0: the self-sample null alone)
-    trusted_rows: int = 0  # rows of the trusted dataset one such copy trained on
+    trusted_rows: int = 0  # rows of the trusted dataset one such copy trained on (the first source's)
+    trusted_sources: int = 0  # distinct trusted datasets, one copy each (0: copies of one dataset, or none)
 
     @property
     def flagged(self) -> bool:
@@ -210,7 +212,13 @@ class ScreenReport:
         if self.canary is not None:
             c = self.canary
             against = "copies trained on the student's samples"
-            if c.trusted_copies:
+            if c.trusted_sources:
+                bound = 1 / (c.trusted_sources + 1)
+                against += (
+                    f" and one on each of {c.trusted_sources} trusted sources (a trait-free dataset like them "
+                    f"beats them all with probability <= {bound:.3f})"
+                )
+            elif c.trusted_copies:
                 against += f" and {c.trusted_copies} on the trusted dataset ({c.trusted_rows} rows each)"
             lines.append(f"canary: {c.steps} steps on {c.rows} rows, against {against}")
             lines += [f"  {p.probe}: {canary_line(p)}" for p in c.probes]

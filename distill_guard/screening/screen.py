@@ -278,6 +278,18 @@ def _redrawn(settings: ScreenSettings, replicate: int) -> ScreenSettings:
     return dataclasses.replace(settings, seed=settings.seed + replicate * settings.minibatches)
 
 
+def _check_sources(trusted: ScreenData | None, sources: Sequence[ScreenData], settings: ScreenSettings) -> None:
+    """Trusted sources are the canary's rank-test null: they need a canary, two of them, and no single reference."""
+    if not sources:
+        return
+    if len(sources) < 2:
+        raise DistillGuardError("trusted sources: at least 2 distinct datasets (one trusted dataset is `trusted`)")
+    if trusted is not None:
+        raise DistillGuardError("give either one trusted dataset or distinct trusted sources, not both")
+    if not settings.canary_steps:
+        raise DistillGuardError("trusted sources are a null for the canary: set canary_steps > 0")
+
+
 def screen_dataset(
     model: nn.Module,
     tokenizer: Any,
@@ -290,6 +302,7 @@ def screen_dataset(
     progress: Progress | None = None,
     trusted: ScreenData | None = None,
     statistics: Mapping[str, ScreenStatistic] | None = None,
+    trusted_sources: Sequence[ScreenData] = (),
 ) -> ScreenReport:
     """Screen `dataset` for the student `model` against every probe, before any training step.
 
@@ -305,8 +318,11 @@ def screen_dataset(
     With `settings.canary_steps` > 0 the canary runs too (`screening/canary.py`): every probe,
     differentiable or not, measured on a copy trained that many steps on the screen's minibatches;
     with `trusted`, its null adds `canary_references` copies trained on independent draws of it.
+    `trusted_sources` (two or more distinct trusted datasets of the same task) are a null for the
+    canary alone: one copy trains on each, and the data's canary must beat them all (a rank test).
     """
     check_canary_settings(settings)
+    _check_sources(trusted, trusted_sources, settings)
     texts = [r["completion"] for r in dataset.rows] if isinstance(dataset, CompletionRows) else None
     name, accept = resolve_filter(settings.reference_filter if reference_filter is None else reference_filter, texts)
     settings = dataclasses.replace(settings, reference_filter=name)
@@ -338,8 +354,19 @@ def screen_dataset(
             [trusted.batch(i) for i in minibatch_indices(len(trusted), _redrawn(settings, r))]
             for r in range(settings.canary_references if trusted is not None else 0)
         ]
+        trusted_sets += [
+            [source.batch(i) for i in minibatch_indices(len(source), settings)] for source in trusted_sources
+        ]
         canary = run_canary(
-            model, tokenizer, probes, data_batches, references, settings, progress=progress, trusted_sets=trusted_sets
+            model,
+            tokenizer,
+            probes,
+            data_batches,
+            references,
+            settings,
+            progress=progress,
+            trusted_sets=trusted_sets,
+            distinct_sources=bool(trusted_sources),
         )
     trusted_rows = len(trusted) if trusted is not None else 0
     return ScreenReport(len(dataset), settings, results, difficulty, gains, canary, trusted_rows)
