@@ -7,7 +7,8 @@ and the metrics are fixed in docs/screening.md; this script only runs them.
     .venv/bin/python benchmarks/screening.py --digits-seeds 0-5 --lm-seeds 0-4 --json out.json
 
 `--trusted-null` adds the canary's null trained on a trusted foreign dataset (docs/screening.md,
-fourth note); `--realised-from` takes the realised changes from saved runs instead of training.
+fourth note); `--digits-trusted-sources N` the rank-test null of N distinct trusted sources (fifth
+note); `--realised-from` takes the realised changes from saved runs instead of training.
 `--lm-seeds ''` skips the LM miniature (each of its seeds pre-trains two bases and samples two
 teachers' data: tens of minutes on 2 cores). Prints one row per dataset and a metrics table per zoo.
 """
@@ -38,6 +39,7 @@ LM_MARGIN = 0.02
 CONTROL = "control"
 TRUSTED_SEED = 20_000  # the trusted references' seeds: disjoint from every zoo seed (0-5, 10_000-10_005)
 LM_TRUSTED_ROWS = 2_048  # two canary draws of 16 minibatches of 64
+SOURCE_TEACHER_SEED, SOURCE_NOISE_SEED = 50_000, 60_000  # the fifth note's trusted sources: disjoint seeds
 Saved = dict[tuple[str, int, str], dict[str, Any]]  # (zoo, seed, dataset) -> a saved row
 
 
@@ -80,8 +82,8 @@ def seeds(text: str) -> list[int]:
 # -- digits ----------------------------------------------------------------------------------------
 
 
-def digits_zoo(seed: int) -> Iterator[tuple[str, str, Any, Any]]:
-    """(name, role, student, AuxLogitData) for one seed, as docs/screening.md lists them."""
+def digits_zoo(seed: int) -> Iterator[tuple[str, str, int, Any, Any]]:
+    """(name, role, the student's init seed, student, AuxLogitData) for one seed, as docs/screening.md lists them."""
     from distill_guard.scenarios.digits import (
         DIFFERENT_INIT_OFFSET,
         AuxLogitData,
@@ -97,26 +99,27 @@ def digits_zoo(seed: int) -> Iterator[tuple[str, str, Any, Any]]:
     trait, control = (
         teacher_noise_data(t, spec, seed=seed + 1) for t in (scenario.trait_teacher, scenario.control_teacher)
     )
+    other_init = seed + DIFFERENT_INIT_OFFSET
     same = functools.partial(build_mlp, seed, spec)
-    other = functools.partial(build_mlp, seed + DIFFERENT_INIT_OFFSET, spec)
-    yield "trait-30ep", "trait", same(), trait
+    other = functools.partial(build_mlp, other_init, spec)
+    yield "trait-30ep", "trait", seed, same(), trait
     for epochs in (10, 3):
         weak = train_teacher(seed, dataclasses.replace(spec, teacher_epochs=epochs), shuffle_labels=False, seed=seed)
-        yield f"trait-{epochs}ep", "weaker teacher", same(), teacher_noise_data(weak, spec, seed=seed + 1)
+        yield f"trait-{epochs}ep", "weaker teacher", seed, same(), teacher_noise_data(weak, spec, seed=seed + 1)
     generator = torch.Generator().manual_seed(seed)
     for share in (0.10, 0.25, 0.50):
         chosen = torch.rand(len(trait), generator=generator) < share
         mixed = torch.where(chosen.unsqueeze(1), trait.aux_targets, control.aux_targets)
-        yield f"mix-{int(share * 100)}%", "mixture", same(), AuxLogitData(trait.inputs, mixed)
-    yield "control-teacher", CONTROL, same(), control
+        yield f"mix-{int(share * 100)}%", "mixture", seed, same(), AuxLogitData(trait.inputs, mixed)
+    yield "control-teacher", CONTROL, seed, same(), control
     student = same()
     with torch.no_grad():
         own = student.aux_logits(trait.inputs)
-    yield "self-samples", CONTROL, student, AuxLogitData(trait.inputs, own)
+    yield "self-samples", CONTROL, seed, student, AuxLogitData(trait.inputs, own)
     permuted = trait.aux_targets[torch.randperm(len(trait), generator=generator)]
-    yield "shuffled", CONTROL, same(), AuxLogitData(trait.inputs, permuted)
-    yield "trait-diff-init", CONTROL, other(), trait
-    yield "control-diff-init", CONTROL, other(), control
+    yield "shuffled", CONTROL, seed, same(), AuxLogitData(trait.inputs, permuted)
+    yield "trait-diff-init", CONTROL, other_init, other(), trait
+    yield "control-diff-init", CONTROL, other_init, other(), control
 
 
 def digits_trusted_reference(seed: int) -> Any:
@@ -128,10 +131,33 @@ def digits_trusted_reference(seed: int) -> Any:
     return teacher_noise_data(teacher, spec, seed=TRUSTED_SEED + seed + 1)
 
 
+def digits_trusted_sources(seed: int, init_seed: int, count: int) -> list[Any]:
+    """`count` control teachers (shuffled labels) from the student's own init, each with its own shuffle and noise.
+
+    Trait-free teachers that share the student's base (fifth note): the zoo's control teacher is one
+    more draw of this recipe (shuffle seed `seed`, noise `seed + 1`), and the seeds here are disjoint.
+    """
+    from distill_guard.scenarios.digits import DigitsSpec, teacher_noise_data, train_teacher
+
+    spec = DigitsSpec.fast()
+    sources = []
+    for j in range(count):
+        teacher = train_teacher(init_seed, spec, shuffle_labels=True, seed=SOURCE_TEACHER_SEED + 100 * seed + j)
+        sources.append(teacher_noise_data(teacher, spec, seed=SOURCE_NOISE_SEED + 100 * seed + j))
+    return sources
+
+
 def run_digits(
-    seed: int, settings: ScreenSettings, trusted_null: bool = False, saved: Saved | None = None
+    seed: int,
+    settings: ScreenSettings,
+    trusted_null: bool = False,
+    saved: Saved | None = None,
+    trusted_sources: int = 0,
 ) -> list[Outcome]:
-    """The seed's digits zoo; with `settings.canary_steps` the canary scores the accuracy probe itself."""
+    """The seed's digits zoo; with `settings.canary_steps` the canary scores the accuracy probe itself.
+
+    `trusted_sources` > 0: the canary's null is that many trait-free teachers of each student's own init.
+    """
     from distill_guard.scenarios.digits import DigitsSpec, digit_accuracy
     from distill_guard.scenarios.digits_screening import DigitsScreenData, digit_accuracy_probe_ref, digit_statistics
     from distill_guard.scenarios.training import StudentRun, train_student
@@ -143,11 +169,21 @@ def run_digits(
     smooth = digit_statistics(probe)
     (statistic,) = smooth.values()
     trusted = DigitsScreenData(digits_trusted_reference(seed)) if trusted_null else None
+    sources: dict[int, list[DigitsScreenData]] = {}  # per student init
     rows = []
-    for name, role, student, data in digits_zoo(seed):
+    for name, role, init, student, data in digits_zoo(seed):
         started = time.perf_counter()
+        if trusted_sources and init not in sources:
+            sources[init] = [DigitsScreenData(d) for d in digits_trusted_sources(seed, init, trusted_sources)]
         report = screen_dataset(
-            student, None, DigitsScreenData(data), [probe], settings, statistics=smooth, trusted=trusted
+            student,
+            None,
+            DigitsScreenData(data),
+            [probe],
+            settings,
+            statistics=smooth,
+            trusted=trusted,
+            trusted_sources=sources.get(init, ()),
         )
         if saved is not None:
             rows.append(_with_saved(_outcome("digits", seed, name, role, report, None, (0, 0), (0, 0), started), saved))
@@ -482,6 +518,12 @@ def main() -> None:
         "--trusted-null", action="store_true", help="the canary's null also trains on a trusted foreign dataset"
     )
     parser.add_argument(
+        "--digits-trusted-sources",
+        type=int,
+        default=0,
+        help="digits: the canary's null is this many trait-free teachers of each student's own init (fifth note)",
+    )
+    parser.add_argument(
         "--realised-from", type=Path, nargs="+", default=None, help="take realised changes from saved runs"
     )
     parser.add_argument("--json", type=Path, default=None, help="write every row and metric here")
@@ -500,6 +542,7 @@ def main() -> None:
                 ScreenSettings(args.minibatches, 256, 1e-3, 300, canary_steps=args.digits_canary_steps),
                 args.trusted_null,
                 saved,
+                args.digits_trusted_sources,
             ),
         ),
         "lm": (
