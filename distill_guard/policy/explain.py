@@ -127,6 +127,26 @@ def explain(loaded: LoadedPolicy) -> str:
             f"({s.steps} steps at {s.learning_rate:g}, minibatches of {s.batch_size}) is {verdict}; "
             "so is data that cannot be screened (docs/screening.md)."
         )
+        if s.canary_steps:
+            if s.trusted_sources:
+                null = (
+                    f"{len(s.trusted_sources)} distinct trusted sources, one copy each: the data's copy must score "
+                    f"above every one of them (trait-free data like them does so with probability "
+                    f"<= 1/{len(s.trusted_sources) + 1})"
+                )
+            elif s.reference:
+                null = f"{s.canary_references} copies trained on the trusted dataset `{s.reference}`"
+            else:
+                null = f"{s.canary_references} copies trained on the student's own samples"
+            backstop = (
+                f"; a rise that reaches a limit within those steps is {verdict} whatever the trusted data did"
+                if s.trusted_sources or s.reference
+                else ""
+            )
+            out.append(
+                f"- A canary copy of the student trained {s.canary_steps} steps on the data, probed, is judged "
+                f"against {null}{backstop}."
+            )
     out.append("\n## What is trusted")
     out.extend(
         f"- Generators matching `{g.match}`: audit {g.audit.ref}, valid until {g.audit.expires}."

@@ -154,3 +154,6 @@ def test_the_policys_trusted_sources_are_read_relative_to_it_and_the_cli_refuses
     assert lone.exit_code == 1 and "at least 2 distinct" in lone.output
     both = runner.invoke(app, [*args, "--reference", str(data)])
     assert both.exit_code == 1 and "screening.trusted_sources" in both.output
+    explained = runner.invoke(app, ["policy", "explain", str(policy)])
+    assert explained.exit_code == 0, explained.output
+    assert "2 distinct trusted sources" in explained.output and "<= 1/3" in explained.output
