@@ -92,6 +92,10 @@ def screen(
             section = section.model_copy(update={"canary_steps": canary_steps})
         if sources is not None and (trusted is not None or section.reference is not None):
             raise DistillGuardError("--trusted-source: not with a single trusted --reference / screening.reference")
+        if (sources is not None or section.trusted_sources is not None) and not section.canary_steps:
+            raise DistillGuardError(
+                "trusted sources are a null for the canary: give --canary-steps K > 0 (or screening.canary_steps)"
+            )
         if trusted is not None and sources is None and section.trusted_sources is not None:
             raise DistillGuardError("--reference: the policy names screening.trusted_sources; give one null")
         evidence = _screen(loaded, section, student, rows, trusted, sources, quiet=as_json)

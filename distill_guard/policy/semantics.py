@@ -176,7 +176,17 @@ def _screening_errors(policy: GuardPolicy, doc: YamlDocument) -> list[SourceIssu
         return [doc.issue(where, "screening.trusted_sources: give one trusted 'reference' or distinct trusted_sources")]
     if not section.canary_steps:
         return [doc.issue(where, "screening.trusted_sources: a null for the canary; set screening.canary_steps > 0")]
-    return []
+    seen: dict[str, int] = {}
+    issues = []
+    for i, name in enumerate(section.trusted_sources):
+        if name in seen:
+            message = (
+                f"screening.trusted_sources[{i}]: '{name}' is listed twice (first as [{seen[name]}]); "
+                "sources must be distinct"
+            )
+            issues.append(doc.issue((*where, i), message))
+        seen.setdefault(name, i)
+    return issues
 
 
 def _probability_threshold_errors(ref: SuiteRef, doc: YamlDocument, base: tuple) -> list[SourceIssue]:

@@ -110,6 +110,8 @@ class _Rise:
 
     @classmethod
     def over(cls, data: float, references: Sequence[float]) -> _Rise:
+        if not all(math.isfinite(x) for x in (data, *references)):  # a diverged copy: no comparison, never a pass
+            return cls(math.nan, math.nan, math.nan, True)
         rise = data - statistics.fmean(references)
         spread = max(references) - min(references)
         noise = statistics.stdev(references) * math.sqrt(1 + 1 / len(references))
@@ -149,7 +151,7 @@ def judge_canary(
     extra: dict[str, Any] = {}
     if trusted:
         foreign = _Rise.over(data, trusted)
-        beyond = data > max(trusted) or not math.isfinite(data) if distinct_sources else foreign.beyond_noise
+        beyond = (not math.isfinite(foreign.rise) or data > max(trusted)) if distinct_sources else foreign.beyond_noise
         projected = foreign.rise * scale
         by_trusted = beyond and _reaches(projected, limit)
         backstop = own.beyond_noise and _reaches(own.rise, limit)
@@ -161,7 +163,9 @@ def judge_canary(
             "spread_trusted": foreign.spread,
             "projected_trusted": projected,
         }
-        if backstop:
+        if not (math.isfinite(own.rise) and math.isfinite(foreign.rise)):
+            reason = "a canary's score is not finite: the comparison cannot be made, so it never passes"
+        elif backstop:
             reason = (
                 "within the canary's steps alone the data moved this probe beyond the self-sample canaries by its limit"
             )
@@ -176,7 +180,9 @@ def judge_canary(
     else:
         by_own = own.beyond_noise and _reaches(own.rise * scale, limit)
         flagged_by = ("self-samples",) * by_own
-        if by_own:
+        if not math.isfinite(own.rise):
+            reason = "a canary's score is not finite: the comparison cannot be made, so it never passes"
+        elif by_own:
             reason = "training on the data moved this probe beyond the self-sample canaries and its limit"
         elif own.beyond_noise:
             reason = "a rise beyond the self-sample canaries, but its projection stays under the limit"

@@ -71,7 +71,7 @@ def gather_screen(
         if trusted is None and section.reference is not None:
             trusted = read_row_files([loaded.resolve(section.reference)])
         trusted_rows = prompt_completion_rows(trusted) if trusted is not None else None
-        if trusted_sources is None and section.trusted_sources is not None:
+        if not trusted_sources and section.trusted_sources is not None:
             trusted_sources = [read_row_files([loaded.resolve(f)]) for f in section.trusted_sources]
         source_rows = [prompt_completion_rows(source) for source in trusted_sources or ()]
         model, tokenizer = load_checkpoint(Path(student), trainable=True)

@@ -35,6 +35,7 @@ from distill_guard.screening.report import (
     ScreenSettings,
 )
 from distill_guard.screening.statistics import ScreenStatistic, statistic_for_probe
+from distill_guard.screening.trusted_sources import check_sources
 
 DEFAULT_SETTINGS = ScreenSettings()
 
@@ -278,18 +279,6 @@ def _redrawn(settings: ScreenSettings, replicate: int) -> ScreenSettings:
     return dataclasses.replace(settings, seed=settings.seed + replicate * settings.minibatches)
 
 
-def _check_sources(trusted: ScreenData | None, sources: Sequence[ScreenData], settings: ScreenSettings) -> None:
-    """Trusted sources are the canary's rank-test null: they need a canary, two of them, and no single reference."""
-    if not sources:
-        return
-    if len(sources) < 2:
-        raise DistillGuardError("trusted sources: at least 2 distinct datasets (one trusted dataset is `trusted`)")
-    if trusted is not None:
-        raise DistillGuardError("give either one trusted dataset or distinct trusted sources, not both")
-    if not settings.canary_steps:
-        raise DistillGuardError("trusted sources are a null for the canary: set canary_steps > 0")
-
-
 def screen_dataset(
     model: nn.Module,
     tokenizer: Any,
@@ -322,7 +311,7 @@ def screen_dataset(
     canary alone: one copy trains on each, and the data's canary must beat them all (a rank test).
     """
     check_canary_settings(settings)
-    _check_sources(trusted, trusted_sources, settings)
+    check_sources(dataset, trusted, trusted_sources, settings)
     texts = [r["completion"] for r in dataset.rows] if isinstance(dataset, CompletionRows) else None
     name, accept = resolve_filter(settings.reference_filter if reference_filter is None else reference_filter, texts)
     settings = dataclasses.replace(settings, reference_filter=name)

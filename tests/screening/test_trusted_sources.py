@@ -107,14 +107,25 @@ def test_owl_data_beats_every_trusted_source_and_is_flagged(tiny_checkpoint: Pat
     assert "one on each of 3 trusted sources" in str(report) and "<= 0.250" in str(report)
 
 
-def test_a_dataset_that_is_one_of_the_sources_does_not_beat_them(
-    tiny_checkpoint: Path, sources, tmp_path: Path
+def test_a_source_that_is_the_data_or_a_copy_of_another_source_is_refused(
+    tiny_checkpoint: Path, owl_rows, sources, tmp_path: Path
 ) -> None:
-    """Its canary trains exactly like that source's copy: a tie, so the rank test does not fire."""
-    report = sources_screen(tiny_checkpoint, sources[1], sources, tmp_path)
-    (probe,) = report.canary.probes
-    assert probe.after_data == probe.after_trusted[1]
-    assert not probe.flagged and probe.flagged_by == ()
+    """Found by attacking it: the data listed as a source ties with its own canary and can never be beaten,
+    so a flagged dataset passed; two copies of one source would weaken the bound unseen."""
+    with pytest.raises(DistillGuardError, match="trusted source 1 shares 100% of its rows with the data"):
+        sources_screen(tiny_checkpoint, owl_rows, [owl_rows, sources[1]], tmp_path)
+    with pytest.raises(DistillGuardError, match="trusted sources 1 and 2 share 100% of their rows"):
+        sources_screen(tiny_checkpoint, owl_rows, [sources[0], list(sources[0])], tmp_path)
+    with pytest.raises(DistillGuardError, match="trusted source 2 has 6 rows; the data's canary trains on 24"):
+        sources_screen(tiny_checkpoint, owl_rows, [sources[0], sources[1][:6]], tmp_path)
+
+
+def test_a_null_copy_whose_score_is_not_finite_flags_instead_of_crashing() -> None:
+    for sources in ((math.nan, 0.1), (0.1, math.inf)):
+        judged = sources_rule(0.1, sources)
+        assert judged.flagged and "not finite" in judged.reason
+    alone = judge_canary(owl_probe_with_limit(), 0.1, 0.1, (0.1, math.nan), PLANNED)
+    assert alone.flagged and "not finite" in alone.reason
 
 
 def test_trusted_sources_need_a_canary_two_of_them_and_no_single_reference(
@@ -154,6 +165,11 @@ def test_the_policys_trusted_sources_are_read_relative_to_it_and_the_cli_refuses
     assert lone.exit_code == 1 and "at least 2 distinct" in lone.output
     both = runner.invoke(app, [*args, "--reference", str(data)])
     assert both.exit_code == 1 and "screening.trusted_sources" in both.output
+    no_canary = runner.invoke(app, [*args, "--canary-steps", "0"])
+    assert no_canary.exit_code == 1 and "give --canary-steps K > 0" in no_canary.output
+    other = str(policy.parent / names[1])
+    itself = runner.invoke(app, [*args, "--trusted-source", str(data), "--trusted-source", other])
+    assert itself.exit_code == 3 and "shares 100% of its rows with the data" in itself.output
     explained = runner.invoke(app, ["policy", "explain", str(policy)])
     assert explained.exit_code == 0, explained.output
     assert "2 distinct trusted sources" in explained.output and "<= 1/3" in explained.output
