@@ -17,8 +17,9 @@ is flagged whatever the trusted copies did (docs/screening.md, fourth note).
 
 Copies of one trusted dataset measure how two draws of it differ, not how far another foreign
 source moves the student; with `trusted_sources` (n distinct trusted datasets, one copy each) the
-test is a rank test instead: the data canary must beat every source's canary, which a trait-free
-dataset exchangeable with the sources does with probability at most 1 / (n + 1) (fifth note).
+test is a rank test instead: the data canary must beat every source's canary (and the self-sample
+copies) by the limit's projected share, which a trait-free dataset exchangeable with the sources
+does with probability at most 1 / (n + 1) per probe (docs/screening.md, fifth and sixth notes).
 """
 
 from __future__ import annotations
@@ -119,6 +120,13 @@ class _Rise:
         return cls(rise, spread, z_runs, rise > spread or not math.isfinite(rise))
 
 
+def _margin_over_highest(data: float, nulls: Sequence[float]) -> float:
+    """How far the data canary scored above the highest trait-free canary (NaN if any score is not finite)."""
+    if not all(math.isfinite(x) for x in (data, *nulls)):
+        return math.nan
+    return data - max(nulls)
+
+
 def _reaches(value: float, limit: float | None) -> bool:
     return limit is None or value >= limit or not math.isfinite(value)
 
@@ -142,8 +150,9 @@ def judge_canary(
     With `trusted` (the scores of copies trained on a trusted dataset) that rule runs against the
     trusted copies, and the self-sample copies keep a backstop: a rise over them beyond their
     spread that reaches the limit unprojected (within K steps) is flagged too.
-    With `distinct_sources` the trusted scores come from distinct trusted datasets, one copy each:
-    beyond them means above the highest of them (a rank test), not a rise beyond their range.
+    With `distinct_sources` the trusted scores come from distinct trusted datasets, one copy each,
+    and the test is a rank test (sixth note): the data canary's margin over the *highest* trait-free
+    canary (every source and every self-sample copy), projected, must reach the limit.
     """
     own = _Rise.over(data, references)
     scale = max(1.0, settings.steps / settings.canary_steps)
@@ -151,7 +160,12 @@ def judge_canary(
     extra: dict[str, Any] = {}
     if trusted:
         foreign = _Rise.over(data, trusted)
-        beyond = (not math.isfinite(foreign.rise) or data > max(trusted)) if distinct_sources else foreign.beyond_noise
+        if distinct_sources:
+            margin = _margin_over_highest(data, (*trusted, *references))
+            foreign = dataclasses.replace(foreign, rise=margin)
+            beyond = not margin <= 0  # NaN counts as beyond: it never passes
+        else:
+            beyond = foreign.beyond_noise
         projected = foreign.rise * scale
         by_trusted = beyond and _reaches(projected, limit)
         backstop = own.beyond_noise and _reaches(own.rise, limit)
@@ -174,7 +188,7 @@ def judge_canary(
         elif beyond:
             reason = "a rise beyond the trusted-data canaries, but its projection stays under the limit"
         elif distinct_sources:
-            reason = f"the probe rose no higher than on one of {len(trusted)} trusted sources"
+            reason = f"the probe rose no higher than on one of {len(trusted)} trusted sources or the student's samples"
         else:
             reason = "no rise beyond what runs on the trusted dataset differ by"
     else:

@@ -105,7 +105,8 @@ class CanaryProbe:
     runs with no trait in their data differ by); `z_runs` = rise over the runs' standard deviation
     (unit: a training run; indicative with few references). `projected_drift` scales the rise
     linearly to the planned run when the canary is shorter. With a trusted dataset, `*_trusted` are
-    the same against the copies trained on it (with distinct trusted sources: one copy per source),
+    the same against the copies trained on it (with distinct trusted sources: one copy per source,
+    and `rise_trusted` is the margin over the highest trait-free copy, self-samples included),
     and `flagged_by` names the null(s) that fired (`trusted` or `trusted sources`; `self-samples`,
     the unprojected backstop, when a trusted null ran).
     """

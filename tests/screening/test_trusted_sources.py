@@ -1,8 +1,9 @@
-"""Distinct trusted sources: the canary's rank-test null (docs/screening.md, fifth note).
+"""Distinct trusted sources: the canary's rank-test null (docs/screening.md, fifth and sixth notes).
 
 Copies of one trusted dataset only say how two draws of it differ; n distinct sources say how far
 trait-free data moves the student. The data's canary must beat every source's canary, which a
-trait-free dataset exchangeable with them does with probability at most 1 / (n + 1).
+trait-free dataset exchangeable with them does with probability at most 1 / (n + 1) per probe.
+The margin counts from the highest trait-free canary, the student's own samples included.
 """
 
 from __future__ import annotations
@@ -41,7 +42,13 @@ def sources_rule(data: float, sources: tuple[float, ...], limit: float = 0.01):
 def test_data_that_beats_every_source_by_a_projected_limit_is_flagged_by_the_sources() -> None:
     judged = sources_rule(0.1080, (0.1010, 0.1030, 0.1020))
     assert judged.flagged and judged.flagged_by == ("trusted sources",)
-    assert judged.rise_trusted == pytest.approx(0.1080 - 0.1020)
+    assert judged.rise_trusted == pytest.approx(0.1080 - 0.1030)  # the margin over the highest null copy
+
+
+def test_the_margin_counts_from_the_highest_null_copy_self_samples_included() -> None:
+    """Sources that all fell do not make an unmoved dataset look raised (seed 9 of the fifth note)."""
+    judged = sources_rule(0.1002, (0.0900, 0.0950, 0.0980))  # the data moved no further than its own samples
+    assert not judged.flagged and judged.rise_trusted == pytest.approx(0.0)
 
 
 def test_data_no_higher_than_one_source_passes_however_far_it_rose() -> None:
@@ -51,7 +58,7 @@ def test_data_no_higher_than_one_source_passes_however_far_it_rose() -> None:
 
 
 def test_beating_every_source_by_less_than_the_limit_projects_passes() -> None:
-    judged = sources_rule(0.1035, (0.1030, 0.1031, 0.1034))
+    judged = sources_rule(0.1035, (0.0900, 0.0910, 0.1034))  # far above their mean, barely above the highest
     assert not judged.flagged and "projection stays under the limit" in judged.reason
 
 
