@@ -13,6 +13,7 @@ import math
 import random
 from pathlib import Path
 
+import datasets
 import pytest
 from typer.testing import CliRunner
 
@@ -20,6 +21,7 @@ from distill_guard.cli.main import app
 from distill_guard.errors import DistillGuardError
 from distill_guard.policy.load import load_policy
 from distill_guard.probes.prepared import prepare_probes
+from distill_guard.provenance.gate import ProvenanceGate
 from distill_guard.scenarios.tiny_lm import load
 from distill_guard.screening.canary import judge_canary
 from distill_guard.screening.data import CompletionRows
@@ -177,6 +179,9 @@ def test_the_policys_trusted_sources_are_read_relative_to_it_and_the_cli_refuses
     other = str(policy.parent / names[1])
     itself = runner.invoke(app, [*args, "--trusted-source", str(data), "--trusted-source", other])
     assert itself.exit_code == 3 and "shares 100% of its rows with the data" in itself.output
+    gate = ProvenanceGate(load_policy(policy), student=tiny_checkpoint)  # the gate reads the same sources
+    decision = gate.clear_dataset(datasets.Dataset.from_list(owl_rows)).decision
+    assert decision.outcome == "deny" and any(r.id == "screening" for r in decision.rules)
     explained = runner.invoke(app, ["policy", "explain", str(policy)])
     assert explained.exit_code == 0, explained.output
     assert "2 distinct trusted sources" in explained.output and "<= 1/3" in explained.output
