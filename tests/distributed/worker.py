@@ -8,6 +8,7 @@ and writes what happened to RESULTS/rank-N.json.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -86,6 +87,11 @@ def main(scenario_file: Path) -> None:
     results.mkdir(parents=True, exist_ok=True)
     (results / f"rank-{rank}.json").write_text(json.dumps(result), "utf-8")
     if dist.is_distributed():  # leave together, and close gloo before the interpreter tears its threads down
+        # Drop the trainer first (its model, its DeepSpeed engine hold the process group), so gloo's worker
+        # threads are joined here and not during interpreter teardown, where a ZeRO-3 rank was seen to abort
+        # with "terminate called without an active exception" (as fsdp_worker.py found for FSDP).
+        del trainer, forwards
+        gc.collect()
         torch_dist.barrier()
         torch_dist.destroy_process_group()
 
