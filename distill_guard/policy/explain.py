@@ -131,8 +131,8 @@ def explain(loaded: LoadedPolicy) -> str:
             if s.trusted_sources:
                 null = (
                     f"{len(s.trusted_sources)} distinct trusted sources, one copy each: the data's copy must score "
-                    f"above every one of them (trait-free data like them does so with probability "
-                    f"<= 1/{len(s.trusted_sources) + 1})"
+                    "above every one of them and the self-sample copies by the limit's projected share (trait-free "
+                    f"data like them does so with probability <= 1/{len(s.trusted_sources) + 1} per probe)"
                 )
             elif s.reference:
                 null = f"{s.canary_references} copies trained on the trusted dataset `{s.reference}`"
