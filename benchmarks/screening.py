@@ -22,7 +22,7 @@ import json
 import random
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ CONTROL = "control"
 TRUSTED_SEED = 20_000  # the trusted references' seeds: disjoint from every zoo seed (0-5, 10_000-10_005)
 LM_TRUSTED_ROWS = 2_048  # two canary draws of 16 minibatches of 64
 SOURCE_TEACHER_SEED, SOURCE_NOISE_SEED = 50_000, 60_000  # the fifth note's trusted sources: disjoint seeds
+LM_SOURCE_SAMPLE_SEED = 70_000  # the eighth note's LM sources sample with these seeds: disjoint from the zoo's
 Saved = dict[tuple[str, int, str], dict[str, Any]]  # (zoo, seed, dataset) -> a saved row
 
 
@@ -244,8 +245,13 @@ def run_lm(
     canary_steps: int = 0,
     trusted_null: bool = False,
     saved: Saved | None = None,
+    source_seeds: Sequence[int] = (),
 ) -> list[Outcome]:
-    """The seed's LM zoo; `datasets` (names) runs a subset, which must include `self-samples` (the realised null)."""
+    """The seed's LM zoo; `datasets` (names) runs a subset, which must include `self-samples` (the realised null).
+
+    `source_seeds`: the canary's null is trait-free data written by the bases of those seeds other
+    than this one, both inits of each (eighth note): distinct foreign bases, none a model of this zoo.
+    """
     from distill_guard.policy.schema import SuiteRef, Threshold
     from distill_guard.probes.prepared import prepare_probe
     from distill_guard.scenarios.subliminal_lm import Case, Miniature, cached_base, sample_numbers, train_on_numbers
@@ -290,6 +296,10 @@ def run_lm(
             wanted=LM_TRUSTED_ROWS,
         )[:LM_TRUSTED_ROWS]
         trusted = CompletionRows(miniature.tokenizer, trusted_rows)
+    sources = [
+        CompletionRows(miniature.tokenizer, rows)
+        for rows in lm_foreign_sources(miniature, seed, source_seeds, settings.minibatches * spec.batch_size)
+    ]
     outcomes = []
     for name, role, case, make_rows in zoo:
         if datasets is not None and name not in datasets:
@@ -310,6 +320,7 @@ def run_lm(
                 screen_settings,
                 trait_prompt=DEFAULT_TRAIT_PROMPT,
                 trusted=trusted,
+                trusted_sources=sources,
             )
             gain = report.logprob_gains[0].gain if report.logprob_gains else None
             if saved is not None:
@@ -322,6 +333,31 @@ def run_lm(
             after = probe.run(student, tokenizer, max_tokens_per_batch=4096).score
         outcomes.append(_outcome("lm", seed, name, role, report, gain, (before, before), (after, after), started))
     return outcomes if saved is not None else _relative_to_self(outcomes)
+
+
+def lm_foreign_sources(miniature: Any, seed: int, source_seeds: Sequence[int], rows: int) -> list[list[dict[str, str]]]:
+    """`rows` number continuations of this seed's prompts by each base of `source_seeds` but this seed's own.
+
+    Both inits of every other seed (`s` and `s + DIFFERENT_INIT_OFFSET`), pre-trained exactly like
+    this seed's bases and sampled with seeds disjoint from the zoo's: trait-free data of the task
+    from distinct foreign bases, as a team's other pre-trained models would write it.
+    """
+    from distill_guard.scenarios.subliminal_lm import DIFFERENT_INIT_OFFSET, cached_base, sample_numbers
+
+    inits = [init for other in source_seeds if other != seed for init in (other, other + DIFFERENT_INIT_OFFSET)]
+    sources = []
+    for j, init in enumerate(inits):
+        base = cached_base(miniature.tokenizer, miniature.spec, init_seed=init, cache_dir=miniature.cache_dir)
+        sampled = sample_numbers(
+            base,
+            miniature.tokenizer,
+            miniature.requests,
+            max_new_tokens=miniature.spec.continuation_tokens,
+            seed=LM_SOURCE_SAMPLE_SEED + 100 * seed + j,
+            wanted=rows,
+        )
+        sources.append(sampled[:rows])
+    return sources
 
 
 # -- metrics ---------------------------------------------------------------------------------------
@@ -524,6 +560,11 @@ def main() -> None:
         help="digits: the canary's null is this many trait-free teachers of each student's own init (fifth note)",
     )
     parser.add_argument(
+        "--lm-source-seeds",
+        default="",
+        help="LM: the canary's null is trait-free data from the bases of these seeds but its own (eighth note)",
+    )
+    parser.add_argument(
         "--realised-from", type=Path, nargs="+", default=None, help="take realised changes from saved runs"
     )
     parser.add_argument("--json", type=Path, default=None, help="write every row and metric here")
@@ -556,6 +597,7 @@ def main() -> None:
                 args.canary_steps,
                 args.trusted_null,
                 saved,
+                seeds(args.lm_source_seeds),
             ),
         ),
     }
