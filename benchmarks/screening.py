@@ -8,7 +8,9 @@ and the metrics are fixed in docs/screening.md; this script only runs them.
 
 `--trusted-null` adds the canary's null trained on a trusted foreign dataset (docs/screening.md,
 fourth note); `--digits-trusted-sources N` the rank-test null of N distinct trusted sources (fifth
-note); `--realised-from` takes the realised changes from saved runs instead of training.
+note), `--digits-foreign-sources N` N more of foreign inits (ninth note); `--lm-source-seeds S` the
+LM's sources from the other seeds' bases (eighth note); `--realised-from` takes the realised
+changes from saved runs instead of training.
 `--lm-seeds ''` skips the LM miniature (each of its seeds pre-trains two bases and samples two
 teachers' data: tens of minutes on 2 cores). Prints one row per dataset and a metrics table per zoo.
 """
@@ -40,6 +42,7 @@ CONTROL = "control"
 TRUSTED_SEED = 20_000  # the trusted references' seeds: disjoint from every zoo seed (0-5, 10_000-10_005)
 LM_TRUSTED_ROWS = 2_048  # two canary draws of 16 minibatches of 64
 SOURCE_TEACHER_SEED, SOURCE_NOISE_SEED = 50_000, 60_000  # the fifth note's trusted sources: disjoint seeds
+FOREIGN_SOURCE_SEED, FOREIGN_NOISE_SEED = 80_000, 90_000  # the ninth note's foreign digits sources
 LM_SOURCE_SAMPLE_SEED = 70_000  # the eighth note's LM sources sample with these seeds: disjoint from the zoo's
 Saved = dict[tuple[str, int, str], dict[str, Any]]  # (zoo, seed, dataset) -> a saved row
 
@@ -148,16 +151,35 @@ def digits_trusted_sources(seed: int, init_seed: int, count: int) -> list[Any]:
     return sources
 
 
+def digits_foreign_sources(seed: int, count: int) -> list[Any]:
+    """`count` control teachers (shuffled labels), each from its own init foreign to both of the seed's students.
+
+    The ninth note's second kind of source: trait-free data written by models that share neither
+    student's base, as an unaudited generator that is not the student's relative would write it.
+    """
+    from distill_guard.scenarios.digits import DigitsSpec, teacher_noise_data, train_teacher
+
+    spec = DigitsSpec.fast()
+    sources = []
+    for j in range(count):
+        init = FOREIGN_SOURCE_SEED + 100 * seed + j
+        teacher = train_teacher(init, spec, shuffle_labels=True, seed=init)
+        sources.append(teacher_noise_data(teacher, spec, seed=FOREIGN_NOISE_SEED + 100 * seed + j))
+    return sources
+
+
 def run_digits(
     seed: int,
     settings: ScreenSettings,
     trusted_null: bool = False,
     saved: Saved | None = None,
     trusted_sources: int = 0,
+    foreign_sources: int = 0,
 ) -> list[Outcome]:
     """The seed's digits zoo; with `settings.canary_steps` the canary scores the accuracy probe itself.
 
-    `trusted_sources` > 0: the canary's null is that many trait-free teachers of each student's own init.
+    `trusted_sources` > 0: the canary's null is that many trait-free teachers of each student's own
+    init, plus `foreign_sources` trait-free teachers of foreign inits (the same ones for both students).
     """
     from distill_guard.scenarios.digits import DigitsSpec, digit_accuracy
     from distill_guard.scenarios.digits_screening import DigitsScreenData, digit_accuracy_probe_ref, digit_statistics
@@ -171,11 +193,13 @@ def run_digits(
     (statistic,) = smooth.values()
     trusted = DigitsScreenData(digits_trusted_reference(seed)) if trusted_null else None
     sources: dict[int, list[DigitsScreenData]] = {}  # per student init
+    foreign = [DigitsScreenData(d) for d in digits_foreign_sources(seed, foreign_sources)]
     rows = []
     for name, role, init, student, data in digits_zoo(seed):
         started = time.perf_counter()
         if trusted_sources and init not in sources:
-            sources[init] = [DigitsScreenData(d) for d in digits_trusted_sources(seed, init, trusted_sources)]
+            own = [DigitsScreenData(d) for d in digits_trusted_sources(seed, init, trusted_sources)]
+            sources[init] = own + foreign
         report = screen_dataset(
             student,
             None,
@@ -560,6 +584,12 @@ def main() -> None:
         help="digits: the canary's null is this many trait-free teachers of each student's own init (fifth note)",
     )
     parser.add_argument(
+        "--digits-foreign-sources",
+        type=int,
+        default=0,
+        help="digits: with --digits-trusted-sources, this many more sources from foreign inits (ninth note)",
+    )
+    parser.add_argument(
         "--lm-source-seeds",
         default="",
         help="LM: the canary's null is trait-free data from the bases of these seeds but its own (eighth note)",
@@ -584,6 +614,7 @@ def main() -> None:
                 args.trusted_null,
                 saved,
                 args.digits_trusted_sources,
+                args.digits_foreign_sources,
             ),
         ),
         "lm": (
