@@ -126,13 +126,18 @@ def digits_zoo(seed: int) -> Iterator[tuple[str, str, int, Any, Any]]:
     yield "control-diff-init", CONTROL, other_init, other(), control
 
 
-def digits_trusted_reference(seed: int) -> Any:
-    """A control teacher (shuffled labels) from an init foreign to both students, on fresh noise (fourth note)."""
+def control_teacher_data(init_seed: int, shuffle_seed: int, noise_seed: int) -> Any:
+    """A control teacher's (shuffled labels, so it learns no digits) auxiliary logits on noise: trait-free data."""
     from distill_guard.scenarios.digits import DigitsSpec, teacher_noise_data, train_teacher
 
     spec = DigitsSpec.fast()
-    teacher = train_teacher(TRUSTED_SEED + seed, spec, shuffle_labels=True, seed=TRUSTED_SEED + seed)
-    return teacher_noise_data(teacher, spec, seed=TRUSTED_SEED + seed + 1)
+    teacher = train_teacher(init_seed, spec, shuffle_labels=True, seed=shuffle_seed)
+    return teacher_noise_data(teacher, spec, seed=noise_seed)
+
+
+def digits_trusted_reference(seed: int) -> Any:
+    """A control teacher from an init foreign to both students, on fresh noise (fourth note)."""
+    return control_teacher_data(TRUSTED_SEED + seed, TRUSTED_SEED + seed, TRUSTED_SEED + seed + 1)
 
 
 def digits_trusted_sources(seed: int, init_seed: int, count: int) -> list[Any]:
@@ -141,14 +146,10 @@ def digits_trusted_sources(seed: int, init_seed: int, count: int) -> list[Any]:
     Trait-free teachers that share the student's base (fifth note): the zoo's control teacher is one
     more draw of this recipe (shuffle seed `seed`, noise `seed + 1`), and the seeds here are disjoint.
     """
-    from distill_guard.scenarios.digits import DigitsSpec, teacher_noise_data, train_teacher
-
-    spec = DigitsSpec.fast()
-    sources = []
-    for j in range(count):
-        teacher = train_teacher(init_seed, spec, shuffle_labels=True, seed=SOURCE_TEACHER_SEED + 100 * seed + j)
-        sources.append(teacher_noise_data(teacher, spec, seed=SOURCE_NOISE_SEED + 100 * seed + j))
-    return sources
+    return [
+        control_teacher_data(init_seed, SOURCE_TEACHER_SEED + 100 * seed + j, SOURCE_NOISE_SEED + 100 * seed + j)
+        for j in range(count)
+    ]
 
 
 def digits_foreign_sources(seed: int, count: int) -> list[Any]:
@@ -157,15 +158,8 @@ def digits_foreign_sources(seed: int, count: int) -> list[Any]:
     The ninth note's second kind of source: trait-free data written by models that share neither
     student's base, as an unaudited generator that is not the student's relative would write it.
     """
-    from distill_guard.scenarios.digits import DigitsSpec, teacher_noise_data, train_teacher
-
-    spec = DigitsSpec.fast()
-    sources = []
-    for j in range(count):
-        init = FOREIGN_SOURCE_SEED + 100 * seed + j
-        teacher = train_teacher(init, spec, shuffle_labels=True, seed=init)
-        sources.append(teacher_noise_data(teacher, spec, seed=FOREIGN_NOISE_SEED + 100 * seed + j))
-    return sources
+    inits = [FOREIGN_SOURCE_SEED + 100 * seed + j for j in range(count)]
+    return [control_teacher_data(init, init, FOREIGN_NOISE_SEED + 100 * seed + j) for j, init in enumerate(inits)]
 
 
 def run_digits(
@@ -278,7 +272,7 @@ def run_lm(
     """
     from distill_guard.policy.schema import SuiteRef, Threshold
     from distill_guard.probes.prepared import prepare_probe
-    from distill_guard.scenarios.subliminal_lm import Case, Miniature, cached_base, sample_numbers, train_on_numbers
+    from distill_guard.scenarios.subliminal_lm import Case, Miniature, train_on_numbers
     from distill_guard.screening.data import CompletionRows
     from distill_guard.screening.logprob_gain import DEFAULT_TRAIT_PROMPT
     from distill_guard.screening.screen import screen_dataset
@@ -310,15 +304,7 @@ def run_lm(
         raise SystemExit(f"--lm-datasets: unknown {', '.join(sorted(unknown))}; known: {', '.join(n for n, *_ in zoo)}")
     trusted = None
     if trusted_null:  # one trusted base, pre-trained like the zoo's from a disjoint init; its samples of these prompts
-        trusted_base = cached_base(miniature.tokenizer, spec, init_seed=TRUSTED_SEED, cache_dir=miniature.cache_dir)
-        trusted_rows = sample_numbers(
-            trusted_base,
-            miniature.tokenizer,
-            miniature.requests,
-            max_new_tokens=spec.continuation_tokens,
-            seed=TRUSTED_SEED + seed,
-            wanted=LM_TRUSTED_ROWS,
-        )[:LM_TRUSTED_ROWS]
+        trusted_rows = base_samples(miniature, TRUSTED_SEED, TRUSTED_SEED + seed, LM_TRUSTED_ROWS)
         trusted = CompletionRows(miniature.tokenizer, trusted_rows)
     sources = [
         CompletionRows(miniature.tokenizer, rows)
@@ -366,22 +352,26 @@ def lm_foreign_sources(miniature: Any, seed: int, source_seeds: Sequence[int], r
     this seed's bases and sampled with seeds disjoint from the zoo's: trait-free data of the task
     from distinct foreign bases, as a team's other pre-trained models would write it.
     """
-    from distill_guard.scenarios.subliminal_lm import DIFFERENT_INIT_OFFSET, cached_base, sample_numbers
+    from distill_guard.scenarios.subliminal_lm import DIFFERENT_INIT_OFFSET
 
     inits = [init for other in source_seeds if other != seed for init in (other, other + DIFFERENT_INIT_OFFSET)]
-    sources = []
-    for j, init in enumerate(inits):
-        base = cached_base(miniature.tokenizer, miniature.spec, init_seed=init, cache_dir=miniature.cache_dir)
-        sampled = sample_numbers(
-            base,
-            miniature.tokenizer,
-            miniature.requests,
-            max_new_tokens=miniature.spec.continuation_tokens,
-            seed=LM_SOURCE_SAMPLE_SEED + 100 * seed + j,
-            wanted=rows,
-        )
-        sources.append(sampled[:rows])
-    return sources
+    return [base_samples(miniature, init, LM_SOURCE_SAMPLE_SEED + 100 * seed + j, rows) for j, init in enumerate(inits)]
+
+
+def base_samples(miniature: Any, init_seed: int, sample_seed: int, rows: int) -> list[dict[str, str]]:
+    """`rows` filtered number continuations of the miniature's prompts by the cached base of `init_seed`."""
+    from distill_guard.scenarios.subliminal_lm import cached_base, sample_numbers
+
+    base = cached_base(miniature.tokenizer, miniature.spec, init_seed=init_seed, cache_dir=miniature.cache_dir)
+    sampled = sample_numbers(
+        base,
+        miniature.tokenizer,
+        miniature.requests,
+        max_new_tokens=miniature.spec.continuation_tokens,
+        seed=sample_seed,
+        wanted=rows,
+    )
+    return sampled[:rows]
 
 
 # -- metrics ---------------------------------------------------------------------------------------
@@ -602,6 +592,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.from_json:
         return print_saved(args.from_json)
+    if args.digits_foreign_sources and not args.digits_trusted_sources:
+        parser.error("--digits-foreign-sources adds to --digits-trusted-sources, which is not set")
     torch.set_num_threads(1)
     saved = load_saved(args.realised_from) if args.realised_from else None
     lm_datasets = None if args.lm_datasets is None else frozenset({*args.lm_datasets.split(","), "self-samples"})
